@@ -1,0 +1,84 @@
+"""The ``charstudio`` command line: a thin layer over :mod:`charstudio.services`.
+
+Each command parses its options, makes one service call and renders the result. Errors
+are mapped to exit codes in :func:`main` only: usage errors exit 2, failures exit 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from charstudio import __version__
+from charstudio.cli import character, setup
+from charstudio.cli.console import Console
+from charstudio.cli.context import CliState
+from charstudio.config import EnvVars
+from charstudio.errors import CharstudioError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="charstudio",
+    help="Keep a character's identity consistent across generated images.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("init")(setup.init)
+app.add_typer(character.app, name="character")
+
+
+def _version(value: bool) -> None:
+    if value:
+        Console().info(f"charstudio {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        str | None,
+        typer.Option(
+            "--home",
+            envvar=EnvVars.HOME,
+            help="Data root (database, references, LoRAs, outputs). Default ./charstudio-data.",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """charstudio: character LoRA + IP-Adapter, ComfyUI or diffusers, identity checks."""
+    ctx.obj = CliState(home=home)
+
+
+def main() -> None:
+    """Entry point: run the app and turn charstudio errors into one line and an exit code.
+
+    Typer itself handles ``--help``, usage errors (exit 2) and ``typer.Exit``.
+    """
+    try:
+        app()
+    except CharstudioError as exc:
+        Console().error(str(exc))
+        if os.environ.get(EnvVars.DEBUG):
+            raise
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        Console().error("interrupted; nothing half-written was kept")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get(EnvVars.DEBUG):
+            raise
+        Console().error(
+            f"internal error: {exc.__class__.__name__}: {exc} "
+            f"(set {EnvVars.DEBUG}=1 for the traceback, and please report it)"
+        )
+        sys.exit(1)

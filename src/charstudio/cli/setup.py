@@ -1,0 +1,28 @@
+"""``charstudio init``: create the data root and the database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from charstudio.cli.console import Console
+from charstudio.cli.context import services_of
+
+__all__ = ["init"]
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def init(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Create the data root's folders and the database (or upgrade an older one)."""
+    console = Console(json_mode=json_output)
+    result = services_of(ctx).init()
+    if json_output:
+        console.json(result)
+        return
+    console.success(f"charstudio library ready in {result.home}")
+    console.fields(
+        "",
+        [("database", result.database), ("schema revision", result.schema_revision)],
+    )

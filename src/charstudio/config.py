@@ -1,0 +1,108 @@
+"""Settings: built once per entry point by :func:`load_settings` and passed down.
+
+Sources, strongest first: keyword arguments, environment variables ``CHARSTUDIO_*``,
+a ``charstudio.toml`` (``$CHARSTUDIO_CONFIG``, else ``./charstudio.toml``), defaults.
+Nothing below this module reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from charstudio.errors import InvalidParameter
+
+__all__ = ["EnvVars", "Settings", "load_settings"]
+
+
+class EnvVars:
+    """Names of the environment variables charstudio reads (all through ``Settings``)."""
+
+    HOME = "CHARSTUDIO_HOME"
+    DATABASE_URL = "CHARSTUDIO_DATABASE_URL"
+    CONFIG = "CHARSTUDIO_CONFIG"
+    DEBUG = "CHARSTUDIO_DEBUG"
+    COMFYUI_URL = "CHARSTUDIO_COMFYUI_URL"
+
+
+class Settings(BaseSettings):
+    """Everything charstudio can be configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="CHARSTUDIO_", extra="forbid", frozen=True)
+
+    home: Path = Field(
+        default=Path("charstudio-data"),
+        description="Data root: database, references, training sets, LoRAs, outputs.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="Any SQLAlchemy URL; default sqlite:///<home>/charstudio.db (WAL mode).",
+    )
+    debug: bool = Field(default=False, description="Show tracebacks on errors.")
+    max_image_pixels: int = Field(
+        default=64_000_000,
+        gt=0,
+        description="Refuse images with more pixels than this (decompression-bomb guard).",
+    )
+    max_image_bytes: int = Field(
+        default=200_000_000, gt=0, description="Refuse image files larger than this."
+    )
+    min_image_side: int = Field(
+        default=64, gt=0, description="Refuse reference images smaller than this on a side."
+    )
+    lock_timeout_s: float = Field(
+        default=60.0, gt=0, description="How long to wait for another process's lock."
+    )
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL in force."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'charstudio.db').absolute()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get(EnvVars.CONFIG, "charstudio.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings for one entry point (CLI, API, worker).
+
+    Raises:
+        InvalidParameter: a setting has a bad value; the message names it.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidParameter(
+            f"invalid setting ({problems}); fix the CHARSTUDIO_* variable or charstudio.toml"
+        ) from exc

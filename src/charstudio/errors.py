@@ -1,0 +1,127 @@
+"""charstudio's one exception tree.
+
+Every error a user can cause or meet is a ``CharstudioError``. Each class says what went
+wrong in its message (the problem *and* the fix) and carries the exit code the CLI uses and
+the HTTP status the API uses, so both surfaces map errors in exactly one place::
+
+    CharstudioError                       exit 1, HTTP 500
+    ├── UsageError                        exit 2, HTTP 400   the request itself is wrong
+    │   ├── InvalidName                                      unsafe or malformed name
+    │   ├── InvalidParameter                                 value out of range, unknown key
+    │   ├── UnsupportedImage                                 not an image, corrupt, too big
+    │   └── NothingToImport                                  empty folder, no image files
+    ├── NotFound                          exit 1, HTTP 404   character, image, file missing
+    ├── Conflict                          exit 1, HTTP 409
+    │   └── CharacterExists
+    ├── StorageError                      exit 1, HTTP 503   data dir unwritable, disk trouble
+    │   ├── DataDirNotWritable
+    │   └── DatabaseError
+    │       └── SchemaTooNew                                 database made by a newer version
+    ├── BackendError                      exit 1, HTTP 502   ComfyUI, models, face backends
+    │   └── BackendUnavailable                               optional backend not installed
+    └── JobFailed                         exit 1, HTTP 500
+
+Third-party exceptions are wrapped where they enter (``raise ... from exc``) so callers
+never need to know which library raised.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailable",
+    "CharacterExists",
+    "CharstudioError",
+    "Conflict",
+    "DataDirNotWritable",
+    "DatabaseError",
+    "InvalidName",
+    "InvalidParameter",
+    "JobFailed",
+    "NotFound",
+    "NothingToImport",
+    "SchemaTooNew",
+    "StorageError",
+    "UnsupportedImage",
+    "UsageError",
+]
+
+
+class CharstudioError(Exception):
+    """Root of every error charstudio raises on purpose."""
+
+    exit_code: int = 1
+    http_status: int = 500
+
+
+class UsageError(CharstudioError):
+    """The request is wrong; fixing the input fixes it."""
+
+    exit_code = 2
+    http_status = 400
+
+
+class InvalidName(UsageError):
+    """A character (or other) name that is empty, too long or unsafe as a path part."""
+
+
+class InvalidParameter(UsageError):
+    """A parameter outside its range or an unknown key."""
+
+
+class UnsupportedImage(UsageError):
+    """A file that is not a usable image: wrong format, corrupt, truncated or too large."""
+
+
+class NothingToImport(UsageError):
+    """The paths given hold no image files."""
+
+
+class NotFound(CharstudioError):
+    """A named thing does not exist."""
+
+    http_status = 404
+
+
+class Conflict(CharstudioError):
+    """The request clashes with what already exists."""
+
+    http_status = 409
+
+
+class CharacterExists(Conflict):
+    """A character with this name (ignoring case) already exists."""
+
+
+class StorageError(CharstudioError):
+    """The data directory or the database cannot be used."""
+
+    http_status = 503
+
+
+class DataDirNotWritable(StorageError):
+    """``$CHARSTUDIO_HOME`` is read-only or cannot be created."""
+
+
+class DatabaseError(StorageError):
+    """The database cannot be opened, migrated or written."""
+
+
+class SchemaTooNew(DatabaseError):
+    """The database was made by a newer charstudio than this one."""
+
+
+class BackendError(CharstudioError):
+    """A generation, face or model backend failed."""
+
+    http_status = 502
+
+
+class BackendUnavailable(BackendError):
+    """An optional backend is not installed or has no models."""
+
+    http_status = 503
+
+
+class JobFailed(CharstudioError):
+    """A background job ended in failure."""

@@ -1,0 +1,39 @@
+"""The character library: database, asset store, characters and their consistency profile."""
+
+from charstudio.library.characters import Library
+from charstudio.library.database import Database, head_revision, open_database
+from charstudio.library.profile import (
+    METHOD_DEFAULTS,
+    CharacterConsistencyProfile,
+    GenerationParams,
+    Method,
+    Overrides,
+)
+from charstudio.library.store import AssetStore
+from charstudio.library.types import (
+    CharacterDetail,
+    CharacterSummary,
+    ImageLimits,
+    ImportResult,
+    ProgressCallback,
+    RemoveResult,
+)
+
+__all__ = [
+    "METHOD_DEFAULTS",
+    "AssetStore",
+    "CharacterConsistencyProfile",
+    "CharacterDetail",
+    "CharacterSummary",
+    "Database",
+    "GenerationParams",
+    "ImageLimits",
+    "ImportResult",
+    "Library",
+    "Method",
+    "Overrides",
+    "ProgressCallback",
+    "RemoveResult",
+    "head_revision",
+    "open_database",
+]

@@ -1,0 +1,157 @@
+"""Reading image files safely: probe, fully decode, normalise orientation and colour.
+
+Every image that enters charstudio passes :func:`probe_image` first: it reads the header,
+refuses decompression bombs *before* decoding (the pixel limit is a setting), then decodes
+the whole file so truncated or corrupt data is caught at the door rather than mid-training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from charstudio.errors import UnsupportedImage
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageInfo",
+    "load_rgb",
+    "open_normalised",
+    "probe_image",
+    "sha256_file",
+]
+
+# Formats charstudio accepts, by Pillow's format name -> the suffix the store uses.
+_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What :func:`probe_image` learned about a file."""
+
+    path: Path
+    sha256: str
+    format: str
+    suffix: str
+    width: int
+    height: int
+    mode: str
+    size_bytes: int
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def probe_image(path: Path, *, max_pixels: int, max_bytes: int, min_side: int = 1) -> ImageInfo:
+    """Check that ``path`` is a complete, decodable image of acceptable size.
+
+    Width and height are reported as displayed, i.e. after the EXIF orientation.
+
+    Raises:
+        UnsupportedImage: unreadable, not an image, unsupported format, too many pixels,
+            too large a file, too small, truncated or corrupt. The message names the file.
+    """
+    try:
+        size_bytes = path.stat().st_size
+    except OSError as exc:
+        raise UnsupportedImage(f"{path}: cannot read ({exc.strerror}); check the path") from exc
+    if size_bytes > max_bytes:
+        raise UnsupportedImage(
+            f"{path}: file is {size_bytes:,} bytes, over the {max_bytes:,}-byte limit; "
+            "downscale it or raise CHARSTUDIO_MAX_IMAGE_BYTES"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                fmt = img.format or "?"
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise UnsupportedImage(
+                        f"{path}: {width}x{height} is {width * height:,} pixels, over the "
+                        f"{max_pixels:,}-pixel limit (decompression-bomb guard); downscale it "
+                        "or raise CHARSTUDIO_MAX_IMAGE_PIXELS"
+                    )
+                if fmt not in _FORMATS:
+                    raise UnsupportedImage(
+                        f"{path}: {fmt} images are not supported; convert to PNG, JPEG or WEBP"
+                    )
+                img.load()  # full decode: catches truncated and corrupt data
+                mode = img.mode
+                transposed = ImageOps.exif_transpose(img)
+                width, height = transposed.size
+    except UnsupportedImage:
+        raise
+    except UnidentifiedImageError as exc:
+        raise UnsupportedImage(
+            f"{path}: not an image file (or a format Pillow cannot read); use PNG, JPEG or WEBP"
+        ) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UnsupportedImage(
+            f"{path}: too many pixels (decompression-bomb guard); downscale it"
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnsupportedImage(
+            f"{path}: corrupt or truncated image ({exc}); re-export or re-download it"
+        ) from exc
+    if min(width, height) < min_side:
+        raise UnsupportedImage(
+            f"{path}: {width}x{height} is smaller than {min_side} pixels on a side; "
+            "use a larger image"
+        )
+    return ImageInfo(
+        path=path,
+        sha256=sha256_file(path),
+        format=fmt,
+        suffix=_FORMATS[fmt],
+        width=width,
+        height=height,
+        mode=mode,
+        size_bytes=size_bytes,
+    )
+
+
+def open_normalised(path: Path) -> Image.Image:
+    """Open an image upright (EXIF orientation applied) in 8-bit RGB.
+
+    Greyscale, palette, CMYK, 16-bit and alpha images all come back as RGB; transparent
+    pixels are composited onto white, the usual background for character sheets.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            upright = ImageOps.exif_transpose(img)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnsupportedImage(f"{path}: cannot decode ({exc})") from exc
+    return _to_rgb(upright)
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """:func:`open_normalised` as a ``(height, width, 3)`` uint8 array."""
+    return np.asarray(open_normalised(path), dtype=np.uint8)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit greyscale: scale to 8 bits instead of clipping.
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / peak * 255.0, 0, 255).astype(np.uint8), mode="L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")

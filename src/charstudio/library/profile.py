@@ -1,0 +1,236 @@
+"""The character consistency profile: which method a character can use, with which parameters.
+
+This is the original system's ``CharacterConsistencyProfile``, computed from what the
+library holds instead of from hard-coded paths. The method follows from the assets:
+
+=================  ===============================  ======  ========  ====  =====  =======
+method             when                             LoRA    IP-Adapt  cfg   steps  denoise
+=================  ===============================  ======  ========  ====  =====  =======
+lora_ipadapter     LoRA and face identity exist     0.7     0.6       7.0   25     1.0
+lora_only          LoRA only                        0.8     --        7.5   30     1.0
+ipadapter_only     face identity only               --      0.8       8.0   30     1.0
+img2img            neither (fallback)               --      --        7.5   30     0.4
+=================  ===============================  ======  ========  ====  =====  =======
+
+(DESIGN.md, "The consistency methods".) A character may override any parameter, and may
+pin a method its assets allow; overrides that a method does not use are kept but unused.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from charstudio.errors import InvalidParameter
+
+__all__ = [
+    "METHOD_DEFAULTS",
+    "RECOMMENDED_RANGES",
+    "Assets",
+    "CharacterConsistencyProfile",
+    "GenerationParams",
+    "Method",
+    "Overrides",
+    "build_profile",
+    "feasible_methods",
+    "select_method",
+]
+
+Method = Literal["lora_ipadapter", "lora_only", "ipadapter_only", "img2img"]
+METHODS: tuple[Method, ...] = get_args(Method)
+
+
+class GenerationParams(BaseModel):
+    """Parameters a generation uses; ``None`` where the method does not use a value."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lora_strength: float | None
+    ipadapter_strength: float | None
+    cfg: float
+    steps: int
+    denoise: float
+
+
+METHOD_DEFAULTS: dict[Method, GenerationParams] = {
+    "lora_ipadapter": GenerationParams(
+        lora_strength=0.7, ipadapter_strength=0.6, cfg=7.0, steps=25, denoise=1.0
+    ),
+    "lora_only": GenerationParams(
+        lora_strength=0.8, ipadapter_strength=None, cfg=7.5, steps=30, denoise=1.0
+    ),
+    "ipadapter_only": GenerationParams(
+        lora_strength=None, ipadapter_strength=0.8, cfg=8.0, steps=30, denoise=1.0
+    ),
+    "img2img": GenerationParams(
+        lora_strength=None, ipadapter_strength=None, cfg=7.5, steps=30, denoise=0.4
+    ),
+}
+
+# DESIGN.md: "Recommended ranges: LoRA 0.6-0.8, IP-Adapter 0.5-0.7".
+RECOMMENDED_RANGES: dict[str, tuple[float, float]] = {
+    "lora_strength": (0.6, 0.8),
+    "ipadapter_strength": (0.5, 0.7),
+}
+
+
+# Which methods use a parameter; cfg and steps are used by all. txt2img methods always
+# denoise fully, so a denoise override only reaches img2img.
+_USED_BY: dict[str, tuple[Method, ...]] = {
+    "lora_strength": ("lora_ipadapter", "lora_only"),
+    "ipadapter_strength": ("lora_ipadapter", "ipadapter_only"),
+    "denoise": ("img2img",),
+}
+
+
+class Overrides(BaseModel):
+    """Per-character overrides of the method defaults (unset fields keep the default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Method | None = None
+    lora_strength: float | None = Field(default=None, ge=0.0, le=2.0)
+    ipadapter_strength: float | None = Field(default=None, ge=0.0, le=2.0)
+    cfg: float | None = Field(default=None, ge=1.0, le=30.0)
+    steps: int | None = Field(default=None, ge=1, le=150)
+    denoise: float | None = Field(default=None, gt=0.0, le=1.0)
+
+
+class Assets(BaseModel):
+    """What the library holds for a character, as far as the method choice cares."""
+
+    model_config = ConfigDict(frozen=True)
+
+    has_lora: bool
+    has_embedding: bool
+    reference_images_count: int
+    training_images_count: int
+    lora_version: int | None = None
+    lora_path: str | None = None
+    embedding_path: str | None = None
+
+
+class CharacterConsistencyProfile(BaseModel):
+    """How a character is generated consistently, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    trigger_word: str
+    has_lora: bool
+    has_embedding: bool
+    reference_images_count: int
+    training_images_count: int
+    lora_version: int | None
+    lora_path: str | None
+    embedding_path: str | None
+    method: Method
+    method_reason: str
+    available_methods: list[Method]
+    params: GenerationParams
+    overrides: dict[str, float | int | str]
+    recommended_ranges: dict[str, tuple[float, float]]
+    warnings: list[str]
+
+
+def feasible_methods(assets: Assets) -> list[Method]:
+    """Methods the character's assets allow, best first."""
+    methods: list[Method] = []
+    if assets.has_lora and assets.has_embedding:
+        methods.append("lora_ipadapter")
+    if assets.has_lora:
+        methods.append("lora_only")
+    if assets.has_embedding:
+        methods.append("ipadapter_only")
+    methods.append("img2img")
+    return methods
+
+
+def select_method(assets: Assets) -> tuple[Method, str]:
+    """The best method the assets allow, and a sentence saying why."""
+    if assets.has_lora and assets.has_embedding:
+        return "lora_ipadapter", "a LoRA and a face identity exist"
+    if assets.has_lora:
+        return "lora_only", "a LoRA exists but no face identity (run `charstudio faces extract`)"
+    if assets.has_embedding:
+        return "ipadapter_only", "a face identity exists but no LoRA (run `charstudio train`)"
+    return "img2img", "no LoRA and no face identity yet: img2img from a reference image"
+
+
+def parse_overrides(raw: dict[str, object]) -> Overrides:
+    """Validate stored or user-given overrides.
+
+    Raises:
+        InvalidParameter: naming each bad key and its allowed range.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return Overrides.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'overrides'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise InvalidParameter(f"invalid override ({problems})") from exc
+
+
+def build_profile(
+    *, name: str, trigger_word: str, assets: Assets, overrides: Overrides
+) -> CharacterConsistencyProfile:
+    """Compute the profile: method from assets (or a feasible pinned one), then parameters."""
+    warnings: list[str] = []
+    available = feasible_methods(assets)
+    method, reason = select_method(assets)
+    if overrides.method is not None:
+        if overrides.method in available:
+            method, reason = overrides.method, "pinned by the character's overrides"
+        else:
+            warnings.append(
+                f"pinned method {overrides.method!r} is not possible now "
+                f"({_missing_for(overrides.method, assets)}); using {method!r}"
+            )
+    if assets.reference_images_count == 0:
+        warnings.append("no reference images: add some with `charstudio character import`")
+    params = _apply(method, overrides)
+    for key, (low, high) in RECOMMENDED_RANGES.items():
+        value = getattr(params, key)
+        if value is not None and not low <= value <= high:
+            warnings.append(f"{key} {value} is outside the recommended range {low}-{high}")
+    return CharacterConsistencyProfile(
+        name=name,
+        trigger_word=trigger_word,
+        has_lora=assets.has_lora,
+        has_embedding=assets.has_embedding,
+        reference_images_count=assets.reference_images_count,
+        training_images_count=assets.training_images_count,
+        lora_version=assets.lora_version,
+        lora_path=assets.lora_path,
+        embedding_path=assets.embedding_path,
+        method=method,
+        method_reason=reason,
+        available_methods=available,
+        params=params,
+        overrides=overrides.model_dump(exclude_none=True),
+        recommended_ranges=RECOMMENDED_RANGES,
+        warnings=warnings,
+    )
+
+
+def _apply(method: Method, overrides: Overrides) -> GenerationParams:
+    """Override the values the method uses; values it does not use stay ``None``."""
+    values = METHOD_DEFAULTS[method].model_dump()
+    for key, value in overrides.model_dump(exclude_none=True, exclude={"method"}).items():
+        if method in _USED_BY.get(key, METHODS):
+            values[key] = value
+    return GenerationParams(**values)
+
+
+def _missing_for(method: Method, assets: Assets) -> str:
+    missing = []
+    if method in ("lora_ipadapter", "lora_only") and not assets.has_lora:
+        missing.append("no LoRA")
+    if method in ("lora_ipadapter", "ipadapter_only") and not assets.has_embedding:
+        missing.append("no face identity")
+    return " and ".join(missing)

@@ -1,0 +1,168 @@
+"""The asset store: where every file of the library lives under ``$CHARSTUDIO_HOME``.
+
+Layout (DESIGN.md)::
+
+    charstudio.db
+    character_data/references/<name>/<sha256>.<ext>
+    character_data/training_sets/<name>/...
+    character_data/embeddings/<name>_face.{pt,npy,json}
+    character_data/lora_models/<name>_v<N>.safetensors
+    workflows/templates/*.json, workflows/generated/*.json
+    outputs/<name>/<job>/*.png
+    locks/<name>.lock
+
+Files are written to a temporary name in the destination folder and renamed last, so a
+killed process never leaves a half-written file under a real name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from charstudio.errors import Conflict, DataDirNotWritable
+
+__all__ = ["AssetStore", "atomic_write_bytes"]
+
+_TMP_PREFIX = ".tmp-"
+
+
+class AssetStore:
+    """Paths of the data root, and safe ways to write into it."""
+
+    def __init__(self, home: Path, *, lock_timeout_s: float = 60.0) -> None:
+        self.home = home.absolute()
+        self.lock_timeout_s = lock_timeout_s
+
+    # -- layout -----------------------------------------------------------------------
+    @property
+    def character_data(self) -> Path:
+        return self.home / "character_data"
+
+    def references_dir(self, name: str) -> Path:
+        return self.character_data / "references" / name
+
+    def training_set_dir(self, name: str) -> Path:
+        return self.character_data / "training_sets" / name
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return self.character_data / "embeddings"
+
+    @property
+    def lora_dir(self) -> Path:
+        return self.character_data / "lora_models"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.home / "workflows" / "templates"
+
+    @property
+    def generated_workflows_dir(self) -> Path:
+        return self.home / "workflows" / "generated"
+
+    def outputs_dir(self, name: str) -> Path:
+        return self.home / "outputs" / name
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.home / "locks"
+
+    def layout(self) -> list[Path]:
+        """Every folder of an initialised data root."""
+        return [
+            self.character_data / "references",
+            self.character_data / "training_sets",
+            self.embeddings_dir,
+            self.lora_dir,
+            self.templates_dir,
+            self.generated_workflows_dir,
+            self.home / "outputs",
+            self.locks_dir,
+        ]
+
+    # -- checks and creation -----------------------------------------------------------
+    def ensure_writable(self) -> None:
+        """Create the data root if needed and prove it is writable with a real write.
+
+        A permission check alone is not enough: root passes ``os.access`` on a read-only
+        mount, so this writes and removes a probe file.
+
+        Raises:
+            DataDirNotWritable: the folder cannot be created or written.
+        """
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self.home)
+            os.close(fd)
+            Path(probe).unlink()
+        except OSError as exc:
+            raise DataDirNotWritable(
+                f"the data directory {self.home} is not writable ({exc.strerror}); "
+                "fix its permissions or set CHARSTUDIO_HOME to a writable folder"
+            ) from exc
+
+    def create_layout(self) -> None:
+        """Create every folder of the layout (idempotent)."""
+        self.ensure_writable()
+        for folder in self.layout():
+            folder.mkdir(parents=True, exist_ok=True)
+
+    # -- writing ----------------------------------------------------------------------
+    def copy_in(self, source: Path, destination: Path) -> bool:
+        """Copy ``source`` to ``destination`` atomically; the source is only read.
+
+        Returns:
+            ``False`` when the destination already exists (content-addressed: same bytes).
+        """
+        if destination.exists():
+            return False
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with _temporary_beside(destination) as tmp:
+            shutil.copyfile(source, tmp)
+            tmp.replace(destination)
+        return True
+
+    @contextlib.contextmanager
+    def character_lock(self, name: str) -> Iterator[None]:
+        """Hold the per-character lock: one process at a time changes a character's files.
+
+        Raises:
+            Conflict: another process held the lock for longer than the timeout.
+        """
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.locks_dir / f"{name.lower()}.lock")
+        try:
+            with lock.acquire(timeout=self.lock_timeout_s):
+                yield
+        except Timeout as exc:
+            raise Conflict(
+                f"character {name!r} is being changed by another charstudio process; "
+                "wait for it to finish and try again"
+            ) from exc
+
+
+def atomic_write_bytes(destination: Path, data: bytes) -> None:
+    """Write ``data`` to ``destination`` through a temporary file and a rename."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with _temporary_beside(destination) as tmp:
+        tmp.write_bytes(data)
+        tmp.replace(destination)
+
+
+@contextlib.contextmanager
+def _temporary_beside(destination: Path) -> Iterator[Path]:
+    """A temporary path in the destination's folder, removed if the rename never happens."""
+    fd, name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=destination.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,107 @@
+"""Typed results of the library service (what the CLI prints and the API returns)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from charstudio.library.profile import CharacterConsistencyProfile, Method
+
+__all__ = [
+    "CharacterDetail",
+    "CharacterSummary",
+    "DuplicateImage",
+    "ImageLimits",
+    "ImportResult",
+    "ImportedImage",
+    "ProgressCallback",
+    "ReferenceInfo",
+    "RemoveResult",
+    "SkippedFile",
+]
+
+ProgressCallback = Callable[[int, int, str], None]
+"""``progress(done, total, message)``, called as long work advances."""
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ImageLimits(_Result):
+    """Limits every imported image must meet (from the settings)."""
+
+    max_pixels: int
+    max_bytes: int
+    min_side: int
+
+
+class ImportedImage(_Result):
+    sha256: str
+    original_name: str
+    source: str
+    stored_path: str
+    width: int
+    height: int
+    size_bytes: int
+    format: str
+
+
+class DuplicateImage(_Result):
+    source: str
+    sha256: str
+    duplicate_of: str  # original name of the image already in the library or batch
+
+
+class SkippedFile(_Result):
+    source: str
+    reason: str
+
+
+class ImportResult(_Result):
+    character: str
+    created: bool
+    added: list[ImportedImage]
+    duplicates: list[DuplicateImage]
+    skipped: list[SkippedFile]
+
+
+class ReferenceInfo(_Result):
+    id: int
+    sha256: str
+    original_name: str
+    stored_path: str
+    width: int
+    height: int
+    size_bytes: int
+    format: str
+    added_at: datetime
+
+
+class CharacterSummary(_Result):
+    name: str
+    trigger_word: str
+    reference_images: int
+    method: Method
+    has_lora: bool
+    has_embedding: bool
+    created_at: datetime
+
+
+class CharacterDetail(_Result):
+    name: str
+    trigger_word: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    profile: CharacterConsistencyProfile
+    references: list[ReferenceInfo]
+
+
+class RemoveResult(_Result):
+    name: str
+    purged: bool
+    files_kept: list[str]
+    files_removed: list[str]

@@ -1,0 +1,85 @@
+"""The composition root: every service built from one :class:`Settings`, in one place.
+
+Entry points (CLI, API, worker) call :func:`build_services` once and pass what it returns
+down; nothing else constructs services or reads settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from pydantic import BaseModel, ConfigDict
+
+from charstudio.config import Settings
+from charstudio.library import (
+    AssetStore,
+    Database,
+    ImageLimits,
+    Library,
+    head_revision,
+    open_database,
+)
+
+__all__ = ["InitResult", "Services", "build_services"]
+
+
+class InitResult(BaseModel):
+    """What ``charstudio init`` set up."""
+
+    model_config = ConfigDict(frozen=True)
+
+    home: str
+    database: str
+    schema_revision: str
+    folders: list[str]
+
+
+@dataclass
+class Services:
+    """charstudio's services; the database opens on first use, not at start-up."""
+
+    settings: Settings
+
+    @cached_property
+    def store(self) -> AssetStore:
+        return AssetStore(self.settings.home, lock_timeout_s=self.settings.lock_timeout_s)
+
+    @cached_property
+    def db(self) -> Database:
+        if self.settings.database_url is None:
+            # The default SQLite file lives in the data root, so the root must exist first.
+            self.store.ensure_writable()
+        return open_database(self.settings.db_url)
+
+    @cached_property
+    def library(self) -> Library:
+        return Library(
+            db=self.db,
+            store=self.store,
+            limits=ImageLimits(
+                max_pixels=self.settings.max_image_pixels,
+                max_bytes=self.settings.max_image_bytes,
+                min_side=self.settings.min_image_side,
+            ),
+        )
+
+    def init(self) -> InitResult:
+        """Create the data root's folders and the database at the newest schema."""
+        self.store.create_layout()
+        db = self.db
+        return InitResult(
+            home=str(self.store.home),
+            database=db.engine.url.render_as_string(hide_password=True),
+            schema_revision=head_revision(),
+            folders=[str(p) for p in self.store.layout()],
+        )
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.engine.dispose()
+
+
+def build_services(settings: Settings) -> Services:
+    """Build the services for one entry point."""
+    return Services(settings=settings)
