@@ -16,6 +16,7 @@ from charstudio import __version__
 from charstudio.cli import character, setup
 from charstudio.cli.console import Console
 from charstudio.cli.context import CliState
+from charstudio.cli.demo import demo
 from charstudio.config import EnvVars
 from charstudio.errors import CharstudioError
 
@@ -29,6 +30,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("init")(setup.init)
+app.command("demo")(demo)
 app.add_typer(character.app, name="character")
 
 

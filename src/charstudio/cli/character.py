@@ -28,7 +28,7 @@ def add(
     ctx: typer.Context,
     name: NameArg,
     images: Annotated[
-        list[Path],
+        list[str],
         typer.Option(
             "--images", "-i", help="Image files or folders (repeatable).", show_default=False
         ),
@@ -45,7 +45,7 @@ def add(
     with console.progress("Checking images") as progress:
         result = services_of(ctx).library.create(
             name,
-            images,
+            [Path(p) for p in images],
             trigger_word=trigger_word,
             description=description,
             skip_bad=skip_bad,
@@ -58,7 +58,7 @@ def add(
 def import_(
     ctx: typer.Context,
     name: NameArg,
-    images: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
+    images: Annotated[list[str], typer.Argument(help="Image files or folders.")],
     skip_bad: SkipBadOption = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -66,7 +66,7 @@ def import_(
     console = Console(json_mode=json_output)
     with console.progress("Checking images") as progress:
         result = services_of(ctx).library.import_images(
-            name, images, skip_bad=skip_bad, progress=progress
+            name, [Path(p) for p in images], skip_bad=skip_bad, progress=progress
         )
     _render_import(console, result)
 

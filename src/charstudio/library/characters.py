@@ -35,6 +35,7 @@ from charstudio.library.names import (
 )
 from charstudio.library.profile import (
     CharacterConsistencyProfile,
+    Overrides,
     build_profile,
     feasible_methods,
     parse_overrides,
@@ -257,10 +258,10 @@ class Library:
             character = self._require(session, name)
             merged = {**character.overrides, **changes}
             for key in reset or []:
-                if key not in parse_overrides({}).model_fields:
+                if key not in Overrides.model_fields:
                     raise InvalidParameter(
                         f"cannot reset {key!r}: not an override; known: "
-                        + ", ".join(parse_overrides({}).model_fields)
+                        + ", ".join(Overrides.model_fields)
                     )
                 merged.pop(key, None)
             parsed = parse_overrides(merged)

@@ -30,6 +30,8 @@ __all__ = [
 _FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 _HASH_CHUNK = 1 << 20
+_EXIF_ORIENTATION = 0x0112
+_ROTATED_90 = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,12 @@ def probe_image(path: Path, *, max_pixels: int, max_bytes: int, min_side: int = 
     """
     try:
         size_bytes = path.stat().st_size
+        with path.open("rb"):
+            pass
     except OSError as exc:
-        raise UnsupportedImage(f"{path}: cannot read ({exc.strerror}); check the path") from exc
+        raise UnsupportedImage(
+            f"{path}: cannot read ({exc.strerror}); check the path and its permissions"
+        ) from exc
     if size_bytes > max_bytes:
         raise UnsupportedImage(
             f"{path}: file is {size_bytes:,} bytes, over the {max_bytes:,}-byte limit; "
@@ -75,7 +81,8 @@ def probe_image(path: Path, *, max_pixels: int, max_bytes: int, min_side: int = 
         )
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own pixel limit (below) decides; Pillow's warning would only duplicate it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 fmt = img.format or "?"
                 width, height = img.size
@@ -91,17 +98,17 @@ def probe_image(path: Path, *, max_pixels: int, max_bytes: int, min_side: int = 
                     )
                 img.load()  # full decode: catches truncated and corrupt data
                 mode = img.mode
-                transposed = ImageOps.exif_transpose(img)
-                width, height = transposed.size
+                if img.getexif().get(_EXIF_ORIENTATION) in _ROTATED_90:
+                    width, height = height, width
     except UnsupportedImage:
         raise
     except UnidentifiedImageError as exc:
         raise UnsupportedImage(
             f"{path}: not an image file (or a format Pillow cannot read); use PNG, JPEG or WEBP"
         ) from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's hard limit, 2x its warning size
         raise UnsupportedImage(
-            f"{path}: too many pixels (decompression-bomb guard); downscale it"
+            f"{path}: too many pixels, refused before decoding ({exc}); downscale it"
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnsupportedImage(

@@ -44,6 +44,11 @@ def collect_files(paths: list[Path]) -> tuple[list[Path], list[SkippedFile]]:
             raise UsageError(f"{path}: no such file or folder; check the path")
         if path.is_dir():
             found, left_out = _walk(path)
+            if not found:
+                raise NothingToImport(
+                    f"{path}: folder holds no image files (PNG, JPEG, WEBP, BMP, TIFF); "
+                    "check the path"
+                )
             files.extend(found)
             skipped.extend(left_out)
         else:

@@ -194,9 +194,11 @@ def build_profile(
     if assets.reference_images_count == 0:
         warnings.append("no reference images: add some with `charstudio character import`")
     params = _apply(method, overrides)
+    # Only a user's own values are checked: DESIGN.md's ipadapter_only default (0.8) is
+    # itself outside the range, which was given for the combined method.
     for key, (low, high) in RECOMMENDED_RANGES.items():
         value = getattr(params, key)
-        if value is not None and not low <= value <= high:
+        if value is not None and getattr(overrides, key) is not None and not low <= value <= high:
             warnings.append(f"{key} {value} is outside the recommended range {low}-{high}")
     return CharacterConsistencyProfile(
         name=name,

@@ -1,0 +1,5 @@
+"""``python -m charstudio`` runs the CLI."""
+
+from charstudio.cli import main
+
+main()

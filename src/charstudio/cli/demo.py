@@ -1,0 +1,47 @@
+"""``charstudio demo``: the pipeline end to end on bundled sample photos."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from charstudio.cli.console import Console
+from charstudio.config import load_settings
+from charstudio.demo import DemoStep, run_demo
+from charstudio.services import build_services
+
+__all__ = ["demo"]
+
+
+def demo(
+    home: Annotated[
+        str, typer.Option(help="Data root for the demo (kept separate from your library).")
+    ] = "demo-output",
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Show what charstudio does, end to end, on bundled public-domain photos."""
+    from pathlib import Path
+
+    console = Console(json_mode=json_output)
+    services = build_services(load_settings(home=Path(home)))
+
+    def show(step: DemoStep) -> None:
+        console.success(f"{step.number}. {step.title}: {step.summary}")
+        console.info(f"   $ {step.command}")
+
+    try:
+        report = run_demo(services, on_step=show)
+    finally:
+        services.close()
+    if json_output:
+        console.json(report)
+        return
+    profile = report.profile
+    console.fields(
+        f"{profile.name}: how it will be generated",
+        [(k, v) for k, v in profile.params.model_dump().items() if v is not None],
+    )
+    console.info(
+        f"Explore it: CHARSTUDIO_HOME={report.init.home} charstudio character show {profile.name}"
+    )

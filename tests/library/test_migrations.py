@@ -1,0 +1,107 @@
+"""The schema: migrations agree with the models, upgrade in place, refuse the future."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
+
+from charstudio.errors import DatabaseError, SchemaTooNew
+from charstudio.library.database import alembic_config, head_revision, open_database
+from charstudio.library.models import Base
+
+FIRST = "0001"
+
+
+def url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def test_migrations_create_exactly_the_models_schema(tmp_path: Path) -> None:
+    db = open_database(url(tmp_path / "x.db"))
+    with db.engine.connect() as conn:
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+        )
+    assert diff == []
+    assert db.revision == head_revision()
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    db = open_database(url(tmp_path / "x.db"))
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_every_revision_upgrades_and_downgrades(tmp_path: Path) -> None:
+    """The stairway: each revision up, down and up again on an empty database."""
+    config = alembic_config(url(tmp_path / "stairs.db"))
+    revisions = list(reversed(list(ScriptDirectory.from_config(config).walk_revisions())))
+    assert revisions[0].revision == FIRST
+    for rev in revisions:
+        command.upgrade(config, rev.revision)
+        command.downgrade(config, rev.down_revision or "base")
+        command.upgrade(config, rev.revision)
+
+
+def test_a_database_at_the_first_schema_upgrades_in_place_keeping_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    command.upgrade(alembic_config(url(path)), FIRST)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO characters (id, name, name_key, trigger_word, description, overrides,"
+            " created_at, updated_at) VALUES (1, 'yuki', 'yuki', 'yukicharacter', '',"
+            " '{\"cfg\": 6.0}', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+        conn.execute(
+            "INSERT INTO reference_images (character_id, sha256, original_name, format, suffix,"
+            " size_bytes, width, height, added_at) VALUES (1, 'ab', 'a.png', 'PNG', 'png', 10,"
+            " 64, 64, '2026-01-01 00:00:00')"
+        )
+    db = open_database(url(path))
+    assert db.revision == head_revision()
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT name, overrides FROM characters")).one() == (
+            "yuki",
+            '{"cfg": 6.0}',
+        )
+        assert conn.execute(text("SELECT count(*) FROM reference_images")).scalar() == 1
+    if head_revision() != FIRST:
+        assert (tmp_path / f"old.db.bak-{FIRST}").is_file()
+
+
+def test_a_database_from_the_future_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    open_database(url(path)).engine.dispose()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    before = path.read_bytes()
+    with pytest.raises(SchemaTooNew) as info:
+        open_database(url(path))
+    message = str(info.value)
+    assert "schema revision '9999_from_the_future', which this charstudio does not know" in message
+    assert "upgrade charstudio" in message
+    assert path.read_bytes() == before
+
+
+def test_a_database_of_something_else_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    engine = create_engine(url(path))
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE invoices (id INTEGER)"))
+    engine.dispose()
+    with pytest.raises(DatabaseError, match="holds tables that are not a charstudio library"):
+        open_database(url(path))
+
+
+def test_an_unopenable_database_names_the_problem(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(DatabaseError, match="cannot open the database"):
+        open_database(url(tmp_path / "dir.db"))

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from charstudio.demo import sample_images
+from tests.conftest import CliRunner
+
+
+def test_samples_are_bundled_images() -> None:
+    names = [p.name for p in sample_images()]
+    assert names == ["obama_2009.jpg", "obama_2010.jpg", "obama_2012.jpg"]
+
+
+def test_demo_runs_end_to_end_and_again(cli: CliRunner, tmp_path: Path) -> None:
+    first = cli("demo", "--home", str(tmp_path / "demo"), "--json")
+    assert first.code == 0, first.err
+    report = json.loads(first.out)
+    assert [s["title"] for s in report["steps"]] == ["library", "references", "profile"]
+    assert len(report["added"]["added"]) == 3
+    assert len(report["reimported"]["duplicates"]) == 1
+    assert report["profile"]["method"] == "img2img"
+    again = cli("demo", "--home", str(tmp_path / "demo"))
+    assert again.code == 0, again.err
+    assert "3. profile: method img2img" in again.out
