@@ -125,6 +125,12 @@ class ReferenceImage(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Face analysis (revision 0002): ok | no_face | several_faces | face_too_small |
+    # outlier, with the box, similarity to the identity and the reason in face_details.
+    face_status: Mapped[str | None] = mapped_column(String(16))
+    face_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The IP-Adapter reference: "auto" (chosen by the face engine) or "user"; NULL if not.
+    ipadapter_reference: Mapped[str | None] = mapped_column(String(8))
 
     character: Mapped[Character] = relationship(back_populates="references")
 

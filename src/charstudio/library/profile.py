@@ -201,15 +201,9 @@ def build_profile(
         if value is not None and getattr(overrides, key) is not None and not low <= value <= high:
             warnings.append(f"{key} {value} is outside the recommended range {low}-{high}")
     return CharacterConsistencyProfile(
+        **assets.model_dump(),
         name=name,
         trigger_word=trigger_word,
-        has_lora=assets.has_lora,
-        has_embedding=assets.has_embedding,
-        reference_images_count=assets.reference_images_count,
-        training_images_count=assets.training_images_count,
-        lora_version=assets.lora_version,
-        lora_path=assets.lora_path,
-        embedding_path=assets.embedding_path,
         method=method,
         method_reason=reason,
         available_methods=available,
