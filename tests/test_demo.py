@@ -16,10 +16,18 @@ def test_demo_runs_end_to_end_and_again(cli: CliRunner, tmp_path: Path) -> None:
     first = cli("demo", "--home", str(tmp_path / "demo"), "--json")
     assert first.code == 0, first.err
     report = json.loads(first.out)
-    assert [s["title"] for s in report["steps"]] == ["library", "references", "profile"]
+    assert [s["title"] for s in report["steps"]] == [
+        "library",
+        "references",
+        "identity",
+        "scores",
+        "profile",
+    ]
     assert len(report["added"]["added"]) == 3
     assert len(report["reimported"]["duplicates"]) == 1
-    assert report["profile"]["method"] == "img2img"
+    assert report["identity"]["inliers"] == 3
+    assert (report["scores"]["passed"], report["scores"]["total"]) == (3, 4)
+    assert report["profile"]["method"] == "ipadapter_only"
     again = cli("demo", "--home", str(tmp_path / "demo"))
     assert again.code == 0, again.err
-    assert "3. profile: method img2img" in again.out
+    assert "5. profile: method ipadapter_only" in again.out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -61,6 +61,25 @@ class Settings(BaseSettings):
     )
     lock_timeout_s: float = Field(
         default=60.0, gt=0, description="How long to wait for another process's lock."
+    )
+    face_backend: Literal["dlib", "insightface"] = Field(
+        default="dlib",
+        description="Face identity backend: dlib (CC0 weights, commercial use allowed) or "
+        "insightface (stronger; its model packs are licensed for non-commercial use only).",
+    )
+    face_model_root: Path | None = Field(
+        default=None,
+        description="dlib: folder of .dat files (default: face-recognition-models); "
+        "insightface: pack root, e.g. ComfyUI's models/insightface (default ~/.insightface).",
+    )
+    face_pack: str | None = Field(
+        default=None, description="insightface pack name (default buffalo_l, then antelopev2)."
+    )
+    face_detector: Literal["hog", "cnn"] = Field(
+        default="hog", description="dlib face detector: hog (fast) or cnn (more recall)."
+    )
+    face_workers: int = Field(
+        default=2, ge=1, le=64, description="Processes used to analyse faces in a folder."
     )
 
     @field_validator("home")

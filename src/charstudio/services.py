@@ -12,6 +12,8 @@ from functools import cached_property
 from pydantic import BaseModel, ConfigDict
 
 from charstudio.config import Settings
+from charstudio.faces.registry import BackendSpec
+from charstudio.faces.service import FaceService
 from charstudio.library import (
     AssetStore,
     Database,
@@ -62,6 +64,21 @@ class Services:
                 max_bytes=self.settings.max_image_bytes,
                 min_side=self.settings.min_image_side,
             ),
+        )
+
+    @cached_property
+    def faces(self) -> FaceService:
+        settings = self.settings
+        return FaceService(
+            library=self.library,
+            store=self.store,
+            spec=BackendSpec(
+                name=settings.face_backend,
+                model_root=settings.face_model_root,
+                pack=settings.face_pack,
+                detector=settings.face_detector,
+            ),
+            workers=settings.face_workers,
         )
 
     def init(self) -> InitResult:

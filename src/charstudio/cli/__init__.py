@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from charstudio import __version__
-from charstudio.cli import character, setup
+from charstudio.cli import character, faces, setup
 from charstudio.cli.console import Console
 from charstudio.cli.context import CliState
 from charstudio.cli.demo import demo
@@ -32,6 +32,7 @@ app = typer.Typer(
 app.command("init")(setup.init)
 app.command("demo")(demo)
 app.add_typer(character.app, name="character")
+app.add_typer(faces.app, name="faces")
 
 
 def _version(value: bool) -> None:

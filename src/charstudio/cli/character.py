@@ -28,11 +28,17 @@ def add(
     ctx: typer.Context,
     name: NameArg,
     images: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--images", "-i", help="Image files or folders (repeatable).", show_default=False
         ),
-    ],
+    ] = None,
+    more: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="More image files or folders (so --images a.png b/ works).", show_default=False
+        ),
+    ] = None,
     trigger_word: Annotated[
         str | None, typer.Option(help="Trigger word; default <name>character.")
     ] = None,
@@ -45,7 +51,7 @@ def add(
     with console.progress("Checking images") as progress:
         result = services_of(ctx).library.create(
             name,
-            [Path(p) for p in images],
+            [Path(p) for p in [*(images or []), *(more or [])]],
             trigger_word=trigger_word,
             description=description,
             skip_bad=skip_bad,

@@ -5,7 +5,10 @@ Steps (each a service call, as a user would make it):
 1. Create the data root and database (``charstudio init``).
 2. Add the sample character from the bundled photos, once more to show duplicate detection
    (``charstudio character add`` / ``import``).
-3. Compute the consistency profile: method and parameters (``charstudio character show``).
+3. Extract the face identity and choose the IP-Adapter reference (``charstudio faces extract``).
+4. Score the samples and a photo of someone else against the identity
+   (``charstudio faces score``), with a contact sheet.
+5. Compute the consistency profile: method and parameters (``charstudio character show``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from charstudio.faces import ExtractReport, ScoreReport
 from charstudio.library import CharacterConsistencyProfile, ImportResult
 from charstudio.services import InitResult, Services
 
@@ -39,14 +43,16 @@ class DemoReport(BaseModel):
     init: InitResult
     added: ImportResult
     reimported: ImportResult
+    identity: ExtractReport
+    scores: ScoreReport
     profile: CharacterConsistencyProfile
     steps: list[DemoStep]
 
 
-def sample_images() -> list[Path]:
+def sample_images(folder: str = "samples") -> list[Path]:
     """The bundled photos (US federal government works, public domain; see samples/README)."""
-    folder = resources.files("charstudio.demo") / "samples"
-    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".jpg"))
+    root = resources.files("charstudio.demo").joinpath(*folder.split("/"))
+    return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".jpg"))
 
 
 def run_demo(services: Services, *, on_step: Callable[[DemoStep], None]) -> DemoReport:
@@ -76,11 +82,38 @@ def run_demo(services: Services, *, on_step: Callable[[DemoStep], None]) -> Demo
         f"as {len(reimported.duplicates)} duplicate",
     )
 
-    # 3. The consistency profile.
+    # 3. Face identity and the IP-Adapter reference.
+    identity = services.faces.extract(DEMO_CHARACTER)
+    reference = identity.reference.original_name if identity.reference else "none"
+    done(
+        "identity",
+        f"charstudio faces extract {DEMO_CHARACTER}",
+        f"{identity.backend} identity from {identity.inliers} photos; IP-Adapter reference "
+        f"{reference}",
+    )
+
+    # 4. Identity scores: the character's photos pass, someone else's fails.
+    scores = services.faces.score(DEMO_CHARACTER, [*images, *sample_images("samples/others")])
+    done(
+        "scores",
+        f"charstudio faces score {DEMO_CHARACTER} IMAGES...",
+        f"face consistency {scores.face_consistency:.0%} ({scores.passed}/{scores.total}; the "
+        f"photo of someone else fails); contact sheet {scores.contact_sheet}",
+    )
+
+    # 5. The consistency profile.
     profile = library.profile(DEMO_CHARACTER)
     done(
         "profile",
         f"charstudio character show {DEMO_CHARACTER}",
         f"method {profile.method} ({profile.method_reason})",
     )
-    return DemoReport(init=init, added=added, reimported=reimported, profile=profile, steps=steps)
+    return DemoReport(
+        init=init,
+        added=added,
+        reimported=reimported,
+        identity=identity,
+        scores=scores,
+        profile=profile,
+        steps=steps,
+    )

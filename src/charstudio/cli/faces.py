@@ -1,0 +1,142 @@
+"""``charstudio faces ...``: identity extraction, the IP-Adapter reference, identity scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from charstudio.cli.console import Console
+from charstudio.cli.context import services_of
+from charstudio.faces.service_types import ExtractReport, ReferenceReport, ScoreReport
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Face identity: extract, choose the reference, score images.", no_args_is_help=True
+)
+
+NameArg = Annotated[str, typer.Argument(help="Character name.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+@app.command("extract")
+def extract(ctx: typer.Context, name: NameArg, json_output: JsonOption = False) -> None:
+    """Detect and embed the face in every reference; build the identity; flag outliers."""
+    console = Console(json_mode=json_output)
+    with console.progress("Analysing faces") as progress:
+        report = services_of(ctx).faces.extract(name, progress=progress)
+    if json_output:
+        console.json(report)
+        return
+    _render_extract(console, report)
+
+
+@app.command("reference")
+def reference(
+    ctx: typer.Context,
+    name: NameArg,
+    use: Annotated[
+        str | None,
+        typer.Option("--use", help="Make this image (file name or SHA-256 prefix) the reference."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show (or set) the image IP-Adapter uses for the character."""
+    console = Console(json_mode=json_output)
+    faces = services_of(ctx).faces
+    report = faces.choose_reference(name, use) if use else faces.reference(name)
+    if json_output:
+        console.json(report)
+        return
+    _render_reference(console, report)
+
+
+@app.command("score")
+def score(
+    ctx: typer.Context,
+    name: NameArg,
+    images: Annotated[list[str], typer.Argument(help="Image files or folders to score.")],
+    sheet: Annotated[
+        str | None, typer.Option(help="Contact sheet PNG (default: in the outputs folder).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Score images against the character's identity: similarity, pass/fail, consistency."""
+    console = Console(json_mode=json_output)
+    with console.progress("Scoring") as progress:
+        report = services_of(ctx).faces.score(
+            name,
+            [Path(p) for p in images],
+            sheet=Path(sheet) if sheet else None,
+            progress=progress,
+        )
+    if json_output:
+        console.json(report)
+        return
+    _render_score(console, report)
+
+
+def _render_extract(console: Console, report: ExtractReport) -> None:
+    unusable = len(report.images) - report.inliers - report.outliers
+    console.success(
+        f"{report.character}: identity from {report.inliers} image(s); {report.outliers} "
+        f"outlier(s) and {unusable} without one usable face left out ({report.backend}/"
+        f"{report.model}, {report.dim}-D, same person at cosine >= {report.threshold:.3f})"
+    )
+    console.table(
+        None,
+        ["image", "status", "faces", "similarity", "note"],
+        [
+            (
+                img.original_name,
+                img.status,
+                img.faces,
+                "-" if img.similarity is None else f"{img.similarity:.3f}",
+                img.reason or img.message,
+            )
+            for img in report.images
+        ],
+    )
+    for path in report.files:
+        console.info(f"wrote {path}")
+    if report.reference is not None:
+        _render_reference(console, report.reference)
+
+
+def _render_reference(console: Console, report: ReferenceReport) -> None:
+    console.fields(
+        "IP-Adapter reference",
+        [
+            ("image", f"{report.original_name} ({report.chosen_by})"),
+            ("score", None if report.score is None else f"{report.score:.3f}"),
+            ("face crop", report.face_crop),
+            ("full image", report.full_image),
+        ],
+    )
+
+
+def _render_score(console: Console, report: ScoreReport) -> None:
+    console.table(
+        None,
+        ["image", "faces", "similarity", "result"],
+        [
+            (
+                Path(img.source).name,
+                img.faces_found,
+                "-" if img.similarity is None else f"{img.similarity:.3f}",
+                "PASS"
+                if img.passed
+                else f"FAIL ({img.status.replace('_', ' ')})"
+                if img.similarity is None
+                else "FAIL",
+            )
+            for img in report.images
+        ],
+    )
+    console.success(
+        f"face consistency {report.face_consistency:.0%} ({report.passed}/{report.total} pass "
+        f"at cosine >= {report.threshold:.3f}, {report.backend})"
+    )
+    console.info(f"contact sheet: {report.contact_sheet}")
