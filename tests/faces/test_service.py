@@ -92,6 +92,7 @@ def test_reference_is_chosen_exported_and_can_be_overridden(obama: Services) -> 
     again = obama.faces.extract("obama")
     assert again.reference is not None and again.reference.original_name == other
     assert obama.faces.reference("obama").chosen_by == "user"
+    assert obama.library.profile("obama").reference_image == chosen.path
 
 
 def test_an_outlier_or_unknown_image_cannot_be_the_reference(obama: Services) -> None:

@@ -80,6 +80,7 @@ def test_list_show_and_profile(services: Services, refs: Path) -> None:
     ]
     assert detail.references[3].format == "JPEG" and detail.created_at.tzinfo is not None
     assert detail.profile.method == "img2img" and detail.profile.params.denoise == 0.4
+    assert detail.profile.reference_image == detail.references[0].stored_path
 
 
 def test_method_follows_new_assets_without_code_changes(services: Services, refs: Path) -> None:

@@ -39,6 +39,10 @@ def read_assets(session: Session, store: AssetStore, character: Character) -> As
         .order_by(TrainingSet.version.desc())
         .limit(1)
     )
+    chosen = next(
+        (r for r in character.references if r.ipadapter_reference is not None),
+        character.references[0] if character.references else None,
+    )
     return Assets(
         has_lora=lora is not None,
         has_embedding=bool(identities),
@@ -47,6 +51,9 @@ def read_assets(session: Session, store: AssetStore, character: Character) -> As
         lora_version=lora.version if lora else None,
         lora_path=str(resolve_stored_path(store, lora.path)) if lora else None,
         embedding_path=str(embedding_file) if identities and embedding_file.exists() else None,
+        reference_image=(
+            str(store.references_dir(character.name) / chosen.file_name) if chosen else None
+        ),
     )
 
 

@@ -109,6 +109,9 @@ class Assets(BaseModel):
     lora_version: int | None = None
     lora_path: str | None = None
     embedding_path: str | None = None
+    # The image IP-Adapter and img2img start from: the face engine's (or the user's)
+    # choice, else the first reference.
+    reference_image: str | None = None
 
 
 class CharacterConsistencyProfile(BaseModel):
@@ -125,6 +128,7 @@ class CharacterConsistencyProfile(BaseModel):
     lora_version: int | None
     lora_path: str | None
     embedding_path: str | None
+    reference_image: str | None
     method: Method
     method_reason: str
     available_methods: list[Method]
