@@ -12,6 +12,7 @@ from functools import cached_property
 from pydantic import BaseModel, ConfigDict
 
 from charstudio.config import Settings
+from charstudio.dataset import DatasetService
 from charstudio.faces.registry import BackendSpec
 from charstudio.faces.service import FaceService
 from charstudio.library import (
@@ -80,6 +81,10 @@ class Services:
             ),
             workers=settings.face_workers,
         )
+
+    @cached_property
+    def datasets(self) -> DatasetService:
+        return DatasetService(faces=self.faces, store=self.store)
 
     def init(self) -> InitResult:
         """Create the data root's folders and the database at the newest schema."""

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from charstudio import __version__
-from charstudio.cli import character, faces, setup
+from charstudio.cli import character, dataset, faces, setup
 from charstudio.cli.console import Console
 from charstudio.cli.context import CliState
 from charstudio.cli.demo import demo
@@ -33,6 +33,7 @@ app.command("init")(setup.init)
 app.command("demo")(demo)
 app.add_typer(character.app, name="character")
 app.add_typer(faces.app, name="faces")
+app.add_typer(dataset.app, name="dataset")
 
 
 def _version(value: bool) -> None:

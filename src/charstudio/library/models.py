@@ -131,6 +131,9 @@ class ReferenceImage(Base):
     face_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # The IP-Adapter reference: "auto" (chosen by the face engine) or "user"; NULL if not.
     ipadapter_reference: Mapped[str | None] = mapped_column(String(8))
+    # A user's caption for this image in training sets (revision 0003); kept across
+    # regeneration.
+    caption_edit: Mapped[str | None] = mapped_column(Text)
 
     character: Mapped[Character] = relationship(back_populates="references")
 

@@ -1,0 +1,124 @@
+"""``charstudio dataset ...``: prepare a character's training set and edit its captions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from charstudio.cli.console import Console
+from charstudio.cli.context import services_of
+from charstudio.dataset import DatasetConfig, PrepareResult
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Training sets: curate, crop, caption, lay out.", no_args_is_help=True)
+
+NameArg = Annotated[str, typer.Argument(help="Character name.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+@app.command("prepare")
+def prepare(
+    ctx: typer.Context,
+    name: NameArg,
+    resolution: Annotated[int, typer.Option(help="Output size (multiple of 64).")] = 768,
+    bucket: Annotated[
+        bool, typer.Option("--bucket", help="Aspect-ratio buckets instead of squares.")
+    ] = False,
+    repeats: Annotated[int, typer.Option(help="kohya repeats per image per epoch.")] = 10,
+    class_word: Annotated[str, typer.Option(help="Class word after the trigger.")] = "person",
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Tag for every caption (repeatable).")
+    ] = None,
+    description: Annotated[str, typer.Option(help="Free text for every caption.")] = "",
+    kohya: Annotated[
+        bool, typer.Option("--kohya", help="Also write kohya sd-scripts' folder layout.")
+    ] = False,
+    max_upscale: Annotated[float, typer.Option(help="Largest upscale allowed.")] = 1.25,
+    blur_threshold: Annotated[float, typer.Option(help="Least face sharpness kept.")] = 40.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Curate the references, crop around the subject, caption, and version the set."""
+    console = Console(json_mode=json_output)
+    config = DatasetConfig.parse(
+        resolution=resolution,
+        bucket=bucket,
+        kohya=kohya,
+        repeats=repeats,
+        class_word=class_word,
+        tags=tuple(tag or ()),
+        description=description,
+        max_upscale=max_upscale,
+        blur_threshold=blur_threshold,
+    )
+    with console.progress("Preparing") as progress:
+        result = services_of(ctx).datasets.prepare(name, config, progress=progress)
+    _render(console, result)
+
+
+@app.command("caption")
+def caption(
+    ctx: typer.Context,
+    name: NameArg,
+    image: Annotated[str, typer.Argument(help="Training image (yuki_003.png) or reference.")],
+    text: Annotated[
+        str | None, typer.Argument(help="The caption, trigger word first.", show_default=False)
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Drop the edit; use the generated caption.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Set an image's caption (kept across regeneration) and rebuild the set."""
+    console = Console(json_mode=json_output)
+    if (text is None) == (not reset):
+        console.abort("give the caption text, or --reset to drop an edit", code=2)
+    services = services_of(ctx)
+    services.datasets.edit_caption(name, image, None if reset else text)
+    config = services.datasets.last_config(name)
+    if config is None:
+        console.success(f"caption saved; run `charstudio dataset prepare {name}` to use it")
+        return
+    with console.progress("Rebuilding") as progress:
+        result = services.datasets.prepare(name, config, progress=progress)
+    _render(console, result)
+
+
+def _render(console: Console, result: PrepareResult) -> None:
+    if console.json_mode:
+        console.json(result)
+        return
+    state = "unchanged" if result.unchanged else "new"
+    console.success(
+        f"{result.character}: training set v{result.version} ({state}), "
+        f"{len(result.kept)} image(s) kept, {len(result.rejected)} left out"
+    )
+    console.table(
+        None,
+        ["file", "from", "view", "framing", "caption"],
+        [
+            (
+                k.file_name,
+                k.source_name,
+                k.view or "-",
+                k.framing or "-",
+                k.caption + (" (edited)" if k.caption_edited else ""),
+            )
+            for k in result.kept
+        ],
+    )
+    if result.rejected:
+        console.table(
+            "left out",
+            ["image", "reason", "detail"],
+            [(r.source_name, r.reason.replace("_", " "), r.detail) for r in result.rejected],
+        )
+    console.info(f"set: {result.path}")
+    console.info(f"contact sheet: {result.contact_sheet}")
+    if result.rejected_sheet:
+        console.info(f"rejected sheet: {result.rejected_sheet}")
+    if result.kohya_path:
+        console.info(f"kohya layout: {result.kohya_path} (dataset.toml inside)")
+    for warning in result.warnings:
+        console.warning(warning)

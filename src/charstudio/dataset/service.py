@@ -1,0 +1,370 @@
+"""``charstudio dataset prepare``: references in, a versioned training set out.
+
+The recipe (:meth:`DatasetService.prepare`):
+
+1. Validate the settings and find the character's references.
+2. Analyse faces and build the identity (the face engine).
+3. Curate: keep or reject each image, with the reason.
+4. Check there are enough images (refuse below the minimum, warn below ten).
+5. Crop around the subject and caption each kept image (user edits win).
+6. Write everything into a staging folder: images, captions, ``config.json``, the kohya
+   layout on request, and the two contact sheets.
+7. Hash the content; if it equals the newest version, keep that one. Otherwise swap the
+   staging folder in and record the new version in the library.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from charstudio.dataset.crop import render_crop
+from charstudio.dataset.curate import Candidate, curate, target_size
+from charstudio.dataset.layout import (
+    SetWriter,
+    content_hash,
+    recover,
+    remove_stale_staging,
+    swap_in,
+)
+from charstudio.dataset.sheets import draw_sheets
+from charstudio.dataset.types import (
+    WARN_IMAGES,
+    DatasetConfig,
+    KeptImage,
+    PrepareResult,
+)
+from charstudio.dataset.writing import caption_for, crop_for
+from charstudio.errors import InvalidParameter, NotFound, UsageError
+from charstudio.faces.analysis import analyse_paths
+from charstudio.faces.identity import build_identity
+from charstudio.faces.registry import backend_from_spec
+from charstudio.faces.service import FaceService
+from charstudio.faces.types import NoUsableFace
+from charstudio.library.images import open_normalised
+from charstudio.library.models import Character, ReferenceImage, TrainingSet
+from charstudio.library.store import AssetStore
+from charstudio.library.types import ProgressCallback
+
+__all__ = ["DatasetService", "NotEnoughImages"]
+
+
+class NotEnoughImages(UsageError):
+    """Too few usable images to train a character LoRA."""
+
+
+class DatasetService:
+    """Prepares and versions training sets."""
+
+    def __init__(self, *, faces: FaceService, store: AssetStore) -> None:
+        self.faces = faces
+        self.library = faces.library
+        self.store = store
+
+    def prepare(
+        self,
+        name: str,
+        config: DatasetConfig,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> PrepareResult:
+        """Prepare (or re-prepare) a character's training set. See the module docstring.
+
+        Raises:
+            NotFound: no such character.
+            InvalidParameter: the character has no references.
+            NotEnoughImages: fewer usable images than ``config.min_images``.
+            BackendUnavailable: the face backend cannot be loaded.
+        """
+        report = progress or (lambda done, total, message: None)
+        # 1. Validate and find the references.
+        stored_name = self.library.get_name(name)
+        character, refs = self._references(stored_name)
+        if not refs:
+            raise InvalidParameter(
+                f"{stored_name!r} has no reference images; add some with "
+                f"`charstudio character import {stored_name} PATH`"
+            )
+        self.store.ensure_writable()
+        final_dir = self.store.training_set_dir(stored_name)
+        with self.store.character_lock(stored_name):
+            recover(final_dir)
+            remove_stale_staging(final_dir)
+            # 2. Faces and identity.
+            report(1, 7, "analysing faces")
+            candidates = self._analyse(stored_name, refs)
+            # 3. Curate.
+            report(2, 7, "curating")
+            kept, rejected = curate(candidates, config)
+            # 4. Enough images?
+            warnings = self._check_count(stored_name, len(kept), len(refs), config)
+            # 5-6. Crop, caption, write.
+            report(3, 7, "cropping and captioning")
+            writer = SetWriter(final_dir=final_dir, name=stored_name)
+            try:
+                images = self._write_images(writer, kept, character, config)
+                kohya_dir = (
+                    writer.write_kohya(
+                        repeats=config.repeats,
+                        trigger_word=character.trigger_word,
+                        class_word=config.class_word,
+                    )
+                    if config.kohya
+                    else None
+                )
+                report(5, 7, "drawing contact sheets")
+                sheets = draw_sheets(
+                    writer.staging, final_dir, images, rejected, candidates, stored_name
+                )
+                # 7. Hash, then keep the newest version or swap in a new one.
+                settings = {
+                    **config.model_dump(mode="json"),
+                    "trigger_word": character.trigger_word,
+                }
+                digest = content_hash(writer.staging, settings)
+                report(6, 7, "recording the version")
+                latest = self._latest(character.id)
+                unchanged = (
+                    latest is not None and latest.content_hash == digest and final_dir.is_dir()
+                )
+                version = (
+                    latest.version if unchanged and latest else self._next_version(character.id)
+                )
+                if unchanged:
+                    writer.discard()
+                else:
+                    writer.write_json(
+                        "config.json",
+                        {
+                            "character_name": stored_name,
+                            "num_images": len(images),
+                            "resolution": config.resolution,
+                            "caption_style": config.caption_style,
+                            "trigger_word": character.trigger_word,
+                            "version": version,
+                            "content_hash": digest,
+                            "settings": settings,
+                            "images": [i.model_dump(mode="json") for i in images],
+                            "rejected": [r.model_dump(mode="json") for r in rejected],
+                        },
+                    )
+                    swap_in(writer.staging, final_dir)
+                    self._record(
+                        character.id, version, digest, len(images), config, settings, final_dir
+                    )
+            except BaseException:
+                writer.discard()
+                raise
+        report(7, 7, "done")
+        return PrepareResult(
+            character=stored_name,
+            version=version,
+            content_hash=digest,
+            unchanged=unchanged,
+            path=str(final_dir),
+            kohya_path=str(kohya_dir) if kohya_dir else None,
+            kept=images,
+            rejected=rejected,
+            contact_sheet=str(sheets[0]),
+            rejected_sheet=str(sheets[1]) if sheets[1] else None,
+            warnings=warnings,
+            config=config,
+        )
+
+    def edit_caption(self, name: str, image: str, text: str | None) -> None:
+        """Store (or with ``None`` drop) a user's caption for one image.
+
+        ``image`` is a training image name (``yuki_003.png``), the reference's original
+        file name, or a SHA-256 prefix. Run :meth:`prepare` again to apply it.
+
+        Raises:
+            NotFound: no such image.
+            InvalidParameter: a caption with a line break, without the trigger word first,
+                or with nothing but the trigger word.
+        """
+        from charstudio.dataset.captions import validate_caption_edit
+
+        stored_name = self.library.get_name(name)
+        sha = self._resolve_image(stored_name, image)
+        with self.library.db.sessions.begin() as session:
+            ref = session.scalar(
+                select(ReferenceImage)
+                .join(Character)
+                .where(Character.name == stored_name, ReferenceImage.sha256 == sha)
+            )
+            assert ref is not None
+            character = session.get(Character, ref.character_id)
+            assert character is not None
+            ref.caption_edit = (
+                None
+                if text is None
+                else validate_caption_edit(text, trigger_word=character.trigger_word)
+            )
+
+    def last_config(self, name: str) -> DatasetConfig | None:
+        """The settings of the newest training set, to re-prepare with."""
+        stored_name = self.library.get_name(name)
+        character, _ = self._references(stored_name)
+        latest = self._latest(character.id)
+        if latest is None:
+            return None
+        fields = DatasetConfig.model_fields
+        return DatasetConfig.parse(**{k: v for k, v in latest.settings.items() if k in fields})
+
+    # -- steps ------------------------------------------------------------------------
+    def _analyse(self, name: str, refs: list[ReferenceImage]) -> list[Candidate]:
+        paths = [self.store.references_dir(name) / r.file_name for r in refs]
+        analyses = analyse_paths(self.faces.spec, paths, workers=self.faces.workers)
+        backend = backend_from_spec(self.faces.spec)
+        try:
+            identity = build_identity(analyses, threshold=backend.threshold)
+        except NoUsableFace as exc:
+            raise NotEnoughImages(
+                f"no reference of {name!r} has one usable face, so every image was rejected "
+                f"({exc}); add clear photos of the character's face"
+            ) from exc
+        return [
+            Candidate(
+                sha256=r.sha256,
+                name=r.original_name,
+                path=p,
+                width=r.width,
+                height=r.height,
+                analysis=a,
+                member=m,
+            )
+            for r, p, a, m in zip(refs, paths, analyses, identity.members, strict=True)
+        ]
+
+    @staticmethod
+    def _check_count(name: str, kept: int, total: int, config: DatasetConfig) -> list[str]:
+        if kept < config.min_images:
+            raise NotEnoughImages(
+                f"only {kept} of {total} references of {name!r} are usable, fewer than "
+                f"{config.min_images}: a LoRA trained on so few learns the pictures, not the "
+                "character; add more varied photos (10-20 is the usual advice)"
+            )
+        if kept < WARN_IMAGES:
+            return [
+                f"{kept} usable images: below the usual 10-20 for a character LoRA; expect "
+                "it to copy poses and backgrounds"
+            ]
+        return []
+
+    def _write_images(
+        self,
+        writer: SetWriter,
+        kept: list[Candidate],
+        character: Character,
+        config: DatasetConfig,
+    ) -> list[KeptImage]:
+        edits = self._edits(character.id)
+        images = []
+        for index, cand in enumerate(kept, start=1):
+            out_w, out_h = target_size(cand.width, cand.height, config)
+            crop = crop_for(cand, (out_w, out_h))
+            caption, view, framing = caption_for(cand, crop, character.trigger_word, config)
+            edited = edits.get(cand.sha256)
+            upright = open_normalised(cand.path)
+            file_name = writer.add(index, render_crop(upright, crop), edited or caption)
+            images.append(
+                KeptImage(
+                    index=index,
+                    file_name=file_name,
+                    source_sha256=cand.sha256,
+                    source_name=cand.name,
+                    crop=crop,
+                    view=view,
+                    framing=framing,
+                    caption=edited or caption,
+                    caption_edited=edited is not None,
+                    sharpness=round(cand.sharpness, 1),
+                )
+            )
+        return images
+
+    # -- library ----------------------------------------------------------------------
+    def _references(self, name: str) -> tuple[Character, list[ReferenceImage]]:
+        with self.library.db.sessions() as session:
+            character = session.scalar(select(Character).where(Character.name == name))
+            if character is None:
+                raise NotFound(f"no character named {name!r}")
+            refs = list(
+                session.scalars(
+                    select(ReferenceImage)
+                    .where(ReferenceImage.character_id == character.id)
+                    .order_by(ReferenceImage.id)
+                )
+            )
+            return character, refs
+
+    def _edits(self, character_id: int) -> dict[str, str]:
+        with self.library.db.sessions() as session:
+            rows = session.execute(
+                select(ReferenceImage.sha256, ReferenceImage.caption_edit).where(
+                    ReferenceImage.character_id == character_id,
+                    ReferenceImage.caption_edit.is_not(None),
+                )
+            )
+            return {sha: text for sha, text in rows if text}
+
+    def _latest(self, character_id: int) -> TrainingSet | None:
+        with self.library.db.sessions() as session:
+            return session.scalar(
+                select(TrainingSet)
+                .where(TrainingSet.character_id == character_id)
+                .order_by(TrainingSet.version.desc())
+                .limit(1)
+            )
+
+    def _next_version(self, character_id: int) -> int:
+        with self.library.db.sessions() as session:
+            top = session.scalar(
+                select(func.max(TrainingSet.version)).where(
+                    TrainingSet.character_id == character_id
+                )
+            )
+        return (top or 0) + 1
+
+    def _record(
+        self,
+        character_id: int,
+        version: int,
+        digest: str,
+        count: int,
+        config: DatasetConfig,
+        settings: dict[str, object],
+        folder: Path,
+    ) -> None:
+        with self.library.db.sessions.begin() as session:
+            session.add(
+                TrainingSet(
+                    character_id=character_id,
+                    version=version,
+                    content_hash=digest,
+                    num_images=count,
+                    resolution=config.resolution,
+                    settings=settings,
+                    path=str(folder.relative_to(self.store.home)),
+                )
+            )
+
+    def _resolve_image(self, name: str, image: str) -> str:
+        _, refs = self._references(name)
+        config_file = self.store.training_set_dir(name) / "config.json"
+        by_training_name: dict[str, str] = {}
+        if config_file.is_file():
+            for entry in json.loads(config_file.read_text()).get("images", []):
+                by_training_name[entry["file_name"]] = entry["source_sha256"]
+        if image in by_training_name:
+            return by_training_name[image]
+        matches = [r.sha256 for r in refs if r.original_name == image or r.sha256.startswith(image)]
+        if len(matches) != 1:
+            raise NotFound(
+                f"no single image of {name!r} matches {image!r}; give a training image name "
+                f"({', '.join(sorted(by_training_name)) or 'none yet'}), an original file "
+                "name or a SHA-256 prefix"
+            )
+        return matches[0]
