@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -31,7 +32,9 @@ class EnvVars:
     DATABASE_URL = "CHARSTUDIO_DATABASE_URL"
     CONFIG = "CHARSTUDIO_CONFIG"
     DEBUG = "CHARSTUDIO_DEBUG"
-    COMFYUI_URL = "CHARSTUDIO_COMFYUI_URL"
+    COMFYUI_URL = "CHARSTUDIO_COMFYUI_URL"  # the live test suite's server
+    COMFYUI_URLS = "CHARSTUDIO_COMFYUI_URLS"
+    COMFYUI_CHECKPOINT = "CHARSTUDIO_COMFYUI_CHECKPOINT"
 
 
 class Settings(BaseSettings):
@@ -81,6 +84,52 @@ class Settings(BaseSettings):
     face_workers: int = Field(
         default=2, ge=1, le=64, description="Processes used to analyse faces in a folder."
     )
+    tagger: Path | None = Field(
+        default=None,
+        description="A WD14-style ONNX tagger for training-set captions: a folder with "
+        "model.onnx + selected_tags.csv, or <model>.onnx with <model>.csv beside it.",
+    )
+    comfyui_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8188"],
+        description="ComfyUI servers to generate on, comma-separated; each job goes to a "
+        "healthy one with the models it needs and the shortest queue.",
+    )
+    comfyui_checkpoint: str | None = Field(
+        default=None,
+        description="Base model file in the servers' models/checkpoints "
+        "(e.g. realisticVision_v51.safetensors).",
+    )
+    comfyui_family: Literal["sd15", "sdxl"] = Field(
+        default="sd15", description="Family of the base model: sd15 or sdxl."
+    )
+    comfyui_openpose_controlnet: str = Field(
+        default="control_v11p_sd15_openpose_fp16.safetensors",
+        description="OpenPose ControlNet in models/controlnet, used by --variation pose --pose.",
+    )
+    comfyui_request_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest wait for one HTTP answer from ComfyUI."
+    )
+    comfyui_job_timeout_s: float = Field(
+        default=1800.0, gt=0, description="Longest wait for one queued prompt to finish."
+    )
+    comfyui_lost_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A server that stops answering mid-job for this long counts as lost; "
+        "its job is retried once on another server.",
+    )
+
+    @field_validator("comfyui_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for url in value:
+                if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                    raise ValueError(f"{url!r} is not an http:// or https:// URL")
+            return [url.rstrip("/") for url in value]
+        return value
 
     @field_validator("home")
     @classmethod

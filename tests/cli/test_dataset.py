@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import CliRunner
+from tests.dataset.test_tagger import write_standin
 from tests.faces.conftest import DATA
 
 PHOTOS = [str(DATA / f"obama_{y}.jpg") for y in (2009, 2010, 2012)]
@@ -54,3 +55,16 @@ def test_bad_input_exit_codes(cli: CliRunner) -> None:
     assert result.code == 2 and "only the trigger word" in result.err
     result = cli("dataset", "caption", "obama", "obama_2009.jpg")
     assert result.code == 2 and "give the caption text, or --reset" in result.err
+
+
+def test_tagger_option_and_setting(cli: CliRunner, tmp_path: Path) -> None:
+    tagger = write_standin(tmp_path / "tagger")
+    cli("character", "add", "obama", "--images", *PHOTOS)
+    args = ("dataset", "prepare", "obama", "--resolution", "512", "--max-upscale", "2", "--json")
+    result = cli(*args, "--tagger", str(tagger))
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["config"]["tagger"] == str(tagger)
+    assert all("^_^" in k["caption"].split(", ") for k in data["kept"])
+    result = cli(*args, "--tagger", str(tmp_path / "missing"))
+    assert result.code == 2 and "missing not found" in result.err

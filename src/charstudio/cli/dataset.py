@@ -37,10 +37,20 @@ def prepare(
     ] = False,
     max_upscale: Annotated[float, typer.Option(help="Largest upscale allowed.")] = 1.25,
     blur_threshold: Annotated[float, typer.Option(help="Least face sharpness kept.")] = 40.0,
+    tagger: Annotated[
+        str | None,
+        typer.Option(
+            help="WD14-style ONNX tagger (folder or .onnx) whose tags join the captions; "
+            "default: the 'tagger' setting (CHARSTUDIO_TAGGER)."
+        ),
+    ] = None,
+    tagger_threshold: Annotated[float, typer.Option(help="Least tag probability used.")] = 0.35,
     json_output: JsonOption = False,
 ) -> None:
     """Curate the references, crop around the subject, caption, and version the set."""
     console = Console(json_mode=json_output)
+    services = services_of(ctx)
+    default_tagger = services.settings.tagger
     config = DatasetConfig.parse(
         resolution=resolution,
         bucket=bucket,
@@ -51,9 +61,11 @@ def prepare(
         description=description,
         max_upscale=max_upscale,
         blur_threshold=blur_threshold,
+        tagger=tagger or (str(default_tagger) if default_tagger else None),
+        tagger_threshold=tagger_threshold,
     )
     with console.progress("Preparing") as progress:
-        result = services_of(ctx).datasets.prepare(name, config, progress=progress)
+        result = services.datasets.prepare(name, config, progress=progress)
     _render(console, result)
 
 

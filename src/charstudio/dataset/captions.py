@@ -1,6 +1,7 @@
 """Captions that say true things about each image, trigger word first.
 
-A caption is ``<trigger>, <class word>, <view>, <framing>, <tags>, <free text>``, where
+A caption is ``<trigger>, <class word>, <view>, <framing>, <tagger's tags>, <tags>,
+<free text>``, where
 
 - **view** comes from the 5-point face landmarks: the nose's horizontal offset from the
   midpoint of the eyes, in eye distances, is near 0 for a frontal face and grows as the head
@@ -8,6 +9,7 @@ A caption is ``<trigger>, <class word>, <view>, <framing>, <tags>, <free text>``
 - **framing** comes from the face height as a share of the crop height (at least 1/3:
   close-up; at least 0.15: upper body; else full body — a standing adult is about seven and
   a half heads tall);
+- the tagger's tags come from a WD14-style model when the user has one (``tagger.py``);
 - class word, tags and free text are the user's.
 
 Nothing is guessed beyond that: without a face, view and framing are left out rather
@@ -63,10 +65,18 @@ def compose_caption(
     framing: Framing | None,
     tags: tuple[str, ...],
     description: str,
+    auto_tags: tuple[str, ...] = (),
 ) -> str:
-    """Join the parts that exist, trigger word first, comma-separated, on one line."""
-    parts = [trigger_word, class_word, view, framing, *tags, description.strip()]
-    return ", ".join(p for p in parts if p)
+    """Join the parts that exist, trigger word first, comma-separated, on one line; a
+    part already said earlier is not repeated."""
+    parts = [trigger_word, class_word, view, framing, *auto_tags, *tags, description.strip()]
+    seen: set[str] = set()
+    kept = []
+    for part in parts:
+        if part and part.lower() not in seen:
+            seen.add(part.lower())
+            kept.append(part)
+    return ", ".join(kept)
 
 
 def validate_caption_edit(text: str, *, trigger_word: str) -> str:

@@ -2,7 +2,7 @@
 
 The recipe (:meth:`DatasetService.prepare`):
 
-1. Validate the settings and find the character's references.
+1. Validate the settings, load the tagger if one is set, find the character's references.
 2. Analyse faces and build the identity (the face engine).
 3. Curate: keep or reject each image, with the reason.
 4. Check there are enough images (refuse below the minimum, warn below ten).
@@ -30,6 +30,7 @@ from charstudio.dataset.layout import (
     swap_in,
 )
 from charstudio.dataset.sheets import draw_sheets
+from charstudio.dataset.tagger import Tagger, load_tagger
 from charstudio.dataset.types import (
     WARN_IMAGES,
     DatasetConfig,
@@ -74,7 +75,7 @@ class DatasetService:
 
         Raises:
             NotFound: no such character.
-            InvalidParameter: the character has no references.
+            InvalidParameter: the character has no references, or the tagger cannot load.
             NotEnoughImages: fewer usable images than ``config.min_images``.
             BackendUnavailable: the face backend cannot be loaded.
         """
@@ -87,6 +88,11 @@ class DatasetService:
                 f"{stored_name!r} has no reference images; add some with "
                 f"`charstudio character import {stored_name} PATH`"
             )
+        tagger = (
+            load_tagger(Path(config.tagger), threshold=config.tagger_threshold)
+            if config.tagger
+            else None
+        )
         self.store.ensure_writable()
         final_dir = self.store.training_set_dir(stored_name)
         with self.store.character_lock(stored_name):
@@ -104,7 +110,7 @@ class DatasetService:
             report(3, 7, "cropping and captioning")
             writer = SetWriter(final_dir=final_dir, name=stored_name)
             try:
-                images = self._write_images(writer, kept, character, config)
+                images = self._write_images(writer, kept, character, config, tagger)
                 kohya_dir = (
                     writer.write_kohya(
                         repeats=config.repeats,
@@ -259,16 +265,20 @@ class DatasetService:
         kept: list[Candidate],
         character: Character,
         config: DatasetConfig,
+        tagger: Tagger | None,
     ) -> list[KeptImage]:
         edits = self._edits(character.id)
         images = []
         for index, cand in enumerate(kept, start=1):
             out_w, out_h = target_size(cand.width, cand.height, config)
             crop = crop_for(cand, (out_w, out_h))
-            caption, view, framing = caption_for(cand, crop, character.trigger_word, config)
+            rendered = render_crop(open_normalised(cand.path), crop)
+            auto_tags = tagger.tag(rendered) if tagger else ()
+            caption, view, framing = caption_for(
+                cand, crop, character.trigger_word, config, auto_tags
+            )
             edited = edits.get(cand.sha256)
-            upright = open_normalised(cand.path)
-            file_name = writer.add(index, render_crop(upright, crop), edited or caption)
+            file_name = writer.add(index, rendered, edited or caption)
             images.append(
                 KeptImage(
                     index=index,

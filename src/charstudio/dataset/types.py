@@ -60,6 +60,10 @@ class DatasetConfig(BaseModel):
     # near-duplicates; 0 = identical, re-encodes and small resizes measure 0-4.
     duplicate_distance: int = Field(default=6, ge=0, le=32)
     min_images: int = Field(default=MIN_IMAGES, ge=1)
+    # An optional WD14-style ONNX tagger (dataset/tagger.py): its general tags at or above
+    # the threshold join each caption after view and framing.
+    tagger: str | None = None
+    tagger_threshold: float = Field(default=0.35, gt=0.0, lt=1.0)
 
     @field_validator("resolution")
     @classmethod

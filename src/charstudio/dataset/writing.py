@@ -21,9 +21,14 @@ def crop_for(cand: Candidate, out_size: tuple[int, int]) -> CropBox:
 
 
 def caption_for(
-    cand: Candidate, crop: CropBox, trigger_word: str, config: DatasetConfig
+    cand: Candidate,
+    crop: CropBox,
+    trigger_word: str,
+    config: DatasetConfig,
+    auto_tags: tuple[str, ...] = (),
 ) -> tuple[str, View | None, Framing | None]:
-    """The generated caption, with the view and framing it states."""
+    """The generated caption, with the view and framing it states; ``auto_tags`` are the
+    tagger's for the cropped image, if one is in use."""
     chosen = cand.analysis.chosen_face
     view: View | None = None
     framing: Framing | None = None
@@ -38,5 +43,6 @@ def caption_for(
         framing=framing,
         tags=config.tags,
         description=config.description,
+        auto_tags=auto_tags,
     )
     return caption, view, framing
