@@ -1,10 +1,20 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 from PIL import Image
 
-from charstudio.dataset.crop import bucket_resolutions, choose_bucket, render_crop, subject_crop
+from charstudio.dataset.crop import (
+    bucket_resolutions,
+    choose_bucket,
+    render_crop,
+    render_from_file,
+    subject_crop,
+)
 from charstudio.errors import InvalidParameter
+from charstudio.library.images import open_normalised
 
 
 def test_buckets_are_multiples_of_64_within_the_area() -> None:
@@ -52,3 +62,22 @@ def test_bucket_crop_keeps_the_aspect_and_never_stretches() -> None:
     assert abs(crop.width / crop.height - 448 / 576) < 0.01
     img = Image.new("RGB", (800, 1000))
     assert render_crop(img, crop).size == (448, 576)
+
+
+@pytest.mark.parametrize("orientation", [1, 6])  # 6: stored on its side, shown upright
+def test_reduced_jpeg_decode_gives_the_same_crop(tmp_path: Path, orientation: int) -> None:
+    rng = np.random.default_rng(0)
+    smooth = Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).resize(
+        (2000, 1500), Image.Resampling.BICUBIC
+    )
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.jpg"
+    smooth.save(path, quality=95, exif=exif)
+    upright = open_normalised(path)
+    crop = subject_crop(image_size=upright.size, face=(600, 300, 900, 600), out_size=(384, 384))
+    fast = render_from_file(path, crop, upright.size)
+    full = render_crop(upright, crop)
+    assert fast.size == full.size == (384, 384)
+    diff = np.abs(np.asarray(fast, dtype=np.int16) - np.asarray(full, dtype=np.int16))
+    assert diff.mean() < 2.0, diff.mean()

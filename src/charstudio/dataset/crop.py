@@ -13,12 +13,22 @@ sides are multiples of 64 from 256 up to twice the resolution, area at most
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 from PIL import Image
 
 from charstudio.dataset.types import CropBox
 from charstudio.errors import InvalidParameter
+from charstudio.library.images import open_normalised
 
-__all__ = ["bucket_resolutions", "choose_bucket", "render_crop", "subject_crop"]
+__all__ = [
+    "bucket_resolutions",
+    "choose_bucket",
+    "render_crop",
+    "render_from_file",
+    "subject_crop",
+]
 
 _FACE_HEIGHT_FRACTION = 1 / 3  # where the face centre sits, from the top of the crop
 _MIN_BUCKET_SIDE = 256  # kohya's default min_bucket_reso
@@ -98,3 +108,25 @@ def render_crop(image: Image.Image, crop: CropBox) -> Image.Image:
     if region.size == (crop.out_width, crop.out_height):
         return region
     return region.resize((crop.out_width, crop.out_height), Image.Resampling.LANCZOS)
+
+
+def render_from_file(path: Path, crop: CropBox, source_size: tuple[int, int]) -> Image.Image:
+    """:func:`render_crop` from a file, decoding a JPEG no larger than the crop needs.
+
+    ``crop`` is in pixels of the upright image of ``source_size``. When the crop is scaled
+    down to the output, the JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that
+    still leaves the cropped region at least the output size, and the box is scaled to it.
+    """
+    factor = crop.width / crop.out_width
+    at_least = math.ceil(min(source_size) / factor) if factor > 1 else None
+    image = open_normalised(path, at_least=at_least)
+    scale = image.width / source_size[0]
+    if scale != 1:
+        width = max(crop.out_width, round(crop.width * scale))
+        height = round(width * crop.out_height / crop.out_width)  # keep the exact aspect
+        left = min(round(crop.left * scale), image.width - width)
+        top = min(round(crop.top * scale), image.height - height)
+        crop = crop.model_copy(
+            update={"left": left, "top": top, "right": left + width, "bottom": top + height}
+        )
+    return render_crop(image, crop)

@@ -99,7 +99,8 @@ def _first_problem(cand: Candidate, config: DatasetConfig) -> tuple[RejectReason
 def _drop_near_duplicates(
     kept: list[Candidate], distance: int
 ) -> tuple[list[Candidate], list[RejectedImage]]:
-    hashes = {c.sha256: imagehash.phash(open_normalised(c.path)) for c in kept}
+    # pHash looks at a 32 x 32 grey thumbnail, so a reduced JPEG decode loses nothing.
+    hashes = {c.sha256: imagehash.phash(open_normalised(c.path, at_least=256)) for c in kept}
     # Best first, so each image is compared with the better ones already accepted.
     ranked = sorted(kept, key=lambda c: -(c.width * c.height * max(c.sharpness, 1.0)))
     accepted: list[Candidate] = []

@@ -46,7 +46,8 @@ class SetWriter:
     def add(self, index: int, image: Image.Image, caption: str) -> str:
         """Save image ``index`` (1-based) and its caption; returns the image file name."""
         stem = f"{self.name}_{index:03d}"
-        image.save(self.staging / "images" / f"{stem}.png", format="PNG", optimize=False)
+        # zlib level 1: about 4x faster than the default 6 for a few % larger files.
+        image.save(self.staging / "images" / f"{stem}.png", format="PNG", compress_level=1)
         (self.staging / "captions" / f"{stem}.txt").write_text(caption + "\n", encoding="utf-8")
         return f"{stem}.png"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from charstudio.dataset.crop import render_crop
+from charstudio.dataset.crop import render_from_file
 from charstudio.dataset.curate import Candidate, curate, target_size
 from charstudio.dataset.layout import (
     SetWriter,
@@ -44,7 +44,6 @@ from charstudio.faces.identity import build_identity
 from charstudio.faces.registry import backend_from_spec
 from charstudio.faces.service import FaceService
 from charstudio.faces.types import NoUsableFace
-from charstudio.library.images import open_normalised
 from charstudio.library.models import Character, ReferenceImage, TrainingSet
 from charstudio.library.store import AssetStore
 from charstudio.library.types import ProgressCallback
@@ -272,7 +271,7 @@ class DatasetService:
         for index, cand in enumerate(kept, start=1):
             out_w, out_h = target_size(cand.width, cand.height, config)
             crop = crop_for(cand, (out_w, out_h))
-            rendered = render_crop(open_normalised(cand.path), crop)
+            rendered = render_from_file(cand.path, crop, (cand.width, cand.height))
             auto_tags = tagger.tag(rendered) if tagger else ()
             caption, view, framing = caption_for(
                 cand, crop, character.trigger_word, config, auto_tags

@@ -131,14 +131,22 @@ def probe_image(path: Path, *, max_pixels: int, max_bytes: int, min_side: int = 
     )
 
 
-def open_normalised(path: Path) -> Image.Image:
+def open_normalised(path: Path, *, at_least: int | None = None) -> Image.Image:
     """Open an image upright (EXIF orientation applied) in 8-bit RGB.
 
     Greyscale, palette, CMYK, 16-bit and alpha images all come back as RGB; transparent
     pixels are composited onto white, the usual background for character sheets.
+
+    Args:
+        path: the image file.
+        at_least: if given, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
+            scaling, several times faster than a full decode) as long as both sides stay at
+            least this long; other formats are decoded in full.
     """
     try:
         with Image.open(path) as img:
+            if at_least is not None and img.format == "JPEG":
+                img.draft("RGB", (at_least, at_least))
             img.load()
             upright = ImageOps.exif_transpose(img)
     except (OSError, SyntaxError, ValueError) as exc:
