@@ -20,14 +20,22 @@ def test_demo_runs_end_to_end_and_again(cli: CliRunner, tmp_path: Path) -> None:
         "library",
         "references",
         "identity",
+        "training set",
         "scores",
         "profile",
     ]
     assert len(report["added"]["added"]) == 3
     assert len(report["reimported"]["duplicates"]) == 1
     assert report["identity"]["inliers"] == 3
+    assert [k["file_name"] for k in report["training_set"]["kept"]] == [
+        "demo_subject_001.png",
+        "demo_subject_002.png",
+        "demo_subject_003.png",
+    ]
+    assert report["training_set"]["kept"][0]["caption"].startswith("demo_subjectcharacter, ")
+    assert Path(report["training_set"]["contact_sheet"]).is_file()
     assert (report["scores"]["passed"], report["scores"]["total"]) == (3, 4)
     assert report["profile"]["method"] == "ipadapter_only"
     again = cli("demo", "--home", str(tmp_path / "demo"))
     assert again.code == 0, again.err
-    assert "5. profile: method ipadapter_only" in again.out
+    assert "6. profile: method ipadapter_only" in again.out

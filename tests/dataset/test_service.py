@@ -150,7 +150,18 @@ def test_kohya_layout_names_txt_captions(obama: Services) -> None:
     assert f'image_dir = "{concept}"' in toml and "num_repeats = 10" in toml
     import tomllib
 
-    assert tomllib.loads(toml)["datasets"][0]["subsets"][0]["num_repeats"] == 10
+    parsed = tomllib.loads(toml)
+    assert parsed["datasets"][0]["subsets"][0]["num_repeats"] == 10
+    assert parsed["general"]["resolution"] == 512
+    assert parsed["general"]["enable_bucket"] is False
+    bucketed = obama.datasets.prepare(
+        "obama", CONFIG.model_copy(update={"kohya": True, "bucket": True})
+    )
+    general = tomllib.loads((Path(bucketed.kohya_path or "") / "dataset.toml").read_text())[
+        "general"
+    ]
+    assert general["enable_bucket"] is True and general["bucket_no_upscale"] is True
+    assert (general["bucket_reso_steps"], general["max_bucket_reso"]) == (64, 1024)
 
 
 def test_buckets_keep_portraits_tall(obama: Services) -> None:

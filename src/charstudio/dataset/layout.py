@@ -56,8 +56,15 @@ class SetWriter:
             json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
 
-    def write_kohya(self, *, repeats: int, trigger_word: str, class_word: str) -> Path:
-        """Copy images and captions into kohya's ``<repeats>_<trigger> <class>`` folder."""
+    def write_kohya(
+        self, *, repeats: int, trigger_word: str, class_word: str, resolution: int, bucket: bool
+    ) -> Path:
+        """Copy images and captions into kohya's ``<repeats>_<trigger> <class>`` folder.
+
+        The images are already cut to their final sizes, so the TOML tells sd-scripts the
+        same resolution and, for bucketed sets, buckets that never upscale (its
+        ``bucket_no_upscale``) on the same 64 px grid — it then trains them as they are.
+        """
         root = self.staging / "kohya"
         concept = root / f"{repeats}_{trigger_word} {class_word}".rstrip()
         concept.mkdir(parents=True)
@@ -71,7 +78,14 @@ class SetWriter:
             "[general]\n"
             'caption_extension = ".txt"\n'
             "keep_tokens = 1  # the trigger word stays first when captions are shuffled\n"
-            "\n"
+            f"resolution = {resolution}\n"
+            + (
+                "enable_bucket = true\nbucket_no_upscale = true\nbucket_reso_steps = 64\n"
+                f"min_bucket_reso = 256\nmax_bucket_reso = {2 * resolution}\n"
+                if bucket
+                else "enable_bucket = false\n"
+            )
+            + "\n"
             "[[datasets]]\n"
             "\n"
             "  [[datasets.subsets]]\n"

@@ -115,6 +115,8 @@ class DatasetService:
                         repeats=config.repeats,
                         trigger_word=character.trigger_word,
                         class_word=config.class_word,
+                        resolution=config.resolution,
+                        bucket=config.bucket,
                     )
                     if config.kohya
                     else None

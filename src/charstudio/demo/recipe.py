@@ -6,9 +6,11 @@ Steps (each a service call, as a user would make it):
 2. Add the sample character from the bundled photos, once more to show duplicate detection
    (``charstudio character add`` / ``import``).
 3. Extract the face identity and choose the IP-Adapter reference (``charstudio faces extract``).
-4. Score the samples and a photo of someone else against the identity
+4. Prepare the training set: face-centred crops, captions, contact sheet
+   (``charstudio dataset prepare``).
+5. Score the samples and a photo of someone else against the identity
    (``charstudio faces score``), with a contact sheet.
-5. Compute the consistency profile: method and parameters (``charstudio character show``).
+6. Compute the consistency profile: method and parameters (``charstudio character show``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from charstudio.dataset import DatasetConfig, PrepareResult
 from charstudio.faces import ExtractReport, ScoreReport
 from charstudio.library import CharacterConsistencyProfile, ImportResult
 from charstudio.services import InitResult, Services
@@ -44,6 +47,7 @@ class DemoReport(BaseModel):
     added: ImportResult
     reimported: ImportResult
     identity: ExtractReport
+    training_set: PrepareResult
     scores: ScoreReport
     profile: CharacterConsistencyProfile
     steps: list[DemoStep]
@@ -92,7 +96,18 @@ def run_demo(services: Services, *, on_step: Callable[[DemoStep], None]) -> Demo
         f"{reference}",
     )
 
-    # 4. Identity scores: the character's photos pass, someone else's fails.
+    # 4. The training set (the bundled photos are small: 512 px, upscaled at most 2x).
+    training_set = services.datasets.prepare(
+        DEMO_CHARACTER, DatasetConfig.parse(resolution=512, max_upscale=2.0)
+    )
+    done(
+        "training set",
+        f"charstudio dataset prepare {DEMO_CHARACTER} --resolution 512 --max-upscale 2",
+        f"{len(training_set.kept)} face-centred 512 px crops, captioned like "
+        f'"{training_set.kept[0].caption}"; contact sheet {training_set.contact_sheet}',
+    )
+
+    # 5. Identity scores: the character's photos pass, someone else's fails.
     scores = services.faces.score(DEMO_CHARACTER, [*images, *sample_images("samples/others")])
     done(
         "scores",
@@ -101,7 +116,7 @@ def run_demo(services: Services, *, on_step: Callable[[DemoStep], None]) -> Demo
         f"photo of someone else fails); contact sheet {scores.contact_sheet}",
     )
 
-    # 5. The consistency profile.
+    # 6. The consistency profile.
     profile = library.profile(DEMO_CHARACTER)
     done(
         "profile",
@@ -113,6 +128,7 @@ def run_demo(services: Services, *, on_step: Callable[[DemoStep], None]) -> Demo
         added=added,
         reimported=reimported,
         identity=identity,
+        training_set=training_set,
         scores=scores,
         profile=profile,
         steps=steps,
