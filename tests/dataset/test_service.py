@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image, ImageFilter, ImageOps
 from sqlalchemy import select
 
 from charstudio.dataset import DatasetConfig, NotEnoughImages
@@ -231,3 +231,28 @@ def test_an_interrupted_prepare_keeps_the_previous_set(
     assert [p.name for p in folder.parent.iterdir()] == ["obama"]
     with obama.db.sessions() as session:
         assert len(session.scalars(select(TrainingSet)).all()) == 1
+
+
+def test_several_faces_and_a_file_corrupted_on_disk_are_left_out(
+    obama: Services, tmp_path: Path
+) -> None:
+    # Two faces of the same size: neither dominates, so no face stands for the image.
+    face = Image.open(DATA / "obama_2012.jpg").convert("RGB")
+    pair = Image.new("RGB", (2 * face.width + 60, face.height), "white")
+    pair.paste(face, (0, 0))
+    pair.paste(ImageOps.mirror(face), (face.width + 60, 0))
+    pair.save(tmp_path / "pair.jpg", quality=95)
+    obama.library.import_images("obama", [tmp_path / "pair.jpg"])
+    # A stored reference damaged after import (disk trouble): reported, not deleted.
+    ref = next(r for r in obama.library.show("obama").references if r.original_name == "coffee.jpg")
+    stored = Path(ref.stored_path)
+    stored = stored if stored.is_absolute() else obama.store.home / stored
+    stored.write_bytes(stored.read_bytes()[:2000])
+    result = obama.datasets.prepare("obama", CONFIG)
+    reasons = {r.source_name: r for r in result.rejected}
+    assert reasons["pair.jpg"].reason == "several_faces"
+    assert "2 faces" in reasons["pair.jpg"].detail
+    assert reasons["coffee.jpg"].reason == "corrupt"
+    assert stored.is_file()
+    assert len(obama.library.show("obama").references) == 8
+    assert len(result.kept) == 3
