@@ -18,7 +18,13 @@ the HTTP status the API uses, so both surfaces map errors in exactly one place::
     │   └── DatabaseError
     │       └── SchemaTooNew                                 database made by a newer version
     ├── BackendError                      exit 1, HTTP 502   ComfyUI, models, face backends
-    │   └── BackendUnavailable                               optional backend not installed
+    │   ├── BackendUnavailable            exit 1, HTTP 503   optional backend not installed
+    │   ├── ComfyUIUnavailable            exit 1, HTTP 503   unreachable, slow, not ComfyUI
+    │   │   └── ServerLost                                   died or restarted mid-job
+    │   ├── WorkflowRejected                                 graph refused (node_errors); in
+    │   │   └── ModelMissing                                 workflows/types.py
+    │   ├── GenerationFailed                                 a node failed while running
+    │   └── GenerationCancelled           exit 130, HTTP 409 cancelled or interrupted
     └── JobFailed                         exit 1, HTTP 500
 
 Third-party exceptions are wrapped where they enter (``raise ... from exc``) so callers
@@ -32,15 +38,19 @@ __all__ = [
     "BackendUnavailable",
     "CharacterExists",
     "CharstudioError",
+    "ComfyUIUnavailable",
     "Conflict",
     "DataDirNotWritable",
     "DatabaseError",
+    "GenerationCancelled",
+    "GenerationFailed",
     "InvalidName",
     "InvalidParameter",
     "JobFailed",
     "NotFound",
     "NothingToImport",
     "SchemaTooNew",
+    "ServerLost",
     "StorageError",
     "UnsupportedImage",
     "UsageError",
@@ -121,6 +131,27 @@ class BackendUnavailable(BackendError):
     """An optional backend is not installed or has no models."""
 
     http_status = 503
+
+
+class ComfyUIUnavailable(BackendError):
+    """A ComfyUI server cannot be used: unreachable, too slow, or not answering as ComfyUI."""
+
+    http_status = 503
+
+
+class ServerLost(ComfyUIUnavailable):
+    """A ComfyUI server died or restarted while running a job; the job was lost there."""
+
+
+class GenerationFailed(BackendError):
+    """A generation started but a node failed while running (ComfyUI's execution_error)."""
+
+
+class GenerationCancelled(BackendError):
+    """A generation was cancelled by the user or interrupted on the server."""
+
+    exit_code = 130
+    http_status = 409
 
 
 class JobFailed(CharstudioError):

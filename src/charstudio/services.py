@@ -11,6 +11,13 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict
 
+from charstudio.backends import (
+    ClientOptions,
+    ComfyUIBackend,
+    GenerationDefaults,
+    GenerationService,
+    PoolOptions,
+)
 from charstudio.config import Settings
 from charstudio.dataset import DatasetService
 from charstudio.faces.registry import BackendSpec
@@ -85,6 +92,28 @@ class Services:
     @cached_property
     def datasets(self) -> DatasetService:
         return DatasetService(faces=self.faces, store=self.store)
+
+    @cached_property
+    def generation(self) -> GenerationService:
+        settings = self.settings
+        options = PoolOptions(
+            client=ClientOptions(
+                request_timeout_s=settings.comfyui_request_timeout_s,
+                job_timeout_s=settings.comfyui_job_timeout_s,
+                lost_after_s=settings.comfyui_lost_after_s,
+            )
+        )
+        return GenerationService(
+            library=self.library,
+            store=self.store,
+            db=self.db,
+            defaults=GenerationDefaults(
+                checkpoint=settings.comfyui_checkpoint,
+                family=settings.comfyui_family,
+                openpose_controlnet=settings.comfyui_openpose_controlnet,
+            ),
+            backends={"comfyui": lambda: ComfyUIBackend(settings.comfyui_urls, options=options)},
+        )
 
     def init(self) -> InitResult:
         """Create the data root's folders and the database at the newest schema."""

@@ -17,6 +17,8 @@ from charstudio.cli import character, dataset, faces, setup
 from charstudio.cli.console import Console
 from charstudio.cli.context import CliState
 from charstudio.cli.demo import demo
+from charstudio.cli.generate import generate
+from charstudio.cli.workflow import workflow
 from charstudio.config import EnvVars
 from charstudio.errors import CharstudioError
 
@@ -31,6 +33,8 @@ app = typer.Typer(
 )
 app.command("init")(setup.init)
 app.command("demo")(demo)
+app.command("generate")(generate)
+app.command("workflow")(workflow)
 app.add_typer(character.app, name="character")
 app.add_typer(faces.app, name="faces")
 app.add_typer(dataset.app, name="dataset")

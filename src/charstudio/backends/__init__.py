@@ -1,0 +1,67 @@
+"""Generation backends: one :class:`Backend` interface, a ComfyUI server pool behind it.
+
+``types`` (request, progress, cancellation, images), ``base`` (the Protocol),
+``comfyui`` (one server's client), ``comfyui_events`` (its ``/ws`` stream),
+``comfyui_follow`` (following a prompt to its end),
+``comfyui_errors`` (run-time failures as messages), ``pool`` (choosing servers,
+retrying lost jobs), ``comfyui_backend`` (the Backend over a pool), ``outputs`` (PNG
+files with embedded parameters), ``records`` (library rows) and ``service`` (the
+generation service the CLI and API call).
+"""
+
+from charstudio.backends.base import Backend
+from charstudio.backends.comfyui import ClientOptions, ComfyUIClient, PromptOutcome, upload_name
+from charstudio.backends.comfyui_backend import ComfyUIBackend, run_request
+from charstudio.backends.comfyui_events import Event, EventStream
+from charstudio.backends.outputs import PARAMETERS_KEY, StoredImage, read_parameters, store_image
+from charstudio.backends.pool import ComfyUIPool, PoolJob, PoolOptions, ServerState
+from charstudio.backends.service import GenerationService
+from charstudio.backends.service_types import (
+    GeneratedImage,
+    GenerateSpec,
+    GenerationDefaults,
+    GenerationResult,
+    WorkflowPlan,
+)
+from charstudio.backends.types import (
+    MAX_COUNT,
+    BackendImage,
+    CancelToken,
+    GenerationRequest,
+    ProgressEvent,
+    ProgressSink,
+    ServerNames,
+)
+
+__all__ = [
+    "MAX_COUNT",
+    "PARAMETERS_KEY",
+    "Backend",
+    "BackendImage",
+    "CancelToken",
+    "ClientOptions",
+    "ComfyUIBackend",
+    "ComfyUIClient",
+    "ComfyUIPool",
+    "Event",
+    "EventStream",
+    "GenerateSpec",
+    "GeneratedImage",
+    "GenerationDefaults",
+    "GenerationRequest",
+    "GenerationResult",
+    "GenerationService",
+    "PoolJob",
+    "PoolOptions",
+    "ProgressEvent",
+    "ProgressSink",
+    "PromptOutcome",
+    "ServerNames",
+    "ServerState",
+    "StoredImage",
+    "WorkflowPlan",
+    "read_parameters",
+    "run_request",
+    "store_image",
+    "upload_name",
+]

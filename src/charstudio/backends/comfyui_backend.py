@@ -1,0 +1,202 @@
+"""The ComfyUI backend: a :class:`~charstudio.backends.base.Backend` over a server pool.
+
+Each seed of a request becomes one prompt (batch size 1), so the images of one request
+spread over the pool's servers and run in parallel. The images' graphs are built per
+server, from the names that server gave the uploaded reference and pose images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from charstudio.backends.comfyui_events import Event
+from charstudio.backends.pool import ComfyUIPool, PoolJob, PoolOptions
+from charstudio.backends.types import (
+    BackendImage,
+    CancelToken,
+    GenerationRequest,
+    ProgressEvent,
+    ProgressSink,
+    ServerNames,
+)
+from charstudio.errors import BackendError, CharstudioError
+from charstudio.workflows import build_workflow
+from charstudio.workflows.types import Graph
+
+__all__ = ["ComfyUIBackend", "run_request"]
+
+
+class ComfyUIBackend:
+    """Generate on a pool of ComfyUI servers.
+
+    Args:
+        urls: The servers.
+        options: Timeouts and probing.
+        transport: An httpx transport for every client (tests).
+    """
+
+    name = "comfyui"
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        options: PoolOptions | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.urls = list(urls)
+        self.options = options or PoolOptions()
+        self.transport = transport
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        progress: ProgressSink | None = None,
+        cancel: CancelToken | None = None,
+    ) -> list[BackendImage]:
+        """Run every image of ``request`` on the pool (see :class:`Backend`)."""
+        return asyncio.run(self._generate(request, progress, cancel))
+
+    async def _generate(
+        self, request: GenerationRequest, progress: ProgressSink | None, cancel: CancelToken | None
+    ) -> list[BackendImage]:
+        async with ComfyUIPool(self.urls, options=self.options, transport=self.transport) as pool:
+            return await run_request(pool, request, progress=progress, cancel=cancel)
+
+
+async def run_request(
+    pool: ComfyUIPool,
+    request: GenerationRequest,
+    *,
+    progress: ProgressSink | None = None,
+    cancel: CancelToken | None = None,
+) -> list[BackendImage]:
+    """Run the request's images concurrently on ``pool``; all of them or the first error.
+
+    Raises:
+        BackendError: the first failure; the other images' prompts are cancelled.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(_run_image(pool, request, index, progress, cancel))
+                for index in range(request.count)
+            ]
+    except BaseExceptionGroup as failures:
+        raise _first_error(failures) from None
+    return [task.result() for task in tasks]
+
+
+async def _run_image(
+    pool: ComfyUIPool,
+    request: GenerationRequest,
+    index: int,
+    progress: ProgressSink | None,
+    cancel: CancelToken | None,
+) -> BackendImage:
+    reference, pose = request.reference_file, request.pose_file
+
+    def build(names: dict[Path, str]) -> Graph:
+        server_names = ServerNames(
+            reference_image=names.get(reference) if reference else None,
+            pose_image=names.get(pose) if pose else None,
+        )
+        return build_workflow(request.workflow_request(index, server_names))
+
+    def on_event(server: str, event: Event) -> None:
+        if progress is not None:
+            translated = _progress_event(event, index, request.count, server)
+            if translated is not None:
+                progress(translated)
+
+    def on_retry(server: str, error: BackendError) -> None:
+        if progress is not None:
+            progress(
+                ProgressEvent(
+                    "retry", index, request.count, server=server, message=f"retrying: {error}"
+                )
+            )
+
+    job = PoolJob(
+        build=build,
+        uploads=tuple(p for p in (reference, pose) if p is not None),
+        extra_pnginfo={"charstudio": _pnginfo(request, index)},
+    )
+    done = await pool.run(job, on_event=on_event, on_retry=on_retry, cancel=cancel)
+    outcome = done.outcome
+    return BackendImage(
+        index=index,
+        seed=request.seeds[index],
+        png=outcome.images[0],
+        graph=done.graph,
+        workflow=None,
+        server=done.server,
+        prompt_id=outcome.prompt_id,
+        extra={
+            "cached_nodes": list(outcome.cached_nodes),
+            "previews": outcome.previews,
+            "followed_by": outcome.followed_by,
+            "retried_from": done.retried_from,
+        },
+    )
+
+
+def _pnginfo(request: GenerationRequest, index: int) -> dict[str, object]:
+    return {
+        "character": request.character,
+        "job": request.job,
+        "index": index,
+        "seed": str(request.seeds[index]),
+        "method": request.method,
+    }
+
+
+def _progress_event(event: Event, index: int, total: int, server: str) -> ProgressEvent | None:
+    data = event.data
+    node = str(data["node"]) if data.get("node") is not None else None
+    match event.type:
+        case "queued":
+            return ProgressEvent("queued", index, total, server=server, message="queued")
+        case "execution_start":
+            return ProgressEvent("started", index, total, server=server, message="started")
+        case "execution_cached":
+            nodes = data.get("nodes") or []
+            message = f"{len(nodes)} node(s) reused from cache"
+            return ProgressEvent("cached", index, total, server=server, message=message)
+        case "executing" if node is not None:
+            return ProgressEvent("node", index, total, node=node, server=server)
+        case "executing":
+            return ProgressEvent("finished", index, total, server=server, message="finished")
+        case "progress":
+            value, maximum = int(data.get("value", 0)), int(data.get("max", 0))
+            return ProgressEvent(
+                "step",
+                index,
+                total,
+                value=value,
+                max=maximum,
+                node=node,
+                server=server,
+                message=f"step {value}/{maximum}",
+            )
+        case "preview":
+            return ProgressEvent("preview", index, total, server=server, message="preview")
+    return None
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to report from a group: the first charstudio error, else the first."""
+    flat: list[BaseException] = []
+
+    def walk(g: BaseExceptionGroup[BaseException]) -> None:
+        for exc in g.exceptions:
+            walk(exc) if isinstance(exc, BaseExceptionGroup) else flat.append(exc)
+
+    walk(group)
+    ours = [e for e in flat if isinstance(e, CharstudioError)]
+    return (ours or flat)[0]

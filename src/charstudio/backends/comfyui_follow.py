@@ -1,0 +1,150 @@
+"""Following one queued prompt to its end: over ``/ws`` events, else by polling ``/history``.
+
+The end is ``executing`` with ``node: null`` for the prompt, which ComfyUI sends after
+writing the history; ``execution_success`` comes before that write, so the history can
+still be ``{}`` at that point (Comfy-Org/ComfyUI#11540). Without a socket (or after it
+drops) ``/history/<id>`` is polled; a server that stops answering for ``lost_after_s``,
+or answers but no longer knows the prompt (a restart empties ComfyUI's queue), has lost
+the job: :class:`~charstudio.errors.ServerLost`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from charstudio.backends.comfyui_errors import execution_failure, interruption
+from charstudio.backends.comfyui_events import Event
+from charstudio.errors import ComfyUIUnavailable, GenerationCancelled, GenerationFailed, ServerLost
+from charstudio.workflows.types import Graph
+
+if TYPE_CHECKING:
+    from charstudio.backends.comfyui import ComfyUIClient, EventSink
+
+__all__ = ["finished_entry", "follow", "output_images", "poll", "raise_if_failed"]
+
+
+async def follow(
+    client: ComfyUIClient,
+    prompt_id: str,
+    queue: asyncio.Queue[Event],
+    graph: Graph,
+    on_event: EventSink | None,
+    deadline: float,
+) -> tuple[dict[str, Any], tuple[str, ...], int, str]:
+    cached: tuple[str, ...] = ()
+    previews = 0
+    loop = asyncio.get_running_loop()
+    while client.events.connected:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            await client.give_up(prompt_id)
+        try:
+            event = await asyncio.wait_for(queue.get(), timeout=min(remaining, 5.0))
+        except TimeoutError:
+            # Quiet for a while (a long node, or a lost frame): ask the history.
+            entry = await finished_entry(client, prompt_id, graph)
+            if entry is not None:
+                return entry, cached, previews, "websocket"
+            continue
+        if on_event is not None and event.type not in ("closed", "cancel"):
+            on_event(event)
+        if event.type == "cancel":
+            raise GenerationCancelled(
+                f"prompt {prompt_id} on {client.url} was cancelled: nothing was saved"
+            )
+        if event.type == "execution_cached":
+            cached = tuple(str(n) for n in event.data.get("nodes", []))
+        elif event.type == "preview":
+            previews += 1
+        elif event.type == "execution_error":
+            raise execution_failure(event.data, server=client.url, graph=graph)
+        elif event.type == "execution_interrupted":
+            raise interruption(event.data, server=client.url)
+        elif event.type == "executing" and event.data.get("node") is None:
+            # Done, and (unlike at execution_success) the history is written.
+            entry = await finished_entry(client, prompt_id, graph, attempts=20)
+            if entry is not None:
+                return entry, cached, previews, "websocket"
+        elif event.type == "closed":
+            break
+    entry = await poll(client, prompt_id, graph, deadline, queue)
+    return entry, cached, previews, "polling"
+
+
+async def poll(
+    client: ComfyUIClient,
+    prompt_id: str,
+    graph: Graph,
+    deadline: float,
+    queue: asyncio.Queue[Event],
+) -> dict[str, Any]:
+    """Poll ``/history`` until the prompt is done, lost, cancelled or out of time."""
+    loop = asyncio.get_running_loop()
+    last_answer = loop.time()
+    absent = 0
+    while True:
+        while not queue.empty():
+            if queue.get_nowait().type == "cancel":
+                raise GenerationCancelled(
+                    f"prompt {prompt_id} on {client.url} was cancelled: nothing was saved"
+                )
+        if loop.time() > deadline:
+            await client.give_up(prompt_id)
+        try:
+            entry = await finished_entry(client, prompt_id, graph)
+            if entry is not None:
+                return entry
+            # A restarted ComfyUI forgets its queue: neither history nor queue has it.
+            absent = 0 if prompt_id in await client.queued_ids() else absent + 1
+            last_answer = loop.time()
+        except ComfyUIUnavailable as exc:
+            if loop.time() - last_answer > client.options.lost_after_s:
+                raise ServerLost(
+                    f"ComfyUI at {client.url} stopped answering while running prompt "
+                    f"{prompt_id} ({exc}); the job is lost there"
+                ) from exc
+        if absent >= 2:
+            raise ServerLost(
+                f"ComfyUI at {client.url} no longer knows prompt {prompt_id} (it restarted "
+                "mid-job and forgot its queue); the job is lost there"
+            )
+        await asyncio.sleep(client.options.poll_interval_s)
+
+
+async def finished_entry(
+    client: ComfyUIClient, prompt_id: str, graph: Graph, *, attempts: int = 1
+) -> dict[str, Any] | None:
+    for attempt in range(attempts):
+        entry = await client.history(prompt_id)
+        if entry is not None:
+            raise_if_failed(entry, prompt_id, client.url, graph)
+            return entry
+        if attempt + 1 < attempts:
+            await asyncio.sleep(0.05)
+    return None
+
+
+def raise_if_failed(entry: Mapping[str, Any], prompt_id: str, server: str, graph: Graph) -> None:
+    status = entry.get("status") or {}
+    if status.get("status_str") != "error":
+        return
+    for name, data in status.get("messages") or []:
+        if name == "execution_error":
+            raise execution_failure({"prompt_id": prompt_id, **data}, server=server, graph=graph)
+        if name == "execution_interrupted":
+            raise interruption({"prompt_id": prompt_id, **data}, server=server)
+    raise GenerationFailed(
+        f"prompt {prompt_id} failed on {server} without an error message: see ComfyUI's console"
+    )
+
+
+def output_images(entry: Mapping[str, Any], graph: Graph) -> list[Mapping[str, Any]]:
+    """The SaveImage outputs of a history entry (previews and temp images left out)."""
+    found = []
+    for node_id, output in (entry.get("outputs") or {}).items():
+        if graph.get(node_id, {}).get("class_type") != "SaveImage":
+            continue
+        found += [i for i in output.get("images", []) if i.get("type", "output") == "output"]
+    return found

@@ -1,0 +1,111 @@
+"""The library's record of generations: a ``jobs`` row per generate call, a ``generations``
+row per stored image (seed as decimal text: seeds reach 2^64-1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from charstudio.backends.outputs import StoredImage
+from charstudio.errors import DatabaseError, NotFound
+from charstudio.library import Database
+from charstudio.library.models import Character, Generation, Job, utcnow
+from charstudio.library.names import name_key
+
+__all__ = ["finish_job", "record_generations", "start_job"]
+
+
+def start_job(db: Database, *, job_id: str, character: str, params: dict[str, Any]) -> None:
+    """Record a generate job as running.
+
+    Raises:
+        NotFound: no such character.
+        DatabaseError: the database cannot be written.
+    """
+    with _transaction(db) as session:
+        character_id = _character_id(session, character)
+        session.add(
+            Job(
+                id=job_id,
+                kind="generate",
+                character_id=character_id,
+                state="running",
+                params=params,
+                started_at=utcnow(),
+                progress_total=int(params.get("count", 0)),
+            )
+        )
+
+
+def finish_job(
+    db: Database, *, job_id: str, state: str, result: dict[str, Any] | None = None, error: str = ""
+) -> None:
+    """Mark a job done, failed or cancelled."""
+    with _transaction(db) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return
+        job.state = state
+        job.result = result or {}
+        job.error = error
+        job.finished_at = utcnow()
+        job.progress_step = len((result or {}).get("images", []))
+
+
+def record_generations(
+    db: Database,
+    *,
+    character: str,
+    job_id: str,
+    backend: str,
+    images: Sequence[StoredImage],
+) -> list[int]:
+    """Add one ``generations`` row per stored image; returns their ids."""
+    with _transaction(db) as session:
+        character_id = _character_id(session, character)
+        rows = []
+        for image in images:
+            params = image.parameters
+            row = Generation(
+                character_id=character_id,
+                job_id=job_id,
+                lora_version_id=params.get("lora_version_id"),
+                backend=backend,
+                method=str(params["method"]),
+                prompt=str(params["prompt"]),
+                seed=str(params["seed"]),
+                params=params,
+                path=str(image.path),
+                sha256=image.sha256,
+            )
+            session.add(row)
+            rows.append(row)
+        session.flush()
+        return [row.id for row in rows]
+
+
+def _character_id(session: Session, name: str) -> int:
+    found = session.scalar(select(Character.id).where(Character.name_key == name_key(name)))
+    if found is None:
+        raise NotFound(f"no character named {name!r}; see `charstudio character list`")
+    return int(found)
+
+
+@contextlib.contextmanager
+def _transaction(db: Database) -> Iterator[Session]:
+    try:
+        with db.sessions.begin() as session:
+            yield session
+    except SQLAlchemyError as exc:
+        raise _db_error(exc) from exc
+
+
+def _db_error(exc: SQLAlchemyError) -> DatabaseError:
+    first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return DatabaseError(f"database error: {first}; check that the data directory is writable")

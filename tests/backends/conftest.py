@@ -1,0 +1,98 @@
+"""Fixtures for the backend tests: fake ComfyUI servers on free loopback ports, a character."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from charstudio.backends import ClientOptions, GenerationRequest, PoolOptions
+from charstudio.library.models import Character, FaceEmbedding, LoraVersion
+from charstudio.library.profile import METHOD_DEFAULTS, Method
+from charstudio.services import Services
+from tests.backends.fake_comfyui import FakeComfyUI
+from tests.conftest import write_image
+
+# Short timeouts: every fault shows within a second or two.
+FAST = PoolOptions(
+    client=ClientOptions(
+        request_timeout_s=2.0, job_timeout_s=20.0, lost_after_s=1.0, poll_interval_s=0.05
+    ),
+    probe_interval_s=0.0,
+    down_for_s=30.0,
+)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeComfyUI]:
+    server = FakeComfyUI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fakes() -> Iterator[list[FakeComfyUI]]:
+    servers = [FakeComfyUI().start() for _ in range(2)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def reference(tmp_path: Path) -> Path:
+    return write_image(tmp_path / "yuki_reference.png", size=(64, 64))
+
+
+RequestMaker = Callable[..., GenerationRequest]
+
+
+@pytest.fixture
+def make_request(reference: Path, tmp_path: Path) -> RequestMaker:
+    """A request for yuki with the files the fake server has."""
+
+    def make(method: Method = "lora_ipadapter", **changes: object) -> GenerationRequest:
+        values: dict[str, object] = {
+            "character": "yuki",
+            "job": "job-1",
+            "trigger_word": "yukicharacter",
+            "prompt": "red dress",
+            "variation": "outfit",
+            "method": method,
+            "params": METHOD_DEFAULTS[method].model_copy(update={"steps": 3}),
+            "seeds": (1234,),
+            "checkpoint": "rand_sd15.safetensors",
+            "width": 64,
+            "height": 64,
+            "lora_file": tmp_path / "yuki_v1.safetensors"
+            if method in ("lora_ipadapter", "lora_only")
+            else None,
+            "reference_file": None if method == "lora_only" else reference,
+        }
+        values.update(changes)
+        return GenerationRequest(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+def give_lora_and_identity(services: Services, name: str) -> Path:
+    """Record a ready LoRA (file in lora_models/) and a face identity for ``name``."""
+    lora = services.store.lora_dir / f"{name}_v1.safetensors"
+    lora.parent.mkdir(parents=True, exist_ok=True)
+    lora.write_bytes(b"not a real LoRA; ComfyUI is fake")
+    with services.db.sessions.begin() as session:
+        character = session.query(Character).filter_by(name_key=name.lower()).one()
+        session.add(
+            LoraVersion(character_id=character.id, version=1, path=str(lora), promoted=True)
+        )
+        session.add(
+            FaceEmbedding(
+                character_id=character.id,
+                kind="identity",
+                backend="dlib",
+                model="test",
+                dim=1,
+                vector=b"\x00\x00\x00\x00",
+            )
+        )
+    return lora

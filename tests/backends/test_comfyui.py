@@ -1,0 +1,284 @@
+"""The ComfyUI client against the fake server: protocol, progress, and every fault."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import io
+import json
+import threading
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from charstudio.backends import (
+    CancelToken,
+    ComfyUIClient,
+    ComfyUIPool,
+    GenerationRequest,
+    ProgressEvent,
+    run_request,
+)
+from charstudio.errors import (
+    ComfyUIUnavailable,
+    GenerationCancelled,
+    GenerationFailed,
+    ServerLost,
+)
+from charstudio.workflows import ModelMissing, WorkflowRejected
+from tests.backends.conftest import FAST, RequestMaker
+from tests.backends.fake_comfyui import FakeComfyUI, free_port
+from tests.workflows.conftest import recorded
+
+
+def run(request: GenerationRequest, urls: list[str], **kwargs: Any) -> Any:
+    async def go() -> Any:
+        async with ComfyUIPool(urls, options=FAST) as pool:
+            return await run_request(pool, request, **kwargs)
+
+    return asyncio.run(go())
+
+
+def test_generates_an_image_following_the_websocket(
+    fake: FakeComfyUI, make_request: RequestMaker
+) -> None:
+    events: list[ProgressEvent] = []
+    images = run(make_request(), [fake.url], progress=events.append)
+    assert len(images) == 1
+    image = images[0]
+    assert (image.server, image.seed, image.extra["followed_by"]) == (fake.url, 1234, "websocket")
+    # The image is the PNG ComfyUI saved, with the graph it embedded.
+    with Image.open(io.BytesIO(image.png)) as png:
+        assert json.loads(png.info["prompt"]) == image.graph
+        assert json.loads(png.info["charstudio"])["seed"] == "1234"
+    sent = fake.prompts_received[0]
+    assert sent["client_id"].startswith("charstudio-") and sent["prompt"] == image.graph
+    assert image.graph["1"]["inputs"]["ckpt_name"] == "rand_sd15.safetensors"
+    assert fake.inputs, "the reference image was uploaded"
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "queued" and kinds[-1] == "finished"
+    assert kinds.count("step") == 3 and kinds.count("preview") == 3
+    assert image.extra["previews"] == 3
+    assert [e.message for e in events if e.kind == "step"] == ["step 1/3", "step 2/3", "step 3/3"]
+
+
+def test_second_run_reports_cached_nodes_like_the_recording(fake: FakeComfyUI) -> None:
+    """The fake's message order equals what ComfyUI 0.3.64 sent for the same graph."""
+    body = recorded("graph_ipadapter_plus_face.json")
+    trace = recorded("trace_ipadapter_run.json")
+    fake.inputs["yuki_reference.png"] = b"png"
+
+    async def go() -> list[str]:
+        client = ComfyUIClient(fake.url, options=FAST.client)
+        try:
+            for seed in (1, 12345):
+                graph = copy.deepcopy(body["prompt"])
+                graph["8"]["inputs"]["seed"] = seed
+                prompt_id = await client.submit(graph)
+                outcome = await client.wait(prompt_id, graph=graph)
+                assert len(outcome.images) == 1
+            return list(outcome.cached_nodes)
+        finally:
+            await client.aclose()
+
+    cached = asyncio.run(go())
+    assert cached == ["1", "2", "3", "4", "5", "6", "7"]
+    client_id = next(iter(fake.sent))
+    frames = [f for f in fake.sent[client_id] if isinstance(f, dict)]
+    second = frames[[i for i, f in enumerate(frames) if f["type"] == "execution_start"][1] :]
+    wanted = [m["ws_text"]["type"] for m in trace if "ws_text" in m]
+    wanted = wanted[wanted.index("execution_start") :]
+    # Our run has 2 sampler steps as recorded; the fake adds no frames of its own.
+    assert [f["type"] for f in second] == wanted
+
+
+def test_waits_past_execution_success_for_the_history(
+    fake: FakeComfyUI, make_request: RequestMaker
+) -> None:
+    """The history race (Comfy-Org/ComfyUI#11540): history is empty at execution_success."""
+    fake.history_delay_s = 0.4
+    images = run(make_request(), [fake.url])
+    assert images[0].extra["followed_by"] == "websocket" and images[0].png
+
+
+def test_polls_the_history_without_a_websocket(
+    fake: FakeComfyUI, make_request: RequestMaker
+) -> None:
+    fake.websocket = False
+    images = run(make_request(), [fake.url])
+    assert images[0].extra["followed_by"] == "polling"
+    assert Image.open(io.BytesIO(images[0].png)).size == (64, 64)
+
+
+def test_unreachable_server(make_request: RequestMaker) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ComfyUIUnavailable) as caught:
+        run(make_request(), [url])
+    assert str(caught.value).startswith(f"cannot reach ComfyUI at {url}")
+    assert "start it (python main.py --listen) or fix CHARSTUDIO_COMFYUI_URLS" in str(caught.value)
+
+
+def test_slow_server(fake: FakeComfyUI, make_request: RequestMaker) -> None:
+    fake.slow_s = 2.5
+    with pytest.raises(ComfyUIUnavailable) as caught:
+        run(make_request(), [fake.url])
+    assert str(caught.value) == (
+        f"ComfyUI at {fake.url} did not answer GET /prompt within 2 s: it is overloaded or "
+        "hung; check it, or raise CHARSTUDIO_COMFYUI_REQUEST_TIMEOUT_S"
+    )
+
+
+def test_html_instead_of_json(fake: FakeComfyUI, make_request: RequestMaker) -> None:
+    fake.html = True
+    with pytest.raises(ComfyUIUnavailable) as caught:
+        run(make_request(), [fake.url])
+    assert str(caught.value) == (
+        f"{fake.url}/prompt answered HTTP 200 with an HTML page instead of ComfyUI's JSON: "
+        "check that the URL points at ComfyUI itself (not a proxy login page or another web app)"
+    )
+
+
+def test_node_errors_from_the_server_name_node_input_and_fix(fake: FakeComfyUI) -> None:
+    """A graph refused by the server itself (here sent past local validation)."""
+    graph = recorded("graph_ipadapter_plus_face.json")["prompt"]
+    graph["1"]["inputs"]["ckpt_name"] = "realisticVision_v51.safetensors"
+    graph["8"]["inputs"]["seed"] = 2**64
+    fake.inputs["yuki_reference.png"] = b"png"
+
+    async def go() -> None:
+        client = ComfyUIClient(fake.url, options=FAST.client)
+        try:
+            await client.submit(graph)
+        finally:
+            await client.aclose()
+
+    with pytest.raises(ModelMissing) as caught:
+        asyncio.run(go())
+    message = str(caught.value)
+    assert message.startswith(f"ComfyUI on {fake.url} would refuse the workflow (2 problems):")
+    assert (
+        "node 1 (CheckpointLoaderSimple) input 'ckpt_name': model "
+        f"'realisticVision_v51.safetensors' not found on {fake.url}: put it in "
+        "models/checkpoints (it has: rand_sd15.safetensors)"
+    ) in message
+    assert (
+        "node 8 (KSampler) input 'seed': 18446744073709551616 is above the maximum "
+        "18446744073709551615: use a value from 0 to 18446744073709551615"
+    ) in message
+    assert caught.value.missing[0].folder == "checkpoints"
+
+
+def test_original_design_graph_is_refused_by_the_server(fake: FakeComfyUI) -> None:
+    graph = {
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "x"}},
+        "ipadapter_apply": {"class_type": "IPAdapterApply", "inputs": {}},
+    }
+
+    async def go() -> None:
+        client = ComfyUIClient(fake.url, options=FAST.client)
+        try:
+            await client.submit(graph)
+        finally:
+            await client.aclose()
+
+    with pytest.raises(WorkflowRejected) as caught:
+        asyncio.run(go())
+    assert str(caught.value) == (
+        f"IPAdapterApply is not a node on {fake.url} (node 'ipadapter_apply'): it was removed "
+        "in ComfyUI_IPAdapter_plus v2; install ComfyUI_IPAdapter_plus v2 "
+        "(https://github.com/cubiq/ComfyUI_IPAdapter_plus) and use IPAdapterAdvanced instead"
+    )
+    assert caught.value.error["type"] == "invalid_prompt"
+
+
+def test_missing_custom_node_pack(fake: FakeComfyUI, make_request: RequestMaker) -> None:
+    fake.missing_packs = {"ipadapter_plus"}
+    with pytest.raises(WorkflowRejected) as caught:
+        run(make_request(), [fake.url])
+    assert str(caught.value).startswith(
+        f"IPAdapterModelLoader is not a node on {fake.url} (node '3'): install "
+        "ComfyUI_IPAdapter_plus v2 (https://github.com/cubiq/ComfyUI_IPAdapter_plus) in "
+        "ComfyUI's custom_nodes and restart it"
+    )
+    assert fake.prompts_received == [], "nothing is queued on a server that cannot run it"
+
+
+def test_missing_model_is_found_before_queueing(
+    fake: FakeComfyUI, make_request: RequestMaker
+) -> None:
+    fake.models["ipadapter"] = []
+    with pytest.raises(ModelMissing) as caught:
+        run(make_request(), [fake.url])
+    assert (
+        "input 'ipadapter_file': model 'ip-adapter-plus-face_sd15.safetensors' not found on "
+        f"{fake.url}: put it in models/ipadapter (it has: nothing)"
+    ) in str(caught.value)
+    assert fake.prompts_received == []
+
+
+def test_execution_error_mid_run(fake: FakeComfyUI, make_request: RequestMaker) -> None:
+    fake.fail_at, fake.fail_message = "IPAdapterModelLoader", "IPAdapter model not found."
+    with pytest.raises(GenerationFailed) as caught:
+        run(make_request(), [fake.url])
+    message = str(caught.value)
+    assert message.startswith(
+        f"ComfyUI on {fake.url} failed at node 3 (IPAdapterModelLoader) input 'ipadapter_file' "
+        "= 'ip-adapter-plus-face_sd15.safetensors' while running prompt "
+    )
+    assert message.endswith(
+        ": Exception: IPAdapter model not found.; fix: put the preset's adapter file (e.g. "
+        "ip-adapter-plus-face_sd15.safetensors) in models/ipadapter, named as the "
+        "IPAdapter_plus README says"
+    )
+
+
+def test_execution_error_read_from_the_history_when_polling(
+    fake: FakeComfyUI, make_request: RequestMaker
+) -> None:
+    fake.websocket = False
+    fake.fail_at = "KSampler"
+    fake.fail_message = "CUDA out of memory. Tried to allocate 2.00 GiB"
+    with pytest.raises(GenerationFailed) as caught:
+        run(make_request(), [fake.url])
+    assert "failed at node 10 (KSampler) while running prompt" in str(caught.value)
+    assert str(caught.value).endswith(
+        "fix: use a smaller image size or fewer images at once, or free GPU memory "
+        "(POST /free) and try again"
+    )
+
+
+def test_server_restart_mid_job_without_another_server(
+    fake: FakeComfyUI, make_request: RequestMaker
+) -> None:
+    fake.die_at = "KSampler"
+    fake.on_die = lambda: threading.Thread(target=fake.restart, args=(0.2,)).start()
+    with pytest.raises(ServerLost) as caught:
+        run(make_request(), [fake.url])
+    message = str(caught.value)
+    assert message.startswith(f"ComfyUI at {fake.url} no longer knows prompt ")
+    assert "(it restarted mid-job and forgot its queue); the job is lost there; no other " in (
+        message
+    )
+
+
+def test_cancel_interrupts_the_running_prompt(
+    fake: FakeComfyUI, make_request: RequestMaker
+) -> None:
+    fake.step_s = 0.1
+    token = CancelToken()
+
+    def on_event(event: ProgressEvent) -> None:
+        if event.kind == "step":
+            token.cancel()
+
+    request = make_request(params=make_request().params.model_copy(update={"steps": 50}))
+    with pytest.raises(GenerationCancelled) as caught:
+        run(request, [fake.url], progress=on_event, cancel=token)
+    assert "was cancelled: nothing was saved" in str(caught.value)
+    prompt_id = fake.prompts_received[0]["prompt_id"]
+    for _ in range(100):
+        if prompt_id in fake.history:
+            break
+        threading.Event().wait(0.05)
+    assert fake.history[prompt_id]["status"]["messages"][-1][0] == "execution_interrupted"
