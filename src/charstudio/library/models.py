@@ -206,6 +206,13 @@ class LoraVersion(Base):
     promoted: Mapped[bool] = mapped_column(Boolean, default=False)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Revision 0005: the version this one succeeds, the training config that made it, and
+    # the SHA-256 of its base model (loss curve and samples are in ``metrics``).
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lora_versions.id", ondelete="SET NULL")
+    )
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    base_model_sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class Job(Base):
