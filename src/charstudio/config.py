@@ -131,6 +131,41 @@ class Settings(BaseSettings):
             return [url.rstrip("/") for url in value]
         return value
 
+    queue_url: str | None = Field(
+        default=None,
+        description="Job queue: default sqlite:///<home>/queue.db (one box); "
+        "redis://HOST:PORT/DB for workers on several machines.",
+    )
+    job_workers: int = Field(default=1, ge=1, le=32, description="Jobs one worker runs at once.")
+    job_heartbeat_s: float = Field(
+        default=5.0, gt=0, description="How often a running job shows it is alive."
+    )
+    job_stale_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A running job with no heartbeat for this long has lost its worker.",
+    )
+    job_max_attempts: int = Field(
+        default=2, ge=1, le=10, description="Tries a job gets when its worker dies."
+    )
+    api_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="Bearer token the API requires; default: the one `charstudio init` "
+        "writes to <home>/api_token.",
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address `charstudio serve` binds.")
+    api_port: int = Field(default=8420, ge=1, le=65535, description="Port of the API.")
+    api_max_upload_bytes: int = Field(
+        default=50_000_000, gt=0, description="Largest upload request the API accepts."
+    )
+    api_max_files: int = Field(
+        default=100, ge=1, le=10_000, description="Most files in one upload request."
+    )
+    api_cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (none by default)."
+    )
+
     @field_validator("home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

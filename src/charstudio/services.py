@@ -43,6 +43,7 @@ class InitResult(BaseModel):
     database: str
     schema_revision: str
     folders: list[str]
+    api_token_file: str
 
 
 @dataclass
@@ -118,12 +119,14 @@ class Services:
     def init(self) -> InitResult:
         """Create the data root's folders and the database at the newest schema."""
         self.store.create_layout()
+        self.store.ensure_api_token()
         db = self.db
         return InitResult(
             home=str(self.store.home),
             database=db.engine.url.render_as_string(hide_password=True),
             schema_revision=head_revision(),
             folders=[str(p) for p in self.store.layout()],
+            api_token_file=str(self.store.api_token_file),
         )
 
     def close(self) -> None:

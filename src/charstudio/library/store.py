@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -113,6 +114,22 @@ class AssetStore:
         self.ensure_writable()
         for folder in self.layout():
             folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def api_token_file(self) -> Path:
+        return self.home / "api_token"
+
+    def ensure_api_token(self) -> str:
+        """The API's bearer token: read ``<home>/api_token``, or create it (mode 0600)."""
+        path = self.api_token_file
+        if not path.is_file():
+            self.ensure_writable()
+            with _temporary_beside(path) as tmp:
+                tmp.chmod(0o600)
+                tmp.write_text(secrets.token_urlsafe(32) + "\n")
+                with contextlib.suppress(FileExistsError):  # another process made one first
+                    os.link(tmp, path)
+        return path.read_text().strip()
 
     # -- writing ----------------------------------------------------------------------
     def copy_in(self, source: Path, destination: Path) -> bool:

@@ -1,0 +1,219 @@
+"""The job queue: records in the library, "run job <id>" messages on huey.
+
+:class:`JobQueue` is built once per process (API, worker, CLI) from the services. Submitting
+writes a queued :class:`~charstudio.library.models.Job` row and enqueues its id on huey —
+SQLite storage next to the database by default (one box), Redis when ``queue_url`` says so
+(workers on several machines). A worker (``charstudio worker``) runs huey's consumer; each
+message goes through :meth:`JobQueue.run`:
+
+1. Claim the job (``queued -> running`` in one UPDATE; a second delivery finds it claimed
+   and does nothing, so a job never runs twice).
+2. Start a heartbeat thread (a long step without progress calls still shows life).
+3. Run the handler for the job's kind with a progress callback that records progress and
+   raises :class:`JobCancelled` once a cancel was requested.
+4. Record the result, the error text, or the cancellation.
+
+:meth:`JobQueue.recover` (run by every worker at start and then periodically) finds jobs
+whose worker died — a dead process on this host, or no heartbeat for ``job_stale_s`` — and
+re-queues each once more or fails it with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey  # type: ignore[import-untyped]
+from huey.consumer import Consumer  # type: ignore[import-untyped]
+
+from charstudio.config import Settings
+from charstudio.errors import BackendUnavailable, CharstudioError, InvalidParameter
+from charstudio.jobs.handlers import HANDLERS, Handler
+from charstudio.jobs.store import JobStore
+from charstudio.jobs.types import JobCancelled, JobContext, JobInfo
+from charstudio.services import Services
+
+__all__ = ["JobQueue", "build_huey", "worker_id"]
+
+log = logging.getLogger(__name__)
+_TASK_NAME = "charstudio.run_job"
+
+
+def build_huey(settings: Settings) -> Huey:
+    """huey on SQLite (``<home>/queue.db``) by default, on Redis for a ``redis://`` URL."""
+    url = settings.queue_url
+    if url is None or url.startswith("sqlite:///"):
+        path = settings.home / "queue.db" if url is None else url.removeprefix("sqlite:///")
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey(name="charstudio", filename=str(path), results=False)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        try:
+            import redis  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError as exc:
+            raise BackendUnavailable(
+                "queue_url names Redis but the redis client is not installed: "
+                "pip install 'charstudio[redis]'"
+            ) from exc
+        return RedisHuey(name="charstudio", url=url, results=False)
+    raise InvalidParameter(
+        f"queue_url {url!r} is neither sqlite:///PATH nor redis://HOST:PORT/DB; fix "
+        "CHARSTUDIO_QUEUE_URL"
+    )
+
+
+def worker_id() -> str:
+    """``host:pid:thread`` — enough to tell whether the worker still lives."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+class JobQueue:
+    """Submit, run, cancel and recover jobs."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        huey: Huey | None = None,
+        handlers: Mapping[str, Handler] | None = None,
+    ) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.store = JobStore(services.db)
+        self.huey = huey or build_huey(services.settings)
+        self.handlers = dict(handlers or HANDLERS)
+        self._enqueue = self.huey.task(name=_TASK_NAME)(self._run_message)
+
+    # -- submitting ---------------------------------------------------------------------
+    def submit(self, kind: str, *, character: str | None, params: dict[str, Any]) -> JobInfo:
+        """Record a queued job and enqueue it.
+
+        Raises:
+            InvalidParameter: no handler for ``kind``.
+        """
+        if kind not in self.handlers:
+            raise InvalidParameter(
+                f"unknown job kind {kind!r}; choose one of {', '.join(sorted(self.handlers))}"
+            )
+        info = self.store.create(kind, character=character, params=params)
+        self._enqueue(info.id)
+        return info
+
+    def cancel(self, job_id: str) -> JobInfo:
+        return self.store.cancel(job_id)
+
+    # -- running ------------------------------------------------------------------------
+    def _run_message(self, job_id: str) -> None:
+        self.run(job_id)
+
+    def run(self, job_id: str, *, worker: str | None = None) -> JobInfo:
+        """Run one job to its end in this thread (see the module docstring)."""
+        # 1. Claim.
+        if not self.store.claim(job_id, worker or worker_id()):
+            return self.store.get(job_id)  # already claimed, finished or cancelled
+        job = self.store.get(job_id)
+        # 2. Heartbeat.
+        stop = threading.Event()
+        beats = threading.Thread(
+            target=self._beat, args=(job_id, stop), name=f"heartbeat-{job_id}", daemon=True
+        )
+        beats.start()
+        # 3-4. Run and record.
+        try:
+            result = self.handlers[job.kind](self.services, self._context(job))
+        except JobCancelled:
+            self.store.mark_cancelled(job_id)
+        except CharstudioError as exc:
+            self.store.fail(job_id, str(exc))
+        except Exception as exc:  # a bug: keep the worker alive and say where to look
+            log.exception("job %s (%s) crashed", job_id, job.kind)
+            self.store.fail(
+                job_id, f"unexpected {type(exc).__name__}: {exc} (the worker log has details)"
+            )
+        else:
+            self.store.succeed(job_id, result)
+        finally:
+            stop.set()
+            beats.join()
+        return self.store.get(job_id)
+
+    def _context(self, job: JobInfo) -> JobContext:
+        def progress(step: int, total: int, message: str) -> None:
+            if self.store.progress(job.id, step, total, message):
+                raise JobCancelled(f"job {job.id} cancelled at step {step} of {total}")
+
+        return JobContext(
+            job_id=job.id, character=job.character, params=job.params, progress=progress
+        )
+
+    def _beat(self, job_id: str, stop: threading.Event) -> None:
+        while not stop.wait(self.settings.job_heartbeat_s):
+            self.store.heartbeat(job_id)
+
+    # -- recovering ---------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Re-queue (once) or fail the jobs whose worker died; returns the re-queued ids."""
+        host = socket.gethostname()
+        orphans = {
+            j.id: (j, f"its worker process ({_pid(j.worker)}) stopped while running it")
+            for j in self.store.running_on(f"{host}:")
+            if not _alive(_pid(j.worker))
+        }
+        stale_s = self.settings.job_stale_s
+        for job in self.store.stale(older_than_s=stale_s):
+            orphans.setdefault(
+                job.id,
+                (job, f"its worker {job.worker} sent no heartbeat for {stale_s:g} s"),
+            )
+        requeued = []
+        for job, why in orphans.values():
+            if self.store.requeue_or_fail(
+                job, max_attempts=self.settings.job_max_attempts, why=why
+            ):
+                self._enqueue(job.id)
+                requeued.append(job.id)
+        return requeued
+
+    def consumer(self, *, workers: int) -> Consumer:
+        """huey's consumer for this queue, polling at least once a second when idle."""
+        return self.huey.create_consumer(
+            workers=workers, worker_type="thread", periodic=False, max_delay=1.0
+        )
+
+    def recover_periodically(self, stop: threading.Event) -> threading.Thread:
+        """Run :meth:`recover` now and every ``job_stale_s / 2`` seconds until ``stop``."""
+
+        def loop() -> None:
+            while True:
+                try:
+                    self.recover()
+                except CharstudioError:
+                    log.exception("job recovery failed; will try again")
+                if stop.wait(max(self.settings.job_stale_s / 2, 0.5)):
+                    return
+
+        thread = threading.Thread(target=loop, name="job-recovery", daemon=True)
+        thread.start()
+        return thread
+
+
+def _pid(worker: str | None) -> int:
+    try:
+        return int((worker or "").split(":")[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True

@@ -1,0 +1,91 @@
+"""Typed job records, requests and the errors of the job queue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from charstudio.errors import CharstudioError, Conflict, NotFound
+
+__all__ = [
+    "FINISHED",
+    "JobCancelled",
+    "JobContext",
+    "JobFinished",
+    "JobInfo",
+    "JobNotFound",
+    "JobPage",
+    "JobState",
+]
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class JobNotFound(NotFound):
+    """No job has this id."""
+
+
+class JobFinished(Conflict):
+    """The job already finished; it cannot be cancelled or run again."""
+
+
+class JobCancelled(CharstudioError):
+    """Raised inside a running job at its next progress step after a cancel request."""
+
+
+class JobInfo(BaseModel):
+    """A job as the API and CLI show it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: str
+    character: str | None
+    state: JobState
+    progress_step: int
+    progress_total: int
+    message: str
+    params: dict[str, Any]
+    result: dict[str, Any]
+    error: str
+    attempts: int
+    worker: str | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+
+class JobPage(BaseModel):
+    """One page of a job listing, newest first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[JobInfo]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobContext(BaseModel):
+    """What a job handler gets: its parameters and a progress callback.
+
+    ``progress(step, total, message)`` records progress and the heartbeat, and raises
+    :class:`JobCancelled` when someone asked to cancel the job — handlers call it between
+    units of work, so cancelling takes effect at the next one.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    job_id: str
+    character: str | None
+    params: dict[str, Any]
+    progress: Callable[[int, int, str], None]
