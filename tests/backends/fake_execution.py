@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -77,8 +78,9 @@ async def execute(
         await event("progress_state", {"prompt_id": prompt_id, "nodes": dict(states)})
         await event("executing", {"node": node_id, "display_node": node_id, "prompt_id": prompt_id})
         if server.die_at == class_type and server.on_die is not None:
-            # The process dies here: the test's callback stops (or restarts) the server.
-            server.on_die()
+            # The process dies here: the test's callback stops (or restarts) the server,
+            # from another thread (stopping waits for this loop).
+            threading.Thread(target=server.on_die, daemon=True).start()
             await asyncio.sleep(3600)
         if server.fail_at == class_type:
             await _fail(

@@ -252,7 +252,7 @@ def test_server_restart_mid_job_without_another_server(
     fake: FakeComfyUI, make_request: RequestMaker
 ) -> None:
     fake.die_at = "KSampler"
-    fake.on_die = lambda: threading.Thread(target=fake.restart, args=(0.2,)).start()
+    fake.on_die = lambda: fake.restart(0.2)
     with pytest.raises(ServerLost) as caught:
         run(make_request(), [fake.url])
     message = str(caught.value)

@@ -37,7 +37,7 @@ import httpx
 from charstudio.backends.comfyui_events import Event, EventStream
 from charstudio.backends.comfyui_follow import follow, output_images
 from charstudio.backends.types import CancelToken
-from charstudio.errors import ComfyUIUnavailable, GenerationCancelled, GenerationFailed
+from charstudio.errors import ComfyUIUnavailable, GenerationCancelled, GenerationFailed, ServerLost
 from charstudio.workflows import Catalog, rejection_from_response
 from charstudio.workflows.types import Graph
 
@@ -269,6 +269,13 @@ class ComfyUIClient:
         except (asyncio.CancelledError, GenerationCancelled):
             await self._cancel_quietly(prompt_id)
             raise
+        except ServerLost:
+            raise
+        except ComfyUIUnavailable as exc:
+            raise ServerLost(
+                f"ComfyUI at {self.url} stopped answering while running prompt {prompt_id} "
+                f"({exc}); the job is lost there"
+            ) from exc
         finally:
             unregister()
             self.events.unsubscribe(prompt_id)

@@ -1,0 +1,107 @@
+"""The pool: choosing servers, spreading work, retrying a job whose server died."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from charstudio.backends import ComfyUIPool, GenerationRequest, ProgressEvent, run_request
+from charstudio.errors import ComfyUIUnavailable, ServerLost
+from charstudio.workflows import ModelMissing
+from tests.backends.conftest import FAST, RequestMaker
+from tests.backends.fake_comfyui import FakeComfyUI, free_port
+
+
+def run(request: GenerationRequest, urls: list[str], **kwargs: Any) -> Any:
+    async def go() -> Any:
+        async with ComfyUIPool(urls, options=FAST) as pool:
+            return await run_request(pool, request, **kwargs)
+
+    return asyncio.run(go())
+
+
+def test_job_of_a_dead_server_is_retried_on_another(
+    fakes: list[FakeComfyUI], make_request: RequestMaker
+) -> None:
+    first, second = fakes
+    second.step_s = 0.05  # busier: the first server is chosen first
+    second.pending.append((99, "someone-else", {}, {}))
+    first.die_at = "KSampler"
+    first.on_die = lambda: first.stop()
+    events: list[ProgressEvent] = []
+    images = run(make_request(), [first.url, second.url], progress=events.append)
+    assert images[0].server == second.url
+    assert images[0].extra["retried_from"] == first.url
+    retries = [e for e in events if e.kind == "retry"]
+    assert len(retries) == 1 and retries[0].server == first.url
+    assert retries[0].message.startswith(f"retrying: ComfyUI at {first.url} stopped answering")
+    assert len(second.prompts_received) == 1
+
+
+def test_lost_twice_fails_with_both_reasons(
+    fakes: list[FakeComfyUI], make_request: RequestMaker
+) -> None:
+    for server in fakes:
+        server.die_at = "KSampler"
+        server.on_die = server.stop
+    with pytest.raises(ServerLost) as caught:
+        run(make_request(), [s.url for s in fakes])
+    message = str(caught.value)
+    assert "stopped answering while running prompt" in message
+    assert "(this was the retry: the job was first lost because ComfyUI at" in message
+    assert all(len(s.prompts_received) == 1 for s in fakes)
+
+
+def test_goes_to_the_server_that_has_the_models(
+    fakes: list[FakeComfyUI], make_request: RequestMaker
+) -> None:
+    without, with_lora = fakes
+    without.models["loras"] = []
+    images = run(make_request(), [without.url, with_lora.url])
+    assert images[0].server == with_lora.url
+    assert without.prompts_received == []
+
+
+def test_no_server_has_the_model(fakes: list[FakeComfyUI], make_request: RequestMaker) -> None:
+    for server in fakes:
+        server.models["loras"] = ["other_v3.safetensors"]
+    with pytest.raises(ModelMissing) as caught:
+        run(make_request(), [s.url for s in fakes])
+    message = str(caught.value)
+    assert (
+        f"model 'yuki_v1.safetensors' not found on {fakes[0].url}: put it in models/loras "
+        "(it has: other_v3.safetensors)"
+    ) in message
+    assert f"(servers: {fakes[0].url}: ComfyUI on" in message
+
+
+def test_images_spread_over_the_servers_none_lost_or_twice(
+    fakes: list[FakeComfyUI], make_request: RequestMaker
+) -> None:
+    for server in fakes:
+        server.step_s = 0.02
+    request = make_request(seeds=(1, 2, 3, 4, 5, 6))
+    images = run(request, [s.url for s in fakes])
+    assert [i.seed for i in images] == [1, 2, 3, 4, 5, 6]
+    assert len({i.prompt_id for i in images}) == 6
+    counts = sorted(len(s.prompts_received) for s in fakes)
+    assert counts == [3, 3]
+
+
+def test_every_server_unreachable(make_request: RequestMaker) -> None:
+    urls = [f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"]
+    with pytest.raises(ComfyUIUnavailable) as caught:
+        run(make_request(), urls)
+    message = str(caught.value)
+    assert message.startswith(f"no ComfyUI server is usable: {urls[0]}: cannot reach ComfyUI")
+    assert f"; {urls[1]}: cannot reach ComfyUI at {urls[1]}" in message
+
+
+def test_no_server_configured() -> None:
+    with pytest.raises(ComfyUIUnavailable) as caught:
+        ComfyUIPool([])
+    assert str(caught.value) == (
+        "no ComfyUI server is configured: set CHARSTUDIO_COMFYUI_URLS (e.g. http://127.0.0.1:8188)"
+    )

@@ -1,0 +1,95 @@
+"""``charstudio generate`` and ``charstudio workflow`` end to end against a fake ComfyUI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.backends.fake_comfyui import FakeComfyUI, free_port
+from tests.conftest import CliRunner
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeComfyUI]:
+    fake = FakeComfyUI().start()
+    monkeypatch.setenv("CHARSTUDIO_COMFYUI_URLS", fake.url)
+    monkeypatch.setenv("CHARSTUDIO_COMFYUI_CHECKPOINT", "rand_sd15.safetensors")
+    monkeypatch.setenv("CHARSTUDIO_COMFYUI_REQUEST_TIMEOUT_S", "3")
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def yuki(cli: CliRunner, refs: Path) -> str:
+    assert cli("character", "add", "yuki", "--images", str(refs)).code == 0
+    return "yuki"
+
+
+def test_generate_prints_output_paths(cli: CliRunner, yuki: str, server: FakeComfyUI) -> None:
+    result = cli("generate", yuki, "red dress", "--variation", "outfit", "--seed", "7")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].startswith("yuki: 1 image(s) with img2img on comfyui, job ")
+    job = lines[0].rsplit(" ", 1)[1]
+    assert f"outputs/yuki/{job}/yuki_{job}_01_7.png" in result.out
+    assert server.url in result.out
+
+
+def test_generate_json(cli: CliRunner, yuki: str, server: FakeComfyUI) -> None:
+    result = cli(
+        "generate",
+        yuki,
+        "snowy street",
+        "--variation",
+        "background",
+        "--count",
+        "2",
+        "--seed",
+        "40",
+        "--json",
+    )
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert [i["seed"] for i in report["images"]] == ["40", "41"]
+    assert all(Path(i["path"]).is_file() for i in report["images"])
+    assert report["method"] == "img2img" and report["params"]["denoise"] == 0.4
+
+
+def test_workflow_print_builds_without_sending(
+    cli: CliRunner, yuki: str, server: FakeComfyUI
+) -> None:
+    result = cli("workflow", yuki, "red dress", "--variation", "outfit", "--seed", "5", "--print")
+    assert result.code == 0, result.err
+    graph = json.loads(result.out)
+    classes = [node["class_type"] for node in graph.values()]
+    assert classes[0] == "CheckpointLoaderSimple" and classes[-1] == "SaveImage"
+    assert "VAEEncode" in classes and server.prompts_received == []
+    summary = cli("workflow", yuki, "red dress", "--seed", "5")
+    assert summary.out == (
+        "yuki: 9-node img2img graph, seed 5, valid against the built-in catalog (ComfyUI 0.3.64)\n"
+    )
+
+
+def test_bad_seed_exits_2(cli: CliRunner, yuki: str, server: FakeComfyUI) -> None:
+    result = cli("generate", yuki, "red dress", "--seed", "-1")
+    assert result.code == 2
+    assert result.err.startswith("error: seed -1 is out of range")
+    assert "leave --seed out for a random seed" in result.err
+
+
+def test_unreachable_server_exits_1(
+    cli: CliRunner, yuki: str, server: FakeComfyUI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("CHARSTUDIO_COMFYUI_URLS", url)
+    result = cli("generate", yuki, "red dress", "--seed", "1")
+    assert result.code == 1
+    assert result.err.startswith(f"error: cannot reach ComfyUI at {url}")
+
+
+def test_unknown_variation_exits_2(cli: CliRunner, yuki: str) -> None:
+    result = cli("generate", yuki, "red dress", "--variation", "hat")
+    assert result.code == 2 and "Invalid value for '--variation'" in result.err
