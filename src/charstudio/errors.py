@@ -9,7 +9,8 @@ the HTTP status the API uses, so both surfaces map errors in exactly one place::
     │   ├── InvalidName                                      unsafe or malformed name
     │   ├── InvalidParameter                                 value out of range, unknown key
     │   ├── UnsupportedImage                                 not an image, corrupt, too big
-    │   └── NothingToImport                                  empty folder, no image files
+    │   ├── NothingToImport                                  empty folder, no image files
+    │   └── PayloadTooLarge                          HTTP 413   too many files or bytes at once
     ├── NotFound                          exit 1, HTTP 404   character, image, file missing
     ├── Conflict                          exit 1, HTTP 409
     │   └── CharacterExists
@@ -25,7 +26,8 @@ the HTTP status the API uses, so both surfaces map errors in exactly one place::
     │   │   └── ModelMissing                                 workflows/types.py
     │   ├── GenerationFailed                                 a node failed while running
     │   └── GenerationCancelled           exit 130, HTTP 409 cancelled or interrupted
-    └── JobFailed                         exit 1, HTTP 500
+    ├── JobFailed                         exit 1, HTTP 500
+    └── Unauthorized                      exit 1, HTTP 401   API token missing or wrong
 
 Third-party exceptions are wrapped where they enter (``raise ... from exc``) so callers
 never need to know which library raised.
@@ -49,9 +51,11 @@ __all__ = [
     "JobFailed",
     "NotFound",
     "NothingToImport",
+    "PayloadTooLarge",
     "SchemaTooNew",
     "ServerLost",
     "StorageError",
+    "Unauthorized",
     "UnsupportedImage",
     "UsageError",
 ]
@@ -85,6 +89,12 @@ class UnsupportedImage(UsageError):
 
 class NothingToImport(UsageError):
     """The paths given hold no image files."""
+
+
+class PayloadTooLarge(UsageError):
+    """Too many files or bytes in one request."""
+
+    http_status = 413
 
 
 class NotFound(CharstudioError):
@@ -156,3 +166,9 @@ class GenerationCancelled(BackendError):
 
 class JobFailed(CharstudioError):
     """A background job ended in failure."""
+
+
+class Unauthorized(CharstudioError):
+    """The API token is missing or wrong."""
+
+    http_status = 401

@@ -253,3 +253,16 @@ def test_unknown_character(services: Services, refs: Path) -> None:
     with pytest.raises(NotFound, match="create it with `charstudio character add nobody"):
         services.library.import_images("nobody", [refs])
     assert os.environ.get("CHARSTUDIO_HOME") is None
+
+
+def test_remove_one_reference(services: Services, refs: Path) -> None:
+    services.library.create("yuki", [refs])
+    detail = services.library.show("yuki")
+    gone = detail.references[0]
+    removed = services.library.remove_reference("yuki", gone.sha256)
+    assert removed.sha256 == gone.sha256
+    assert not Path(gone.stored_path).exists()
+    left = services.library.show("yuki").references
+    assert [r.sha256 for r in left] == [r.sha256 for r in detail.references[1:]]
+    with pytest.raises(NotFound, match=f"'yuki' has no reference image '{gone.sha256}'"):
+        services.library.remove_reference("yuki", gone.sha256)

@@ -214,18 +214,7 @@ class Library:
                 updated_at=character.updated_at,
                 profile=self._profile(session, character),
                 references=[
-                    ReferenceInfo(
-                        id=ref.id,
-                        sha256=ref.sha256,
-                        original_name=ref.original_name,
-                        stored_path=str(folder / ref.file_name),
-                        width=ref.width,
-                        height=ref.height,
-                        size_bytes=ref.size_bytes,
-                        format=ref.format,
-                        added_at=ref.added_at,
-                    )
-                    for ref in character.references
+                    _reference_info(ref, folder / ref.file_name) for ref in character.references
                 ],
             )
 
@@ -302,6 +291,28 @@ class Library:
             files_kept=[] if purge else [str(p) for p in folders],
             files_removed=[str(p) for p in folders] if purge else [],
         )
+
+    def remove_reference(self, name: str, sha256: str) -> ReferenceInfo:
+        """Delete one reference image (its record, face analysis and stored copy).
+
+        Raises:
+            NotFound: no such character, or no reference with that SHA-256.
+        """
+        self.store.ensure_writable()
+        with self.store.character_lock(name):
+            with self._transaction() as session:
+                character = self._require(session, name)
+                ref = next((r for r in character.references if r.sha256 == sha256), None)
+                if ref is None:
+                    raise NotFound(
+                        f"{character.name!r} has no reference image {sha256!r}; list them "
+                        f"with `charstudio character show {character.name}`"
+                    )
+                path = self.store.references_dir(character.name) / ref.file_name
+                info = _reference_info(ref, path)
+                character.references.remove(ref)
+            path.unlink(missing_ok=True)  # after the commit: a failed commit keeps the file
+        return info
 
     # -- helpers ----------------------------------------------------------------------
     def _character_files(self, name: str) -> list[Path]:
@@ -405,4 +416,18 @@ def _imported(info: ImageInfo, destination: Path) -> ImportedImage:
         height=info.height,
         size_bytes=info.size_bytes,
         format=info.format,
+    )
+
+
+def _reference_info(ref: ReferenceImage, path: Path) -> ReferenceInfo:
+    return ReferenceInfo(
+        id=ref.id,
+        sha256=ref.sha256,
+        original_name=ref.original_name,
+        stored_path=str(path),
+        width=ref.width,
+        height=ref.height,
+        size_bytes=ref.size_bytes,
+        format=ref.format,
+        added_at=ref.added_at,
     )
