@@ -1,0 +1,123 @@
+"""Typed results and errors of LoRA training.
+
+Errors hang off charstudio's one tree (``charstudio.errors``)::
+
+    UsageError ── BaseModelInvalid        corrupt checkpoint, a LoRA, SDXL given as SD1.5
+               └─ NothingToResume         --resume with no interrupted run
+    NotFound ──── NoTrainingSet           `charstudio dataset prepare` was never run
+    StorageError ─ DiskFull               the disk filled while saving; no half file is kept
+    BackendUnavailable ─ OptimizerUnavailable   8-bit AdamW without bitsandbytes/CUDA
+    JobFailed ─── TrainingOutOfMemory     checkpoint saved; smaller batch/resolution advised
+               └─ TrainingInterrupted     Ctrl-C; checkpoint saved; exit 130
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from charstudio.errors import (
+    BackendUnavailable,
+    JobFailed,
+    NotFound,
+    StorageError,
+    UsageError,
+)
+
+__all__ = [
+    "BaseModelInvalid",
+    "DiskFull",
+    "KohyaExport",
+    "LoraVersionInfo",
+    "NoTrainingSet",
+    "NothingToResume",
+    "OptimizerUnavailable",
+    "TrainingInterrupted",
+    "TrainingOutOfMemory",
+    "TrainingResult",
+]
+
+
+class BaseModelInvalid(UsageError):
+    """The base checkpoint is corrupt, not a base model, or of another family."""
+
+
+class NothingToResume(UsageError):
+    """``--resume`` was asked for but there is no interrupted run."""
+
+
+class NoTrainingSet(NotFound):
+    """The character has no prepared training set."""
+
+
+class DiskFull(StorageError):
+    """Writing an output failed for lack of space; nothing partial was kept."""
+
+
+class OptimizerUnavailable(BackendUnavailable):
+    """8-bit AdamW was asked for but bitsandbytes (or a GPU for it) is missing."""
+
+
+class TrainingOutOfMemory(JobFailed):
+    """A step ran out of memory; the last checkpoint was saved."""
+
+
+class TrainingInterrupted(JobFailed):
+    """Training was stopped with Ctrl-C; a checkpoint was saved."""
+
+    exit_code = 130
+
+
+class TrainingResult(BaseModel):
+    """What ``charstudio train`` made."""
+
+    model_config = ConfigDict(frozen=True)
+
+    character: str
+    version: int
+    path: str
+    sha256: str
+    steps: int
+    first_loss: float
+    final_loss: float
+    loss_log: str
+    samples: list[str]
+    run_dir: str
+    base_model: str
+    base_model_sha256: str
+    training_set_version: int
+    parent_version: int | None
+    device: str
+    precision: str
+    resumed_from_step: int | None
+    copied_to: str | None
+    seconds: float
+
+
+class LoraVersionInfo(BaseModel):
+    """One row of ``charstudio lora list``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int
+    path: str
+    file_exists: bool
+    promoted: bool
+    status: str
+    training_set_version: int | None
+    parent_version: int | None
+    base_model: str
+    steps: int | None
+    final_loss: float | None
+    created_at: datetime
+
+
+class KohyaExport(BaseModel):
+    """``charstudio train --export-kohya``: the equivalent sd-scripts run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    command: str
+    script: str
+    dataset_toml: str
