@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         description="A server that stops answering mid-job for this long counts as lost; "
         "its job is retried once on another server.",
     )
+    comfyui_loras_dir: Path | None = Field(
+        default=None,
+        description="ComfyUI's models/loras folder: each trained LoRA version is copied there.",
+    )
+    training_device: str | None = Field(
+        default=None, description="Device for LoRA training (cuda, cuda:1, cpu); default: best."
+    )
 
     @field_validator("comfyui_urls", mode="before")
     @classmethod

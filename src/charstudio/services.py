@@ -30,6 +30,7 @@ from charstudio.library import (
     head_revision,
     open_database,
 )
+from charstudio.training import TrainingService
 
 __all__ = ["InitResult", "Services", "build_services"]
 
@@ -93,6 +94,15 @@ class Services:
     @cached_property
     def datasets(self) -> DatasetService:
         return DatasetService(faces=self.faces, store=self.store)
+
+    @cached_property
+    def training(self) -> TrainingService:
+        return TrainingService(
+            library=self.library,
+            store=self.store,
+            comfyui_loras_dir=self.settings.comfyui_loras_dir,
+            device=self.settings.training_device,
+        )
 
     @cached_property
     def generation(self) -> GenerationService:

@@ -92,6 +92,7 @@ class TrainingResult(BaseModel):
     precision: str
     resumed_from_step: int | None
     copied_to: str | None
+    warnings: list[str]
     seconds: float
 
 
