@@ -13,11 +13,12 @@ from typing import Annotated
 import typer
 
 from charstudio import __version__
-from charstudio.cli import character, dataset, faces, setup
+from charstudio.cli import character, dataset, faces, jobs, setup
 from charstudio.cli.console import Console
 from charstudio.cli.context import CliState
 from charstudio.cli.demo import demo
 from charstudio.cli.generate import generate
+from charstudio.cli.serve import serve, worker
 from charstudio.cli.workflow import workflow
 from charstudio.config import EnvVars
 from charstudio.errors import CharstudioError
@@ -38,6 +39,9 @@ app.command("workflow")(workflow)
 app.add_typer(character.app, name="character")
 app.add_typer(faces.app, name="faces")
 app.add_typer(dataset.app, name="dataset")
+app.command("serve")(serve)
+app.command("worker")(worker)
+app.add_typer(jobs.app, name="jobs")
 
 
 def _version(value: bool) -> None:

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from charstudio.backends.service_types import GenerateSpec
+from charstudio.backends.types import CancelToken, ProgressEvent
 from charstudio.dataset import DatasetConfig
-from charstudio.errors import InvalidParameter
-from charstudio.jobs.types import JobContext
+from charstudio.errors import GenerationCancelled, InvalidParameter
+from charstudio.jobs.types import JobCancelled, JobContext
 from charstudio.services import Services
 
 __all__ = ["HANDLERS", "Handler"]
@@ -52,8 +54,43 @@ def score_faces(services: Services, ctx: JobContext) -> dict[str, Any]:
     return report.model_dump(mode="json")
 
 
+def generate_images(services: Services, ctx: JobContext) -> dict[str, Any]:
+    """``charstudio generate``: images on the backend the request names."""
+    spec = dict(ctx.params.get("spec", {}))
+    if spec.get("seed") is not None:
+        spec["seed"] = int(spec["seed"])  # stored as text: seeds reach 2^64-1
+    token = CancelToken()
+    steps = _StepCounter(ctx, token)
+    try:
+        result = services.generation.generate(
+            GenerateSpec(name=_character(ctx), **spec), progress=steps, cancel=token
+        )
+    except GenerationCancelled as exc:
+        raise JobCancelled(str(exc)) from exc
+    return result.model_dump(mode="json")
+
+
+class _StepCounter:
+    """Backend progress events -> job progress (sampler steps over all images); a cancel
+    request seen at a step cancels the backend through its token."""
+
+    def __init__(self, ctx: JobContext, token: CancelToken) -> None:
+        self.ctx, self.token = ctx, token
+        self.step, self.total = 0, 0
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.kind == "step" and event.max:
+            self.total = event.total * event.max
+            self.step = event.index * event.max + event.value
+        try:
+            self.ctx.progress(self.step, self.total, event.message or event.kind)
+        except JobCancelled:
+            self.token.cancel()
+
+
 HANDLERS: dict[str, Handler] = {
     "faces_extract": extract_faces,
     "dataset_prepare": prepare_dataset,
     "faces_score": score_faces,
+    "generate": generate_images,
 }

@@ -26,7 +26,7 @@ from charstudio.library.assets import read_assets
 from charstudio.library.database import Database
 from charstudio.library.images import ImageInfo
 from charstudio.library.importer import scan_images
-from charstudio.library.models import Character, ReferenceImage
+from charstudio.library.models import Character
 from charstudio.library.names import (
     default_trigger_word,
     name_key,
@@ -40,6 +40,7 @@ from charstudio.library.profile import (
     feasible_methods,
     parse_overrides,
 )
+from charstudio.library.references import imported_record, reference_info, reference_row
 from charstudio.library.store import AssetStore
 from charstudio.library.types import (
     CharacterDetail,
@@ -166,8 +167,8 @@ class Library:
             destination = folder / f"{info.sha256}.{info.suffix}"
             if self.store.copy_in(info.path, destination):
                 written.append(destination)
-            character.references.append(_reference_row(info))
-            added.append(_imported(info, destination))
+            character.references.append(reference_row(info))
+            added.append(imported_record(info, destination))
         session.flush()
         return added, duplicates
 
@@ -214,7 +215,7 @@ class Library:
                 updated_at=character.updated_at,
                 profile=self._profile(session, character),
                 references=[
-                    _reference_info(ref, folder / ref.file_name) for ref in character.references
+                    reference_info(ref, folder / ref.file_name) for ref in character.references
                 ],
             )
 
@@ -309,7 +310,7 @@ class Library:
                         f"with `charstudio character show {character.name}`"
                     )
                 path = self.store.references_dir(character.name) / ref.file_name
-                info = _reference_info(ref, path)
+                info = reference_info(ref, path)
                 character.references.remove(ref)
             path.unlink(missing_ok=True)  # after the commit: a failed commit keeps the file
         return info
@@ -391,43 +392,4 @@ def _database_error(exc: SQLAlchemyError) -> DatabaseError:
     first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     return DatabaseError(
         f"database error: {first}; check that the data directory is writable and not full"
-    )
-
-
-def _reference_row(info: ImageInfo) -> ReferenceImage:
-    return ReferenceImage(
-        sha256=info.sha256,
-        original_name=info.path.name[:512],
-        format=info.format,
-        suffix=info.suffix,
-        size_bytes=info.size_bytes,
-        width=info.width,
-        height=info.height,
-    )
-
-
-def _imported(info: ImageInfo, destination: Path) -> ImportedImage:
-    return ImportedImage(
-        sha256=info.sha256,
-        original_name=info.path.name,
-        source=str(info.path),
-        stored_path=str(destination),
-        width=info.width,
-        height=info.height,
-        size_bytes=info.size_bytes,
-        format=info.format,
-    )
-
-
-def _reference_info(ref: ReferenceImage, path: Path) -> ReferenceInfo:
-    return ReferenceInfo(
-        id=ref.id,
-        sha256=ref.sha256,
-        original_name=ref.original_name,
-        stored_path=str(path),
-        width=ref.width,
-        height=ref.height,
-        size_bytes=ref.size_bytes,
-        format=ref.format,
-        added_at=ref.added_at,
     )

@@ -1,0 +1,53 @@
+"""What routes depend on, as named ``Annotated`` aliases: the services, the job queue, the
+token check. Everything is built once by :func:`charstudio.api.app.create_app` and kept on
+``app.state``; tests build their own app around their own services.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from charstudio.errors import Unauthorized
+from charstudio.jobs import JobQueue
+from charstudio.services import Services
+
+__all__ = ["Limit", "Offset", "QueueDep", "ServicesDep", "require_token"]
+
+_bearer = HTTPBearer(auto_error=False, description="The token in <home>/api_token.")
+
+
+def get_services(request: Request) -> Services:
+    services = request.app.state.services
+    assert isinstance(services, Services)
+    return services
+
+
+def get_queue(request: Request) -> JobQueue:
+    queue = request.app.state.queue
+    assert isinstance(queue, JobQueue)
+    return queue
+
+
+def require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Every route but ``/health`` needs ``Authorization: Bearer <token>``."""
+    if credentials is None:
+        raise Unauthorized(
+            "missing API token: send 'Authorization: Bearer <token>' (the token is in "
+            "<home>/api_token, or set CHARSTUDIO_API_TOKEN)"
+        )
+    expected: str = request.app.state.token
+    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise Unauthorized("wrong API token: use the one in <home>/api_token")
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+QueueDep = Annotated[JobQueue, Depends(get_queue)]
+Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
+Offset = Annotated[int, Query(ge=0, description="Items to skip.")]

@@ -1,0 +1,72 @@
+"""``charstudio jobs ...``: list, show and cancel jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast, get_args
+
+import typer
+
+from charstudio.cli.console import Console
+from charstudio.cli.context import services_of
+from charstudio.jobs import JobInfo, JobState, JobStore
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Jobs: list, show, cancel.", no_args_is_help=True)
+STATES: tuple[str, ...] = get_args(JobState)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+@app.command("list")
+def list_jobs(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many.")] = 20,
+    json_output: JsonOption = False,
+) -> None:
+    """The newest jobs with their state and progress."""
+    console = Console(json_mode=json_output)
+    store = JobStore(services_of(ctx).db)
+    if state is not None and state not in STATES:
+        console.abort(f"unknown state {state!r}; use one of {', '.join(STATES)}", code=2)
+    page = store.page(state=cast(JobState | None, state), limit=limit)
+    if json_output:
+        console.json(page)
+        return
+    console.table(
+        f"{page.total} job(s)",
+        ["id", "kind", "character", "state", "progress", "message"],
+        [_row(j) for j in page.items],
+    )
+
+
+@app.command("show")
+def show(ctx: typer.Context, job_id: str, json_output: JsonOption = False) -> None:
+    """One job: state, progress, result or error."""
+    console = Console(json_mode=json_output)
+    job = JobStore(services_of(ctx).db).get(job_id)
+    if json_output:
+        console.json(job)
+        return
+    labels = ["kind", "character", "state", "progress", "message"]
+    values = list(zip(labels, _row(job)[1:], strict=True))
+    console.fields(f"job {job.id}", [*values, ("error", job.error or "-")])
+
+
+@app.command("cancel")
+def cancel(ctx: typer.Context, job_id: str, json_output: JsonOption = False) -> None:
+    """Cancel a queued job, or stop a running one at its next step."""
+    console = Console(json_mode=json_output)
+    job = JobStore(services_of(ctx).db).cancel(job_id)
+    if json_output:
+        console.json(job)
+        return
+    if job.state == "cancelled":
+        console.success(f"job {job.id} cancelled")
+    else:
+        console.success(f"job {job.id} will stop at its next step")
+
+
+def _row(job: JobInfo) -> tuple[str, str, str, str, str, str]:
+    progress = f"{job.progress_step}/{job.progress_total}" if job.progress_total else "-"
+    return (job.id, job.kind, job.character or "-", job.state, progress, job.message)

@@ -1,0 +1,62 @@
+"""``charstudio serve`` and ``charstudio worker``: the API server and a job worker."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+import typer
+
+from charstudio.cli.console import Console
+from charstudio.cli.context import services_of
+
+__all__ = ["serve", "worker"]
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default: setting api_host, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: setting api_port, 8420).")
+    ] = None,
+) -> None:
+    """Serve the REST API (docs at /docs); run `charstudio worker` beside it for jobs."""
+    import uvicorn
+
+    from charstudio.api import create_app
+
+    services = services_of(ctx)
+    services.init()
+    settings = services.settings
+    app = create_app(services)
+    console = Console()
+    where = f"http://{host or settings.api_host}:{port or settings.api_port}"
+    console.success(f"charstudio API on {where} (docs: {where}/docs)")
+    console.info(f"token: {services.store.api_token_file} (send it as 'Authorization: Bearer ...')")
+    uvicorn.run(
+        app, host=host or settings.api_host, port=port or settings.api_port, log_level="info"
+    )
+
+
+def worker(
+    ctx: typer.Context,
+    workers: Annotated[
+        int | None, typer.Option(help="Jobs run at once (default: setting job_workers, 1).")
+    ] = None,
+) -> None:
+    """Run queued jobs (training, generation, faces, datasets) until interrupted."""
+    from charstudio.jobs import JobQueue
+
+    services = services_of(ctx)
+    services.init()
+    queue = JobQueue(services)
+    stop = threading.Event()
+    queue.recover_periodically(stop)
+    count = workers or services.settings.job_workers
+    Console().success(f"charstudio worker: {count} at a time, queue {queue.huey.storage.name}")
+    try:
+        queue.consumer(workers=count).run()
+    finally:
+        stop.set()
