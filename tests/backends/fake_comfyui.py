@@ -85,6 +85,7 @@ class FakeComfyUI:
         self.image_size = 64
         self.prompts_received: list[dict[str, Any]] = []
         self.outputs: dict[str, bytes] = {}  # survives restarts, like files on disk
+        self._object_info_cache: tuple[str, dict[str, Any]] | None = None
         self.sent: dict[str, list[Any]] = {}  # client id -> frames sent, in order
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,6 +150,7 @@ class FakeComfyUI:
         loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         loop.run_until_complete(site.start())
+        self._wake = asyncio.Event()
         self._worker = loop.create_task(self._work())
         ready.set()
         loop.run_forever()
@@ -173,6 +175,13 @@ class FakeComfyUI:
         return response
 
     def object_info(self) -> dict[str, Any]:
+        """``/object_info`` as this server has it (cached until the faults change)."""
+        key = json.dumps([sorted(self.missing_packs), self.models], sort_keys=True)
+        if self._object_info_cache is None or self._object_info_cache[0] != key:
+            self._object_info_cache = (key, self._build_object_info())
+        return self._object_info_cache[1]
+
+    def _build_object_info(self) -> dict[str, Any]:
         info = {}
         dropped = {PACK_MODULES[p] for p in self.missing_packs}
         for name, node in _OBJECT_INFO.items():
@@ -220,6 +229,7 @@ class FakeComfyUI:
         if "client_id" in body:
             extra["client_id"] = body["client_id"]
         self.pending.append((self.number, prompt_id, graph, extra))
+        self._wake.set()
         await self._broadcast_status()
         return web.json_response({"prompt_id": prompt_id, "number": self.number, "node_errors": {}})
 
@@ -336,7 +346,8 @@ class FakeComfyUI:
     async def _work(self) -> None:
         while True:
             if not self.pending:
-                await asyncio.sleep(0.002)
+                self._wake.clear()
+                await self._wake.wait()
                 continue
             number, prompt_id, graph, extra = self.pending.pop(0)
             self.running = prompt_id
@@ -410,3 +421,19 @@ def png_for(seed: int, size: int, text: dict[str, str]) -> bytes:
 def preview_frame(png: bytes) -> bytes:
     """A binary PREVIEW_IMAGE frame: event 1, image type 2 (PNG), the bytes."""
     return struct.pack(">II", 1, 2) + png
+
+
+def main() -> None:
+    """Run one fake server in this process: ``python -m tests.backends.fake_comfyui PORT``."""
+    import sys
+
+    server = FakeComfyUI(int(sys.argv[1])).start()
+    print(server.url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -115,7 +115,7 @@ class ComfyUIClient:
             open_timeout_s=min(timeout, 10.0),
         )
         self._catalog: Catalog | None = None
-        self._uploads: dict[str, str] = {}
+        self._uploads: dict[str, asyncio.Future[str]] = {}
 
     async def aclose(self) -> None:
         await self.events.close()
@@ -168,8 +168,14 @@ class ComfyUIClient:
     async def upload_image(self, path: Path) -> str:
         """Upload ``path`` to ComfyUI's input folder; returns the name LoadImage takes."""
         name = upload_name(path)
-        if name in self._uploads:
-            return self._uploads[name]
+        # One upload per image and server, shared by the jobs that start together.
+        pending = self._uploads.get(name)
+        if pending is None or (pending.done() and pending.exception() is not None):
+            pending = asyncio.ensure_future(self._upload(path, name))
+            self._uploads[name] = pending
+        return await asyncio.shield(pending)
+
+    async def _upload(self, path: Path, name: str) -> str:
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         response = await self._send(
             "POST",
@@ -181,9 +187,7 @@ class ComfyUIClient:
         if response.status_code != 200 or not isinstance(body, dict) or "name" not in body:
             raise self._not_comfyui("/upload/image", response.status_code, repr(body)[:200])
         folder = str(body.get("subfolder") or "")
-        stored = f"{folder}/{body['name']}" if folder else str(body["name"])
-        self._uploads[name] = stored
-        return stored
+        return f"{folder}/{body['name']}" if folder else str(body["name"])
 
     async def submit(self, graph: Graph, *, extra_pnginfo: Mapping[str, Any] | None = None) -> str:
         """Queue ``graph`` under our client id; returns the prompt id.

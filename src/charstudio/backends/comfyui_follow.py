@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["finished_entry", "follow", "output_images", "poll", "raise_if_failed"]
 
+_QUIET_S = 5.0
+_MAX_QUIET_S = 60.0
+
 
 async def follow(
     client: ComfyUIClient,
@@ -36,18 +39,23 @@ async def follow(
     cached: tuple[str, ...] = ()
     previews = 0
     loop = asyncio.get_running_loop()
+    # How long the socket may stay quiet before the history is asked directly (a lost
+    # frame, a long node). Waiting in a long queue is quiet too: back off, or a thousand
+    # queued jobs would poll the server for nothing.
+    quiet_s = _QUIET_S
     while client.events.connected:
         remaining = deadline - loop.time()
         if remaining <= 0:
             await client.give_up(prompt_id)
         try:
-            event = await asyncio.wait_for(queue.get(), timeout=min(remaining, 5.0))
+            event = await asyncio.wait_for(queue.get(), timeout=min(remaining, quiet_s))
         except TimeoutError:
-            # Quiet for a while (a long node, or a lost frame): ask the history.
             entry = await finished_entry(client, prompt_id, graph)
             if entry is not None:
                 return entry, cached, previews, "websocket"
+            quiet_s = min(quiet_s * 2, _MAX_QUIET_S)
             continue
+        quiet_s = _QUIET_S
         if on_event is not None and event.type not in ("closed", "cancel"):
             on_event(event)
         if event.type == "cancel":

@@ -58,6 +58,7 @@ class ServerState:
     probed_at: float = float("-inf")
     down_until: float = float("-inf")
     down_reason: str = ""
+    probing: asyncio.Future[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -203,9 +204,7 @@ class ComfyUIPool:
             return ComfyUIUnavailable(f"skipped for now: {state.down_reason}")
         try:
             if now - state.probed_at > self.options.probe_interval_s:
-                queued = await state.client.probe()
-                state.others_queued = max(0, queued - state.inflight)
-                state.probed_at = time.monotonic()
+                await self._probe(state)
             catalog = await state.client.catalog()
             check_graph(graph, catalog, server=state.client.url)
         except WorkflowRejected as exc:
@@ -214,6 +213,15 @@ class ComfyUIPool:
             self._mark_down(state, str(exc))
             return exc
         return None
+
+    async def _probe(self, state: ServerState) -> None:
+        """Refresh health and queue length; jobs choosing at once share one probe."""
+        # Without sharing, a burst of N jobs sends N probes per server at the same moment.
+        if state.probing is None or state.probing.done():
+            state.probing = asyncio.ensure_future(state.client.probe())
+        queued = await asyncio.shield(state.probing)
+        state.others_queued = max(0, queued - state.inflight)
+        state.probed_at = time.monotonic()
 
     async def _run_on(
         self,

@@ -1,0 +1,168 @@
+"""The fake server's scenarios against a real ComfyUI at ``CHARSTUDIO_COMFYUI_URL``.
+
+Skipped (with the reason) when the variable is not set. The server needs a checkpoint in
+``models/checkpoints`` (the first one is used; random weights are fine) and, for the
+IP-Adapter scenario, ``clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors`` and
+``ipadapter/ip-adapter-plus-face_sd15.safetensors`` with ComfyUI_IPAdapter_plus v2
+installed. README.md, "Generating on ComfyUI", says how to start one on CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from charstudio.backends import (
+    CancelToken,
+    ComfyUIClient,
+    ComfyUIPool,
+    GenerationRequest,
+    ProgressEvent,
+    run_request,
+)
+from charstudio.errors import ComfyUIUnavailable, GenerationCancelled, GenerationFailed
+from charstudio.library.profile import METHOD_DEFAULTS
+from charstudio.workflows import ModelMissing, WorkflowRejected
+from tests.backends.conftest import FAST
+from tests.backends.fake_comfyui import free_port
+from tests.conftest import write_image
+
+# Read at import: the autouse fixture clears CHARSTUDIO_* before each test runs.
+LIVE_URL = os.environ.get("CHARSTUDIO_COMFYUI_URL", "").rstrip("/")
+
+pytestmark = [
+    pytest.mark.live_comfyui,
+    pytest.mark.skipif(
+        not LIVE_URL,
+        reason="set CHARSTUDIO_COMFYUI_URL to a running ComfyUI to run the live suite",
+    ),
+]
+
+SLOW_CPU = FAST.__class__(
+    client=FAST.client.__class__(request_timeout_s=60.0, job_timeout_s=900.0, lost_after_s=30.0),
+    probe_interval_s=1.0,
+)
+
+
+def on_server(coroutine_factory: Any) -> Any:
+    async def go() -> Any:
+        client = ComfyUIClient(LIVE_URL, options=SLOW_CPU.client)
+        try:
+            return await coroutine_factory(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def server_files() -> dict[str, list[str]]:
+    async def read(client: ComfyUIClient) -> dict[str, list[str]]:
+        return {f: await client.models(f) for f in ("checkpoints", "ipadapter", "clip_vision")}
+
+    files: dict[str, list[str]] = on_server(read)
+    if not files["checkpoints"]:
+        pytest.skip(f"{LIVE_URL} has no file in models/checkpoints")
+    return files
+
+
+def live_request(tmp_path: Path, files: dict[str, list[str]], **changes: Any) -> GenerationRequest:
+    method = changes.pop("method", "img2img")
+    values: dict[str, Any] = {
+        "character": "yuki",
+        "job": "live",
+        "trigger_word": "yukicharacter",
+        "prompt": "red dress",
+        "variation": "outfit",
+        "method": method,
+        "params": METHOD_DEFAULTS[method].model_copy(update={"steps": 2}),
+        "seeds": (1234,),
+        "checkpoint": files["checkpoints"][0],
+        "width": 64,
+        "height": 64,
+        "reference_file": write_image(tmp_path / "yuki_live.png", size=(64, 64)),
+    }
+    values.update(changes)
+    return GenerationRequest(**values)
+
+
+def run(request: GenerationRequest, urls: list[str], **kwargs: Any) -> Any:
+    async def go() -> Any:
+        async with ComfyUIPool(urls, options=SLOW_CPU) as pool:
+            return await run_request(pool, request, **kwargs)
+
+    return asyncio.run(go())
+
+
+def test_generates_an_image(tmp_path: Path, server_files: dict[str, list[str]]) -> None:
+    events: list[ProgressEvent] = []
+    images = run(live_request(tmp_path, server_files), [LIVE_URL], progress=events.append)
+    assert images[0].png.startswith(b"\x89PNG") and images[0].server == LIVE_URL
+    assert [e.kind for e in events][-1] == "finished"
+    assert any(e.kind == "step" for e in events)
+
+
+def test_ipadapter_plus_face(tmp_path: Path, server_files: dict[str, list[str]]) -> None:
+    if "ip-adapter-plus-face_sd15.safetensors" not in server_files["ipadapter"]:
+        pytest.skip(f"{LIVE_URL} has no models/ipadapter/ip-adapter-plus-face_sd15.safetensors")
+    request = live_request(tmp_path, server_files, method="ipadapter_only")
+    assert run(request, [LIVE_URL])[0].png.startswith(b"\x89PNG")
+
+
+def test_missing_model(tmp_path: Path, server_files: dict[str, list[str]]) -> None:
+    request = live_request(tmp_path, server_files, checkpoint="not_installed_v51.safetensors")
+    with pytest.raises(ModelMissing, match="put it in models/checkpoints"):
+        run(request, [LIVE_URL])
+
+
+def test_node_errors_and_removed_node_from_the_server() -> None:
+    graph = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "nope.safetensors"}},
+        "2": {"class_type": "IPAdapterApply", "inputs": {}},
+    }
+    with pytest.raises(WorkflowRejected, match="IPAdapterApply is not a node on"):
+        on_server(lambda client: client.submit(graph))
+
+
+def test_execution_error_mid_run(tmp_path: Path, server_files: dict[str, list[str]]) -> None:
+    """FULL FACE resolves its file by regex only while running: absent, it fails mid-run."""
+    if any("full-face" in name for name in server_files["ipadapter"]):
+        pytest.skip(f"{LIVE_URL} has a FULL FACE adapter, so it would not fail")
+    request = live_request(
+        tmp_path,
+        server_files,
+        method="ipadapter_only",
+        ipadapter_preset="FULL FACE - SD1.5 only (portraits stronger)",
+    )
+    # The unified loader finds files by preset at run time (not checkable before queueing).
+    with pytest.raises((GenerationFailed, ModelMissing)) as caught:
+        run(request.model_copy(), [LIVE_URL])
+    assert "models/ipadapter" in str(caught.value) or "models/clip_vision" in str(caught.value)
+
+
+def test_cancel(tmp_path: Path, server_files: dict[str, list[str]]) -> None:
+    token = CancelToken()
+
+    def on_event(event: ProgressEvent) -> None:
+        if event.kind in ("step", "node"):
+            token.cancel()
+
+    request = live_request(
+        tmp_path, server_files, params=METHOD_DEFAULTS["img2img"].model_copy(update={"steps": 200})
+    )
+    with pytest.raises(GenerationCancelled):
+        run(request, [LIVE_URL], progress=on_event, cancel=token)
+
+
+def test_unreachable_beside_the_live_server(
+    tmp_path: Path, server_files: dict[str, list[str]]
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    images = run(live_request(tmp_path, server_files), [dead, LIVE_URL])
+    assert images[0].server == LIVE_URL
+    with pytest.raises(ComfyUIUnavailable, match=f"cannot reach ComfyUI at {dead}"):
+        run(live_request(tmp_path, server_files), [dead])
