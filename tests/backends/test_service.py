@@ -65,7 +65,7 @@ def test_generates_stores_and_records(services: Services, yuki: str, fake: FakeC
         rows = session.scalars(select(Generation).order_by(Generation.id)).all()
         job = session.get(Job, result.job)
     assert [r.seed for r in rows] == ["7", "8"] and rows[0].path == result.images[0].path
-    assert job is not None and job.state == "done" and job.kind == "generate"
+    assert job is not None and job.state == "succeeded" and job.kind == "generate"
 
 
 def test_random_seed_is_drawn_and_recorded(

@@ -76,7 +76,9 @@ class GenerationService:
         self.defaults = defaults
         self.backends = dict(backends)
 
-    def plan(self, spec: GenerateSpec) -> tuple[GenerationRequest, CharacterConsistencyProfile]:
+    def plan(
+        self, spec: GenerateSpec, *, job_id: str | None = None
+    ) -> tuple[GenerationRequest, CharacterConsistencyProfile]:
         """Check ``spec`` and turn it into a request, without running anything.
 
         Raises:
@@ -115,7 +117,7 @@ class GenerationService:
         # 3. The request, and its graph validated against the built-in catalog.
         request = GenerationRequest(
             character=profile.name,
-            job=_job_id(),
+            job=job_id or _job_id(),
             trigger_word=profile.trigger_word,
             prompt=spec.prompt,
             variation=spec.variation,
@@ -155,26 +157,35 @@ class GenerationService:
         *,
         progress: ProgressSink | None = None,
         cancel: CancelToken | None = None,
+        job_id: str | None = None,
     ) -> GenerationResult:
         """Generate ``spec.count`` images, store them and record them.
+
+        Args:
+            job_id: The queued job this runs under (charstudio.jobs owns that record); without
+                one, the generation records a job of its own.
 
         Raises:
             UsageError: bad input (see :meth:`plan`).
             BackendError: the backend failed; the message names the server and the fix.
         """
         # 1-3. Check, profile, request.
-        request, _ = self.plan(spec)
+        request, _ = self.plan(spec, job_id=job_id)
         backend = self.backends[spec.backend]()
-        # 4. Record the job and run it.
+        owns_job = job_id is None
+        # 4. Record the job (unless the queue already has) and run it.
         summary = {"prompt": spec.prompt, "variation": spec.variation, "count": request.count}
-        start_job(self.db, job_id=request.job, character=request.character, params=summary)
+        if owns_job:
+            start_job(self.db, job_id=request.job, character=request.character, params=summary)
         try:
             made = backend.generate(request, progress=progress, cancel=cancel)
         except GenerationCancelled as exc:
-            finish_job(self.db, job_id=request.job, state="cancelled", error=str(exc))
+            if owns_job:
+                finish_job(self.db, job_id=request.job, state="cancelled", error=str(exc))
             raise
         except Exception as exc:
-            finish_job(self.db, job_id=request.job, state="failed", error=str(exc))
+            if owns_job:
+                finish_job(self.db, job_id=request.job, state="failed", error=str(exc))
             raise
         # 5. Store every image with what made it.
         folder = self.store.outputs_dir(request.character) / request.job
@@ -218,7 +229,13 @@ class GenerationService:
             output_dir=str(folder),
             images=images,
         )
-        finish_job(self.db, job_id=request.job, state="done", result=result.model_dump(mode="json"))
+        if owns_job:
+            finish_job(
+                self.db,
+                job_id=request.job,
+                state="succeeded",
+                result=result.model_dump(mode="json"),
+            )
         return result
 
 

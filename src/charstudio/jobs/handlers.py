@@ -63,7 +63,10 @@ def generate_images(services: Services, ctx: JobContext) -> dict[str, Any]:
     steps = _StepCounter(ctx, token)
     try:
         result = services.generation.generate(
-            GenerateSpec(name=_character(ctx), **spec), progress=steps, cancel=token
+            GenerateSpec(name=_character(ctx), **spec),
+            progress=steps,
+            cancel=token,
+            job_id=ctx.job_id,
         )
     except GenerationCancelled as exc:
         raise JobCancelled(str(exc)) from exc
