@@ -282,3 +282,25 @@ def test_cancel_interrupts_the_running_prompt(
             break
         threading.Event().wait(0.05)
     assert fake.history[prompt_id]["status"]["messages"][-1][0] == "execution_interrupted"
+
+
+def test_unified_preset_files_are_checked_before_queueing(
+    fake: FakeComfyUI, make_request: RequestMaker
+) -> None:
+    """IPAdapterUnifiedLoader finds files by preset while running; /models/* is read first."""
+    request = make_request(
+        ipadapter_preset="FULL FACE - SD1.5 only (portraits stronger)", ipadapter_loader="unified"
+    )
+    with pytest.raises(ModelMissing) as caught:
+        run(request, [fake.url])
+    assert str(caught.value) == (
+        f"ComfyUI on {fake.url} would fail the workflow while running (1 problem):\n- node 3 "
+        "(IPAdapterUnifiedLoader) input 'preset' = 'FULL FACE - SD1.5 only (portraits "
+        "stronger)': model 'ip-adapter-full-face_sd15.safetensors' not found on "
+        f"{fake.url}: put it in models/ipadapter (it has: ip-adapter-plus-face_sd15.safetensors)"
+    )
+    assert caught.value.missing[0].folder == "ipadapter" and fake.prompts_received == []
+    # PLUS FACE's file is there (matched like IPAdapter_plus does, by pattern): it runs.
+    fake.models["ipadapter"] = ["subdir/IP-Adapter-Plus-Face_SD15.safetensors"]
+    plus_face = make_request(ipadapter_loader="unified")
+    assert run(plus_face, [fake.url])[0].graph["3"]["class_type"] == "IPAdapterUnifiedLoader"

@@ -128,20 +128,30 @@ def test_node_errors_and_removed_node_from_the_server() -> None:
         on_server(lambda client: client.submit(graph))
 
 
-def test_execution_error_mid_run(tmp_path: Path, server_files: dict[str, list[str]]) -> None:
-    """FULL FACE resolves its file by regex only while running: absent, it fails mid-run."""
+def test_preset_files_are_checked_before_queueing(
+    tmp_path: Path, server_files: dict[str, list[str]]
+) -> None:
+    """FULL FACE is found by name only while running: the pool checks /models first."""
     if any("full-face" in name for name in server_files["ipadapter"]):
-        pytest.skip(f"{LIVE_URL} has a FULL FACE adapter, so it would not fail")
+        pytest.skip(f"{LIVE_URL} has a FULL FACE adapter")
     request = live_request(
         tmp_path,
         server_files,
         method="ipadapter_only",
         ipadapter_preset="FULL FACE - SD1.5 only (portraits stronger)",
+        ipadapter_loader="unified",
     )
-    # The unified loader finds files by preset at run time (not checkable before queueing).
-    with pytest.raises((GenerationFailed, ModelMissing)) as caught:
-        run(request.model_copy(), [LIVE_URL])
-    assert "models/ipadapter" in str(caught.value) or "models/clip_vision" in str(caught.value)
+    with pytest.raises(ModelMissing, match="put it in models/ipadapter"):
+        run(request, [LIVE_URL])
+
+
+def test_execution_error_mid_run(tmp_path: Path, server_files: dict[str, list[str]]) -> None:
+    """A reference that is not an image passes validation and fails in LoadImage."""
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png at all")
+    request = live_request(tmp_path, server_files, reference_file=broken)
+    with pytest.raises(GenerationFailed, match=r"\(LoadImage\) input 'image'"):
+        run(request, [LIVE_URL])
 
 
 def test_cancel(tmp_path: Path, server_files: dict[str, list[str]]) -> None:

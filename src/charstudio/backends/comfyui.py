@@ -115,6 +115,7 @@ class ComfyUIClient:
             open_timeout_s=min(timeout, 10.0),
         )
         self._catalog: Catalog | None = None
+        self._model_lists: dict[str, list[str]] = {}
         self._uploads: dict[str, asyncio.Future[str]] = {}
 
     async def aclose(self) -> None:
@@ -140,13 +141,17 @@ class ComfyUIClient:
             self._catalog = Catalog.from_object_info(body, source=self.url)
         return self._catalog
 
-    async def models(self, folder: str) -> list[str]:
-        """Files in ``models/<folder>`` (``GET /models/<folder>``); ``[]`` for no such folder."""
+    async def models(self, folder: str, *, refresh: bool = False) -> list[str]:
+        """Files in ``models/<folder>`` (``GET /models/<folder>``), cached; ``[]`` if no folder."""
+        if folder in self._model_lists and not refresh:
+            return self._model_lists[folder]
         response = await self._send("GET", f"/models/{folder}")
         if response.status_code == 404:
             return []
         body = self._decode(response, f"/models/{folder}")
-        return [str(name) for name in body] if isinstance(body, list) else []
+        files = [str(name) for name in body] if isinstance(body, list) else []
+        self._model_lists[folder] = files
+        return files
 
     async def history(self, prompt_id: str) -> dict[str, Any] | None:
         """The prompt's history entry, or ``None`` while it is not finished."""

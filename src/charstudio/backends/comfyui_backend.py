@@ -126,6 +126,7 @@ async def _run_image(
         build=build,
         uploads=tuple(p for p in (reference, pose) if p is not None),
         extra_pnginfo={"charstudio": _pnginfo(request, index)},
+        family=request.family,
     )
     done = await pool.run(job, on_event=on_event, on_retry=on_retry, cancel=cancel)
     outcome = done.outcome

@@ -55,6 +55,11 @@ _FIXES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             "(POST /free) and try again",
         ),
         (
+            r"cannot identify image file",
+            "the uploaded image is not a readable image: choose another reference "
+            "(charstudio faces reference NAME --use IMAGE) or re-import it",
+        ),
+        (
             r"Invalid image file|No such file",
             "the uploaded image is gone from ComfyUI's input folder: run the command again "
             "to upload it again",

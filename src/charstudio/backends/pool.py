@@ -6,7 +6,8 @@ Choosing a server (:meth:`ComfyUIPool.choose`):
 1. probe every candidate (``GET /prompt``, at most once per ``probe_interval_s``): a
    server that does not answer as ComfyUI is skipped, with its reason kept;
 2. validate the job's graph against each server's ``/object_info`` (its node packs and
-   model files): a server lacking a node or a model is skipped, with the rejection kept;
+   model files) and, for IP-Adapter presets resolved at run time, its ``/models/*``
+   listings: a server lacking a node or a model is skipped, with the rejection kept;
 3. of the rest, take the one with the least work: our own prompts in flight there plus
    what else its queue holds.
 
@@ -25,9 +26,10 @@ import httpx
 
 from charstudio.backends.comfyui import ClientOptions, ComfyUIClient, PromptOutcome
 from charstudio.backends.comfyui_events import Event
+from charstudio.backends.model_files import missing_files, preset_needs
 from charstudio.backends.types import CancelToken
 from charstudio.errors import BackendError, ComfyUIUnavailable, ServerLost
-from charstudio.workflows import WorkflowRejected, check_graph
+from charstudio.workflows import ModelFamilyName, WorkflowRejected, check_graph
 from charstudio.workflows.types import Graph
 
 __all__ = ["ComfyUIPool", "PoolJob", "PoolOptions", "ServerState"]
@@ -69,11 +71,13 @@ class PoolJob:
         build: Makes the graph from the uploaded names (``{local path: server name}``).
         uploads: Local images the graph loads (uploaded to whichever server runs it).
         extra_pnginfo: What ComfyUI embeds in the PNG besides the graph (``workflow``).
+        family: The base model's family (which IP-Adapter files presets look for).
     """
 
     build: Callable[[dict[Path, str]], Graph]
     uploads: tuple[Path, ...] = ()
     extra_pnginfo: dict[str, object] | None = None
+    family: ModelFamilyName = "sd15"
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,7 @@ class ComfyUIPool:
         lost_url: str | None = None
         while True:
             try:
-                state = await self.choose(probe_graph, exclude=excluded)
+                state = await self.choose(probe_graph, family=job.family, exclude=excluded)
             except ComfyUIUnavailable as exc:
                 if lost_on is None:
                     raise
@@ -166,7 +170,9 @@ class ComfyUIPool:
             finally:
                 state.inflight -= 1
 
-    async def choose(self, graph: Graph, *, exclude: set[str] | None = None) -> ServerState:
+    async def choose(
+        self, graph: Graph, *, family: ModelFamilyName = "sd15", exclude: set[str] | None = None
+    ) -> ServerState:
         """The server to run ``graph`` on; counts one more job in flight there.
 
         Raises:
@@ -175,7 +181,7 @@ class ComfyUIPool:
             ComfyUIUnavailable: no server is usable at all.
         """
         candidates = [s for s in self.servers if s.client.url not in (exclude or set())]
-        verdicts = await asyncio.gather(*(self._assess(s, graph) for s in candidates))
+        verdicts = await asyncio.gather(*(self._assess(s, graph, family) for s in candidates))
         usable = [s for s, reason in zip(candidates, verdicts, strict=True) if reason is None]
         if usable:
             best = min(usable, key=lambda s: s.inflight + s.others_queued)
@@ -198,7 +204,9 @@ class ComfyUIPool:
             raise reasons[0]
         raise ComfyUIUnavailable(f"no ComfyUI server is usable: {summary}")
 
-    async def _assess(self, state: ServerState, graph: Graph) -> BackendError | None:
+    async def _assess(
+        self, state: ServerState, graph: Graph, family: ModelFamilyName
+    ) -> BackendError | None:
         now = time.monotonic()
         if now < state.down_until:
             return ComfyUIUnavailable(f"skipped for now: {state.down_reason}")
@@ -207,6 +215,14 @@ class ComfyUIPool:
                 await self._probe(state)
             catalog = await state.client.catalog()
             check_graph(graph, catalog, server=state.client.url)
+            # 2b. Files the unified IP-Adapter loaders only look for while running.
+            needs = preset_needs(graph, family)
+            if needs:
+                folders = sorted({need.folder for need in needs})
+                listed = {folder: await state.client.models(folder) for folder in folders}
+                missing = missing_files(needs, listed, server=state.client.url)
+                if missing is not None:
+                    return missing
         except WorkflowRejected as exc:
             return exc
         except ComfyUIUnavailable as exc:

@@ -159,6 +159,8 @@ class GenerationRequest(BaseModel):
         pose_file: A pose image for the OpenPose ControlNet (pose variation).
         controlnet: OpenPose ControlNet file (with ``pose_file``).
         ipadapter_preset: IP-Adapter preset.
+        ipadapter_loader: ``explicit`` names the adapter files (checked in
+            ``/object_info``); ``unified`` lets the preset loader find them by name.
         negative_prompt: Negative prompt; ``None`` for the default.
         sampler: Sampler name.
         scheduler: Scheduler name.
@@ -185,6 +187,7 @@ class GenerationRequest(BaseModel):
     pose_file: Path | None = None
     controlnet: str | None = None
     ipadapter_preset: str = "PLUS FACE (portraits)"
+    ipadapter_loader: Literal["explicit", "unified"] = "explicit"
     negative_prompt: str | None = None
     sampler: str = "dpmpp_2m"
     scheduler: str = "karras"
@@ -266,6 +269,7 @@ class GenerationRequest(BaseModel):
             reference_image=names.reference_image
             or (self.reference_file.name if self.reference_file else None),
             ipadapter_preset=self.ipadapter_preset,
+            ipadapter_loader=self.ipadapter_loader,
             pose=pose,
             sampler=self.sampler,
             scheduler=self.scheduler,
