@@ -1,0 +1,197 @@
+"""Jobs through the API: faces, datasets, generation on a fake ComfyUI, cancel, SSE."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from charstudio.api import create_app
+from charstudio.jobs import JobQueue
+from charstudio.library.models import Generation, Job
+from charstudio.services import Services, build_services
+from tests.api.conftest import PHOTOS, TOKEN, files
+from tests.backends.fake_comfyui import FakeComfyUI
+
+
+def test_faces_job_runs_and_reports(obama: TestClient, queue: JobQueue) -> None:
+    queued = obama.post("/api/v1/characters/obama/faces/extract")
+    assert queued.status_code == 202 and queued.json()["state"] == "queued"
+    job_id = queued.json()["id"]
+    queue.run(job_id)
+    done = obama.get(f"/api/v1/jobs/{job_id}").json()
+    assert done["state"] == "succeeded" and done["result"]["inliers"] == 3
+    listing = obama.get("/api/v1/jobs", params={"state": "succeeded", "character": "obama"})
+    assert [j["id"] for j in listing.json()["items"]] == [job_id]
+    reference = obama.get("/api/v1/characters/obama/faces/reference").json()
+    assert reference["original_name"].startswith("obama_") and reference["chosen_by"] == "auto"
+    chosen = obama.put("/api/v1/characters/obama/faces/reference", json={"image": "obama_2009.jpg"})
+    assert chosen.status_code == 200, chosen.text
+    assert (chosen.json()["original_name"], chosen.json()["chosen_by"]) == (
+        "obama_2009.jpg",
+        "user",
+    )
+    assert obama.get("/api/v1/characters/obama").json()["profile"]["method"] == "ipadapter_only"
+
+
+def test_sse_stream_follows_a_running_job_to_its_end(obama: TestClient, queue: JobQueue) -> None:
+    job_id = obama.post("/api/v1/characters/obama/faces/extract").json()["id"]
+    runner = threading.Timer(0.3, queue.run, args=(job_id,))
+    runner.start()
+    with obama.stream("GET", f"/api/v1/jobs/{job_id}/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        events = [line for line in stream.iter_lines() if line.startswith("event:")]
+    runner.join()
+    assert events[0] == "event: progress" and events[-1] == "event: end"
+    assert len(events) >= 3  # queued, then running or done, then the end
+
+
+def test_dataset_job_settings_checked_at_submit(obama: TestClient, queue: JobQueue) -> None:
+    assert obama.get("/api/v1/characters/obama/dataset").status_code == 404
+    bad = obama.post("/api/v1/characters/obama/dataset", json={"resolution": 700})
+    assert bad.status_code == 400 and "resolution 700 is not a multiple of 64" in bad.text
+    assert obama.get("/api/v1/jobs").json()["total"] == 0  # nothing queued
+    unknown = obama.post("/api/v1/characters/obama/dataset", json={"resolutoin": 512})
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"][-1] == "resolutoin"
+    job = obama.post(
+        "/api/v1/characters/obama/dataset", json={"resolution": 512, "max_upscale": 2.0}
+    ).json()
+    assert queue.run(job["id"]).state == "succeeded"
+    current = obama.get("/api/v1/characters/obama/dataset").json()
+    assert current["num_images"] == 3 and current["trigger_word"] == "obamacharacter"
+    edited = obama.put(
+        "/api/v1/characters/obama/dataset/captions/obama_001.png",
+        json={"text": "obamacharacter, man, podium"},
+    )
+    assert edited.status_code == 200
+    refused = obama.put(
+        "/api/v1/characters/obama/dataset/captions/obama_001.png", json={"text": "obamacharacter"}
+    )
+    assert refused.status_code == 400 and "only the trigger word" in refused.text
+
+
+def test_cancel_and_unknown_jobs(obama: TestClient, queue: JobQueue) -> None:
+    job_id = obama.post("/api/v1/characters/obama/faces/extract").json()["id"]
+    cancelled = obama.post(f"/api/v1/jobs/{job_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    again = obama.post(f"/api/v1/jobs/{job_id}/cancel")
+    assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
+    assert queue.run(job_id).state == "cancelled"
+    for path in ("/api/v1/jobs/nope", "/api/v1/jobs/nope/events"):
+        missing = obama.get(path)
+        assert missing.status_code == 404 and "no job with id 'nope'" in missing.json()["detail"]
+    assert obama.post("/api/v1/jobs/nope/cancel").status_code == 404
+
+
+def test_score_uploads_as_a_job(obama: TestClient, queue: JobQueue) -> None:
+    queue.run(obama.post("/api/v1/characters/obama/faces/extract").json()["id"])
+    other = Path(PHOTOS[0]).parent / "biden_2010.jpg"
+    job = obama.post("/api/v1/characters/obama/scores", files=files(PHOTOS[1], other)).json()
+    done = queue.run(job["id"])
+    assert done.state == "succeeded", done.error
+    assert (done.result["passed"], done.result["total"]) == (1, 2)
+
+
+# -- generation on a fake ComfyUI --------------------------------------------------------
+
+
+@pytest.fixture
+def comfy() -> Iterator[FakeComfyUI]:
+    server = FakeComfyUI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def studio(api_services: Services, comfy: FakeComfyUI) -> Iterator[tuple[TestClient, JobQueue]]:
+    settings = api_services.settings.model_copy(
+        update={
+            "api_token": TOKEN,
+            "comfyui_urls": [comfy.url],
+            "comfyui_checkpoint": "rand_sd15.safetensors",
+        }
+    )
+    services = build_services(settings)
+    queue = JobQueue(services)
+    with TestClient(
+        create_app(services, queue=queue), headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as client:
+        assert (
+            client.post(
+                "/api/v1/characters", data={"name": "obama"}, files=files(*PHOTOS)
+            ).status_code
+            == 201
+        )
+        yield client, queue
+    services.close()
+
+
+def test_original_endpoint_generates_without_a_lora(
+    studio: tuple[TestClient, JobQueue], api_services: Services
+) -> None:
+    client, queue = studio
+    queue.run(client.post("/api/v1/characters/obama/faces/extract").json()["id"])
+    answer = client.post(
+        "/character/obama/generate_consistent",
+        data={"prompt": "a red dress", "variation_type": "outfit", "seed": "42"},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["success"] is True and body["method"] == "ipadapter_only"
+    assert body["consistency_expected"].startswith("medium")
+    done = queue.run(body["prompt_id"])
+    assert done.state == "succeeded", done.error
+    assert done.result["images"][0]["seed"] == "42"
+    assert Path(done.result["images"][0]["path"]).is_file()
+    with api_services.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 2  # extract + generate
+        row = session.scalars(select(Generation)).one()
+        assert row.job_id == body["prompt_id"]
+
+
+def test_generate_json_and_bad_values(studio: tuple[TestClient, JobQueue]) -> None:
+    client, queue = studio
+    job = client.post(
+        "/api/v1/characters/obama/generate",
+        json={"prompt": "in a park", "variation": "background", "seed": 2**64 - 1},
+    )
+    assert job.status_code == 202, job.text
+    assert job.json()["params"]["spec"]["seed"] == str(2**64 - 1)  # exact, as text
+    done = queue.run(job.json()["id"])
+    assert done.state == "succeeded", done.error
+    assert done.result["method"] == "img2img"
+    for form, field in [
+        ({"prompt": "x", "seed": "abc"}, "seed"),
+        ({"prompt": "x", "lora_strength": "5"}, "lora_strength"),
+        ({"prompt": "x", "ipadapter_strength": "-1"}, "ipadapter_strength"),
+        ({"prompt": "x", "seed": str(2**64)}, "seed"),
+        ({"prompt": "x", "variation_type": "hat"}, "variation_type"),
+    ]:
+        answer = client.post("/character/obama/generate_consistent", data=form)
+        assert answer.status_code == 422, (form, answer.text)
+        assert answer.json()["detail"][0]["loc"] == ["body", field]
+    missing = client.post("/character/nobody/generate_consistent", data={"prompt": "x"})
+    assert missing.status_code == 404
+    too_many = client.post("/api/v1/characters/obama/generate", json={"prompt": "x", "count": 65})
+    assert too_many.status_code == 422 and too_many.json()["detail"][0]["loc"][-1] == "count"
+
+
+def test_openapi_documents_the_routes(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
+    for path in (
+        "/api/v1/characters",
+        "/api/v1/characters/{name}/references/{sha256}",
+        "/api/v1/jobs/{job_id}/events",
+        "/character/{character_id}/generate_consistent",
+    ):
+        assert path in paths
+    upload = paths["/api/v1/characters"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in upload
+    assert client.get("/docs").status_code == 200
+    assert json.dumps(schema)  # serialisable
