@@ -43,3 +43,16 @@ def test_unknown_toml_key_is_refused(tmp_path: Path) -> None:
     (tmp_path / "charstudio.toml").write_text("hmoe = 'typo'\n")
     with pytest.raises(InvalidParameter, match="hmoe: Extra inputs are not permitted"):
         load_settings()
+
+
+def test_comfyui_urls_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().comfyui_urls == ["http://127.0.0.1:8188"]
+    monkeypatch.setenv("CHARSTUDIO_COMFYUI_URLS", "http://gpu1:8188/, https://gpu2:8443")
+    assert load_settings().comfyui_urls == ["http://gpu1:8188", "https://gpu2:8443"]
+    monkeypatch.setenv("CHARSTUDIO_COMFYUI_URLS", "gpu1:8188")
+    with pytest.raises(InvalidParameter) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        "invalid setting (comfyui_urls: Value error, 'gpu1:8188' is not an http:// or "
+        "https:// URL); fix the CHARSTUDIO_* variable or charstudio.toml"
+    )

@@ -183,6 +183,11 @@ class GenerationService:
             if owns_job:
                 finish_job(self.db, job_id=request.job, state="cancelled", error=str(exc))
             raise
+        except KeyboardInterrupt:
+            # Ctrl-C: the backend has already taken its prompts off the servers' queues.
+            if owns_job:
+                finish_job(self.db, job_id=request.job, state="cancelled", error="interrupted")
+            raise
         except Exception as exc:
             if owns_job:
                 finish_job(self.db, job_id=request.job, state="failed", error=str(exc))
