@@ -1,0 +1,38 @@
+"""A worker process for the kill test: the real consumer and queue, plus one slow job kind.
+
+``python -m tests.jobs.sleepy_worker HOME`` runs huey's consumer exactly as ``charstudio
+worker`` does, with a ``sleep`` handler added so a test can kill it mid-job.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from charstudio.config import load_settings
+from charstudio.jobs import HANDLERS, JobContext, JobQueue
+from charstudio.services import Services, build_services
+
+
+def sleep(services: Services, ctx: JobContext) -> dict[str, Any]:
+    seconds = float(ctx.params["seconds"])
+    steps = 20
+    for step in range(steps):
+        ctx.progress(step, steps, "sleeping")
+        time.sleep(seconds / steps)
+    return {"slept": seconds}
+
+
+def queue_for(home: Path, **settings: Any) -> JobQueue:
+    services = build_services(load_settings(home=home, **settings))
+    return JobQueue(services, handlers={**HANDLERS, "sleep": sleep})
+
+
+if __name__ == "__main__":
+    queue = queue_for(Path(sys.argv[1]), job_heartbeat_s=0.2, job_stale_s=2.0)
+    stop = threading.Event()
+    queue.recover_periodically(stop)
+    queue.consumer(workers=int(sys.argv[2]) if len(sys.argv) > 2 else 1).run()
