@@ -159,6 +159,7 @@ class Trainer:
         cfg = self.config
         sdpa: Any = AttnProcessor2_0
         base.unet.set_attn_processor(sdpa())  # PyTorch scaled_dot_product_attention
+        torch.manual_seed(cfg.training.seed)  # LoRA initialisation (lora_down) is random
         lora_layers.add_lora(
             unet=base.unet,
             text_encoders=base.text_encoders,
@@ -289,7 +290,7 @@ class _Loop:
         self.done = start
         total = self.cfg.training.train_steps
         if start == 0:
-            self.fixed_losses[0] = self._fixed_loss()
+            self._fixed_loss()
         try:
             for step in range(start, total):
                 loss = self._optimizer_step(step)
@@ -351,9 +352,13 @@ class _Loop:
         with self.t.log_path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
 
-    def _fixed_loss(self) -> float:
+    def _fixed_loss(self) -> None:
+        """Measure the fixed-noise loss at ``self.done`` and log it."""
         with self._autocast():
-            return fixed_loss(self.base, self.cfg, self.batches, self.device)
+            value = fixed_loss(self.base, self.cfg, self.batches, self.device)
+        self.fixed_losses[self.done] = value
+        with self.t.log_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": self.done, "fixed_loss": value}) + "\n")
 
     def _checkpoint(self, *, with_samples: bool) -> str:
         if self.done == 0:
@@ -368,12 +373,7 @@ class _Loop:
         )
         self.checkpoints.append(self.done)
         if with_samples:
-            self.fixed_losses[self.done] = self._fixed_loss()
-            with self.t.log_path.open("a", encoding="utf-8") as handle:
-                handle.write(
-                    json.dumps({"step": self.done, "fixed_loss": self.fixed_losses[self.done]})
-                    + "\n"
-                )
+            self._fixed_loss()
             self._samples()
         return f"checkpoint saved in {saved.folder}"
 
