@@ -61,6 +61,9 @@ def test_generates_stores_and_records(services: Services, yuki: str, fake: FakeC
     )
     assert params["params"]["lora_strength"] == 0.7 and params["server"] == fake.url
     assert embedded["prompt"]["1"]["class_type"] == "CheckpointLoaderSimple"
+    # ComfyUI's two chunks: the API graph and the editor workflow, laid out from it.
+    assert len(embedded["workflow"]["nodes"]) == len(embedded["prompt"])
+    assert embedded["workflow"]["nodes"][0]["type"] == "CheckpointLoaderSimple"
     with services.db.sessions() as session:
         rows = session.scalars(select(Generation).order_by(Generation.id)).all()
         job = session.get(Job, result.job)

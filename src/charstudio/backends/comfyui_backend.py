@@ -24,7 +24,7 @@ from charstudio.backends.types import (
     ServerNames,
 )
 from charstudio.errors import BackendError, CharstudioError
-from charstudio.workflows import build_workflow
+from charstudio.workflows import build_workflow, editor_workflow
 from charstudio.workflows.types import Graph
 
 __all__ = ["ComfyUIBackend", "run_request"]
@@ -125,7 +125,10 @@ async def _run_image(
     job = PoolJob(
         build=build,
         uploads=tuple(p for p in (reference, pose) if p is not None),
-        extra_pnginfo={"charstudio": _pnginfo(request, index)},
+        extra_pnginfo=lambda graph: {
+            "workflow": editor_workflow(graph),
+            "charstudio": _pnginfo(request, index),
+        },
         family=request.family,
     )
     done = await pool.run(job, on_event=on_event, on_retry=on_retry, cancel=cancel)
@@ -135,7 +138,7 @@ async def _run_image(
         seed=request.seeds[index],
         png=outcome.images[0],
         graph=done.graph,
-        workflow=None,
+        workflow=editor_workflow(done.graph),
         server=done.server,
         prompt_id=outcome.prompt_id,
         extra={

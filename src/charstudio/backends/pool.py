@@ -70,13 +70,14 @@ class PoolJob:
     Attributes:
         build: Makes the graph from the uploaded names (``{local path: server name}``).
         uploads: Local images the graph loads (uploaded to whichever server runs it).
-        extra_pnginfo: What ComfyUI embeds in the PNG besides the graph (``workflow``).
+        extra_pnginfo: What ComfyUI embeds in the PNG besides the graph, made from the
+            graph that runs (the editor ``workflow``, charstudio's parameters).
         family: The base model's family (which IP-Adapter files presets look for).
     """
 
     build: Callable[[dict[Path, str]], Graph]
     uploads: tuple[Path, ...] = ()
-    extra_pnginfo: dict[str, object] | None = None
+    extra_pnginfo: Callable[[Graph], dict[str, object]] | None = None
     family: ModelFamilyName = "sd15"
 
 
@@ -249,7 +250,8 @@ class ComfyUIPool:
         client = state.client
         names = {path: await client.upload_image(path) for path in job.uploads}
         graph = job.build(names)
-        prompt_id = await client.submit(graph, extra_pnginfo=job.extra_pnginfo)
+        extra = job.extra_pnginfo(graph) if job.extra_pnginfo is not None else None
+        prompt_id = await client.submit(graph, extra_pnginfo=extra)
         if on_event is not None:
             on_event(client.url, Event("queued", {"prompt_id": prompt_id}))
         sink = (lambda event: on_event(client.url, event)) if on_event is not None else None

@@ -8,7 +8,8 @@ ComfyUI, or one read from the server's ``/object_info``) the way ComfyUI validat
 Modules: ``types`` (node specs, error shapes, exceptions), ``catalog`` (reading
 ``/object_info``), ``validate`` (ComfyUI's ``validate_prompt``), ``rejections`` (errors to
 messages with fixes), ``families`` (SD1.5/SDXL and IP-Adapter presets as data), ``request``,
-``graph`` and ``builders`` (the graphs), ``templates`` (files under ``workflows/``).
+``graph`` and ``builders`` (the graphs), ``editor_format`` (a graph as ComfyUI's editor
+saves it: the PNG ``workflow`` chunk), ``templates`` (files under ``workflows/``).
 """
 
 from charstudio.workflows.builders import (
@@ -28,6 +29,7 @@ from charstudio.workflows.catalog import (
     merge_catalogs,
     node_pack_for,
 )
+from charstudio.workflows.editor_format import editor_workflow
 from charstudio.workflows.families import (
     FACEID_PRESETS,
     IPADAPTER_PRESETS,
@@ -111,6 +113,7 @@ __all__ = [
     "check_request",
     "default_ipadapter_preset",
     "describe_error",
+    "editor_workflow",
     "extract_builtin",
     "fill_template",
     "merge_catalogs",
