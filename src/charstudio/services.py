@@ -45,6 +45,7 @@ class InitResult(BaseModel):
     schema_revision: str
     folders: list[str]
     api_token_file: str
+    templates: list[str] = []
 
 
 @dataclass
@@ -137,6 +138,7 @@ class Services:
             schema_revision=head_revision(),
             folders=[str(p) for p in self.store.layout()],
             api_token_file=str(self.store.api_token_file),
+            templates=[str(p) for p in self.generation.write_templates()],
         )
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,15 @@ def test_no_checkpoint_configured(services: Services, yuki: str, fake: FakeComfy
         "no base model is set: set CHARSTUDIO_COMFYUI_CHECKPOINT to a file in the servers' "
         "models/checkpoints (e.g. v1-5-pruned-emaonly.safetensors)"
     )
+
+
+def test_init_writes_the_workflow_templates(services: Services) -> None:
+    result = services.init()
+    paths = [Path(p) for p in result.templates]
+    assert [p.name for p in paths] == ["base.json", "outfit.json", "background.json", "pose.json"]
+    assert all(p.parent == services.store.templates_dir for p in paths)
+    pose = json.loads(paths[3].read_text())
+    assert pose["name"] == "pose" and pose["family"] == "sd15"
+    classes = {node["class_type"] for node in pose["graph"].values()}
+    assert {"ControlNetApplyAdvanced", "IPAdapterAdvanced", "SaveImage"} <= classes
+    assert "{{pose_image}}" in paths[3].read_text()

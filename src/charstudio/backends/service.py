@@ -45,7 +45,13 @@ from charstudio.errors import (
 )
 from charstudio.library import AssetStore, CharacterConsistencyProfile, Database, Library
 from charstudio.library.profile import GenerationParams
-from charstudio.workflows import SEED_MAX, Catalog, build_workflow, random_seed
+from charstudio.workflows import (
+    SEED_MAX,
+    Catalog,
+    build_workflow,
+    random_seed,
+    write_templates,
+)
 
 __all__ = ["GenerationService"]
 
@@ -134,6 +140,14 @@ class GenerationService:
         )
         build_workflow(request.workflow_request(0, ServerNames()))
         return request, profile
+
+    def write_templates(self) -> list[Path]:
+        """Write the base, outfit, background and pose templates to ``workflows/templates``.
+
+        Raises:
+            StorageError: the folder cannot be written.
+        """
+        return write_templates(self.store.templates_dir, family=self.defaults.family)
 
     def workflow(self, spec: GenerateSpec) -> WorkflowPlan:
         """Build and validate the first image's graph without sending it."""
