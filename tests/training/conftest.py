@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from charstudio.library.models import Character, TrainingSet
+from charstudio.services import Services
 from tests.training.tiny_models import build_pipeline, save_single_file
 
 TRIGGER = "yukicharacter"
@@ -64,6 +66,25 @@ def write_training_set(folder: Path, name: str = "yuki", count: int = 4, size: i
         "content_hash": "0" * 64,
     }
     (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def add_training_set(services: Services, name: str = "Yuki") -> Path:
+    """A prepared set in the data root, recorded as training-set v1 of ``name``."""
+    folder = write_training_set(services.store.training_set_dir(name), name=name)
+    with services.db.sessions.begin() as session:
+        character = session.query(Character).filter_by(name=name).one()
+        session.add(
+            TrainingSet(
+                character_id=character.id,
+                version=1,
+                content_hash="0" * 64,
+                num_images=4,
+                resolution=64,
+                settings={},
+                path=str(folder),
+            )
+        )
     return folder
 
 

@@ -14,7 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from charstudio.errors import InvalidParameter
-from charstudio.library.models import LoraVersion, TrainingSet
+from charstudio.library.models import LoraVersion
 from charstudio.services import Services
 from charstudio.training import (
     DiskFull,
@@ -27,33 +27,13 @@ from charstudio.training import (
     load_config,
 )
 from charstudio.training.kohya_format import addnet_hashes
-from tests.training.conftest import TRIGGER, TinyModel, tiny_overrides, write_training_set
+from tests.training.conftest import TRIGGER, TinyModel, add_training_set, tiny_overrides
 
 
 @pytest.fixture
 def character(services: Services, refs: Path) -> str:
     services.library.create("Yuki", [refs], trigger_word=TRIGGER)
     return "Yuki"
-
-
-def add_training_set(services: Services, name: str = "Yuki") -> Path:
-    folder = write_training_set(services.store.training_set_dir(name), name=name)
-    with services.db.sessions.begin() as session:
-        from charstudio.library.models import Character
-
-        character = session.query(Character).filter_by(name=name).one()
-        session.add(
-            TrainingSet(
-                character_id=character.id,
-                version=1,
-                content_hash="0" * 64,
-                num_images=4,
-                resolution=64,
-                settings={},
-                path=str(folder),
-            )
-        )
-    return folder
 
 
 def rows(services: Services) -> list[LoraVersion]:

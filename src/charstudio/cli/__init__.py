@@ -13,12 +13,13 @@ from typing import Annotated
 import typer
 
 from charstudio import __version__
-from charstudio.cli import character, dataset, faces, jobs, setup
+from charstudio.cli import character, dataset, faces, jobs, lora, setup
 from charstudio.cli.console import Console
 from charstudio.cli.context import CliState
 from charstudio.cli.demo import demo
 from charstudio.cli.generate import generate
 from charstudio.cli.serve import serve, worker
+from charstudio.cli.train import train
 from charstudio.cli.workflow import workflow
 from charstudio.config import EnvVars
 from charstudio.errors import CharstudioError
@@ -39,6 +40,8 @@ app.command("workflow")(workflow)
 app.add_typer(character.app, name="character")
 app.add_typer(faces.app, name="faces")
 app.add_typer(dataset.app, name="dataset")
+app.command("train")(train)
+app.add_typer(lora.app, name="lora")
 app.command("serve")(serve)
 app.command("worker")(worker)
 app.add_typer(jobs.app, name="jobs")

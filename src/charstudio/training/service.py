@@ -18,17 +18,11 @@ removed); one that has a checkpoint stays ``training`` and ``--resume`` finishes
 
 from __future__ import annotations
 
-import contextlib
-import os
-import random
 import shutil
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from charstudio.errors import InvalidParameter
@@ -37,6 +31,7 @@ from charstudio.library.models import Character, LoraVersion, TrainingSet
 from charstudio.training import versions
 from charstudio.training.config import TrainingConfig, load_config
 from charstudio.training.types import (
+    KohyaExport,
     LoraVersionInfo,
     NothingToResume,
     NoTrainingSet,
@@ -206,16 +201,24 @@ class TrainingService:
             assert training_set is not None
             set_version, set_hash = training_set.version, training_set.content_hash
         from charstudio.training.checkpoints import read_loss_log
+        from charstudio.training.output import copy_into_comfyui, write_lora_file
 
         log = read_loss_log(run_dir / "loss.jsonl")
         curve = [(int(r["step"]), float(r["loss"])) for r in log if "loss" in r]
         steps = curve[-1][0] if curve else 0
         file = self.lora_file(name, version)
-        sha256 = self._write_lora(
-            file, name, version, config, outcome, steps, set_version, set_hash
+        sha256 = write_lora_file(
+            file,
+            name=name,
+            version=version,
+            config=config,
+            outcome=outcome,
+            steps=steps,
+            set_version=set_version,
+            set_hash=set_hash,
         )
         samples = sorted(str(p) for p in (run_dir / "samples").rglob("*.png"))
-        copied, warnings = self._copy_to_comfyui(file)
+        copied, warnings = copy_into_comfyui(self.comfyui_loras_dir, file)
         metrics = {
             "steps": steps,
             "first_loss": curve[0][1] if curve else None,
@@ -261,79 +264,48 @@ class TrainingService:
             seconds=outcome.seconds,
         )
 
-    def _write_lora(
-        self,
-        file: Path,
-        name: str,
-        version: int,
-        config: TrainingConfig,
-        outcome: TrainOutcome,
-        steps: int,
-        set_version: int,
-        set_hash: str,
-    ) -> str:
-        from charstudio.training.kohya_format import (
-            addnet_hashes,
-            kohya_state_dict,
-            write_safetensors,
-        )
-        from charstudio.training.metadata import LoraFacts, lora_metadata
-
-        base, data = outcome.base, outcome.training_set
-        encoders = [outcome.adapters[n] for n in base.family.text_encoders if n in outcome.adapters]
-        tensors = kohya_state_dict(
-            family=base.family,
-            unet=outcome.adapters["unet"],
-            text_encoders=encoders,
-            alpha=config.lora.alpha,
-            precision=config.lora.save_precision,
-        )
-        now = time.time()
-        facts = LoraFacts(
-            output_name=f"{name}_v{version}",
-            family=base.family,
-            config=config,
-            steps=steps,
-            num_images=len(data.examples),
-            captions=[e.caption for e in data.examples],
-            base_model_name=base.path.name,
-            base_model_sha256=base.sha256,
-            base_model_legacy_hash=base.legacy_hash,
-            trigger_word=data.trigger_word,
-            training_set_version=set_version,
-            training_set_hash=set_hash,
-            session_id=random.randrange(2**31),
-            started_at=now - outcome.seconds,
-            finished_at=now,
-            resolution=data.examples[0].size,
-            train_text_encoder=bool(encoders),
-        )
-        metadata = lora_metadata(facts)
-        model_hash, legacy_hash = addnet_hashes(tensors, metadata)
-        metadata |= {"sshs_model_hash": model_hash, "sshs_legacy_hash": legacy_hash}
-        return write_safetensors(file, tensors, metadata)
-
-    def _copy_to_comfyui(self, file: Path) -> tuple[Path | None, list[str]]:
-        folder = self.comfyui_loras_dir
-        if folder is None:
-            return None, []
-        if not folder.is_dir():
-            return None, [
-                f"ComfyUI LoRA folder {folder} does not exist; the LoRA was not copied there "
-                "(fix CHARSTUDIO_COMFYUI_LORAS_DIR)"
-            ]
-        target = folder / file.name
-        with _temporary_in(folder) as tmp:
-            shutil.copyfile(file, tmp)
-            tmp.replace(target)
-        return target, []
-
     def _stored_path(self, path: Path) -> str:
         """Paths under the data root are stored relative to it."""
         try:
             return str(path.relative_to(self.store.home))
         except ValueError:
             return str(path)
+
+    # -- kohya export -----------------------------------------------------------------
+    def export_kohya(self, name: str, *, config: TrainingConfig) -> KohyaExport:
+        """Write the equivalent sd-scripts command and dataset TOML instead of training.
+
+        Raises:
+            InvalidParameter: ``model.base_checkpoint`` is not set.
+            NoTrainingSet: no prepared set.
+        """
+        from charstudio.training.kohya_export import export_kohya
+
+        stored = self.library.get_name(name)
+        if config.model.base_checkpoint is None:
+            raise InvalidParameter(
+                "model.base_checkpoint is not set; the kohya command needs it: "
+                "--set model.base_checkpoint=/path/to/model.safetensors"
+            )
+        with self.library.db.sessions() as session:
+            character, training_set = self._character(session, stored)
+            newest = session.scalar(
+                select(func.max(LoraVersion.version)).where(
+                    LoraVersion.character_id == character.id
+                )
+            )
+            trigger, folder = character.trigger_word, Path(training_set.path)
+        out = self.store.character_data / "training_runs" / stored / "kohya_export"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+        return export_kohya(
+            config,
+            set_folder=folder if folder.is_absolute() else self.store.home / folder,
+            trigger_word=trigger,
+            out=out,
+            output_name=f"{stored}_v{(newest or 0) + 1}",
+            lora_dir=self.store.lora_dir,
+        )
 
     # -- versions ---------------------------------------------------------------------
     def list_versions(self, name: str) -> list[LoraVersionInfo]:
@@ -371,14 +343,3 @@ def _thin(curve: list[tuple[int, float]]) -> list[list[float]]:
     if curve and kept[-1] != curve[-1]:
         kept.append(curve[-1])
     return [[step, loss] for step, loss in kept]
-
-
-@contextlib.contextmanager
-def _temporary_in(folder: Path) -> Iterator[Path]:
-    """A temporary file in ``folder``, removed unless it was renamed away."""
-    fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
-    os.close(fd)
-    try:
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)
