@@ -6,6 +6,7 @@ count, so the method never names a file that is not there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -15,7 +16,7 @@ from charstudio.library.models import Character, FaceEmbedding, LoraVersion, Tra
 from charstudio.library.profile import Assets
 from charstudio.library.store import AssetStore
 
-__all__ = ["read_assets", "resolve_stored_path"]
+__all__ = ["read_assets", "read_assets_many", "resolve_stored_path"]
 
 
 def resolve_stored_path(store: AssetStore, stored: str) -> Path:
@@ -26,19 +27,59 @@ def resolve_stored_path(store: AssetStore, stored: str) -> Path:
 
 def read_assets(session: Session, store: AssetStore, character: Character) -> Assets:
     """The character's LoRA, face identity, references and training set, as :class:`Assets`."""
-    lora = _usable_lora(session, store, character)
-    identities = session.scalar(
-        select(func.count())
-        .select_from(FaceEmbedding)
-        .where(FaceEmbedding.character_id == character.id, FaceEmbedding.kind == "identity")
+    return read_assets_many(session, store, [character])[character.id]
+
+
+def read_assets_many(
+    session: Session, store: AssetStore, characters: Sequence[Character]
+) -> dict[int, Assets]:
+    """:func:`read_assets` for many characters in four queries, not four per character."""
+    ids = [c.id for c in characters]
+    identities = dict(
+        session.execute(
+            select(FaceEmbedding.character_id, func.count())
+            .where(FaceEmbedding.character_id.in_(ids), FaceEmbedding.kind == "identity")
+            .group_by(FaceEmbedding.character_id)
+        ).all()
     )
+    newest = (
+        select(TrainingSet.character_id, func.max(TrainingSet.version).label("version"))
+        .where(TrainingSet.character_id.in_(ids))
+        .group_by(TrainingSet.character_id)
+        .subquery()
+    )
+    set_sizes = dict(
+        session.execute(
+            select(TrainingSet.character_id, TrainingSet.num_images).join(
+                newest,
+                (TrainingSet.character_id == newest.c.character_id)
+                & (TrainingSet.version == newest.c.version),
+            )
+        ).all()
+    )
+    loras: dict[int, list[LoraVersion]] = {i: [] for i in ids}
+    for row in session.scalars(
+        select(LoraVersion)
+        .where(LoraVersion.character_id.in_(ids), LoraVersion.status == "ready")
+        .order_by(LoraVersion.promoted.desc(), LoraVersion.version.desc())
+    ):
+        loras[row.character_id].append(row)
+    return {
+        c.id: _assets(
+            store, c, _usable_lora(store, loras[c.id]), identities.get(c.id, 0), set_sizes.get(c.id)
+        )
+        for c in characters
+    }
+
+
+def _assets(
+    store: AssetStore,
+    character: Character,
+    lora: LoraVersion | None,
+    identities: int,
+    training_images: int | None,
+) -> Assets:
     embedding_file = store.embeddings_dir / f"{character.name}_face.pt"
-    latest_set = session.scalar(
-        select(TrainingSet)
-        .where(TrainingSet.character_id == character.id)
-        .order_by(TrainingSet.version.desc())
-        .limit(1)
-    )
     chosen = next(
         (r for r in character.references if r.ipadapter_reference is not None),
         character.references[0] if character.references else None,
@@ -47,7 +88,7 @@ def read_assets(session: Session, store: AssetStore, character: Character) -> As
         has_lora=lora is not None,
         has_embedding=bool(identities),
         reference_images_count=len(character.references),
-        training_images_count=latest_set.num_images if latest_set else 0,
+        training_images_count=training_images or 0,
         lora_version=lora.version if lora else None,
         lora_path=str(resolve_stored_path(store, lora.path)) if lora else None,
         embedding_path=str(embedding_file) if identities and embedding_file.exists() else None,
@@ -57,13 +98,8 @@ def read_assets(session: Session, store: AssetStore, character: Character) -> As
     )
 
 
-def _usable_lora(session: Session, store: AssetStore, character: Character) -> LoraVersion | None:
+def _usable_lora(store: AssetStore, candidates: Sequence[LoraVersion]) -> LoraVersion | None:
     """The promoted LoRA version, else the newest ready one, whose file exists."""
-    candidates = session.scalars(
-        select(LoraVersion)
-        .where(LoraVersion.character_id == character.id, LoraVersion.status == "ready")
-        .order_by(LoraVersion.promoted.desc(), LoraVersion.version.desc())
-    )
     for candidate in candidates:
         if resolve_stored_path(store, candidate.path).is_file():
             return candidate

@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from charstudio.errors import CharacterExists, DatabaseError, InvalidParameter, NotFound
-from charstudio.library.assets import read_assets
+from charstudio.library.assets import read_assets, read_assets_many
 from charstudio.library.database import Database
 from charstudio.library.images import ImageInfo
 from charstudio.library.importer import scan_images
@@ -176,10 +176,20 @@ class Library:
     def list_characters(self) -> list[CharacterSummary]:
         """Every character, by name."""
         with self._session() as session:
-            characters = session.scalars(select(Character).order_by(Character.name_key)).all()
+            characters = session.scalars(
+                select(Character)
+                .options(selectinload(Character.references))
+                .order_by(Character.name_key)
+            ).all()
+            assets = read_assets_many(session, self.store, characters)
             summaries = []
             for character in characters:
-                profile = self._profile(session, character)
+                profile = build_profile(
+                    name=character.name,
+                    trigger_word=character.trigger_word,
+                    assets=assets[character.id],
+                    overrides=parse_overrides(character.overrides),
+                )
                 summaries.append(
                     CharacterSummary(
                         name=character.name,
