@@ -304,3 +304,28 @@ def test_unified_preset_files_are_checked_before_queueing(
     fake.models["ipadapter"] = ["subdir/IP-Adapter-Plus-Face_SD15.safetensors"]
     plus_face = make_request(ipadapter_loader="unified")
     assert run(plus_face, [fake.url])[0].graph["3"]["class_type"] == "IPAdapterUnifiedLoader"
+
+
+def test_cancelled_task_takes_its_prompt_off_the_server(
+    fake: FakeComfyUI, make_request: RequestMaker
+) -> None:
+    """Ctrl-C cancels asyncio.run's task: the running prompt must not keep the GPU busy."""
+    fake.step_s = 0.1
+    request = make_request(params=make_request().params.model_copy(update={"steps": 50}))
+
+    async def go() -> None:
+        async with ComfyUIPool([fake.url], options=FAST) as pool:
+            task = asyncio.create_task(run_request(pool, request))
+            while fake.running is None:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(go())
+    prompt_id = fake.prompts_received[0]["prompt_id"]
+    for _ in range(100):
+        if prompt_id in fake.history:
+            break
+        threading.Event().wait(0.05)
+    assert fake.history[prompt_id]["status"]["messages"][-1][0] == "execution_interrupted"

@@ -220,6 +220,11 @@ class ComfyUIClient:
                 raise rejection_from_response(answer, server=self.url, graph=graph)
             if response.status_code != 200 or not isinstance(answer, dict):
                 raise self._not_comfyui("/prompt", response.status_code, repr(answer)[:200])
+        except asyncio.CancelledError:
+            self.events.unsubscribe(prompt_id)
+            # The POST may have reached the server: take the prompt off it by our own id.
+            await self._cancel_quietly(prompt_id)
+            raise
         except BaseException:
             self.events.unsubscribe(prompt_id)
             raise

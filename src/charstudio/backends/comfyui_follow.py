@@ -48,7 +48,11 @@ async def follow(
         if remaining <= 0:
             await client.give_up(prompt_id)
         try:
-            event = await asyncio.wait_for(queue.get(), timeout=min(remaining, quiet_s))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that lands as the queue yields an event, and a cancelled
+            # generation would then run on.
+            async with asyncio.timeout(min(remaining, quiet_s)):
+                event = await queue.get()
         except TimeoutError:
             entry = await finished_entry(client, prompt_id, graph)
             if entry is not None:

@@ -32,6 +32,7 @@ from charstudio.backends.service_types import (
 )
 from charstudio.backends.types import (
     MAX_COUNT,
+    BackendImage,
     CancelToken,
     GenerationRequest,
     ProgressSink,
@@ -206,22 +207,32 @@ class GenerationService:
             if owns_job:
                 finish_job(self.db, job_id=request.job, state="failed", error=str(exc))
             raise
-        # 5. Store every image with what made it.
-        folder = self.store.outputs_dir(request.character) / request.job
-        stored = [
-            store_image(
-                folder,
-                image=image,
-                parameters=generation_parameters(request, image, backend.name),
+        # 5-6. Store every image with what made it, and record them.
+        result = self._store(request, made, backend.name)
+        if owns_job:
+            finish_job(
+                self.db,
+                job_id=request.job,
+                state="succeeded",
+                result=result.model_dump(mode="json"),
             )
-            for image in made
+        return result
+
+    def _store(
+        self, request: GenerationRequest, made: list[BackendImage], backend: str
+    ) -> GenerationResult:
+        """Write the images under ``outputs/<name>/<job>/`` and add their library rows."""
+        folder = self.store.outputs_dir(request.character) / request.job
+        parameters = [generation_parameters(request, image, backend) for image in made]
+        stored = [
+            store_image(folder, image=image, parameters=params)
+            for image, params in zip(made, parameters, strict=True)
         ]
-        # 6. Record them.
         ids = record_generations(
             self.db,
             character=request.character,
             job_id=request.job,
-            backend=backend.name,
+            backend=backend,
             images=stored,
         )
         images = [
@@ -238,24 +249,16 @@ class GenerationService:
             )
             for image, item, row in zip(made, stored, ids, strict=True)
         ]
-        result = GenerationResult(
+        return GenerationResult(
             character=request.character,
             job=request.job,
-            backend=backend.name,
+            backend=backend,
             method=request.method,
             params=request.params,
             seeds_drawn=request.seeds_drawn,
             output_dir=str(folder),
             images=images,
         )
-        if owns_job:
-            finish_job(
-                self.db,
-                job_id=request.job,
-                state="succeeded",
-                result=result.model_dump(mode="json"),
-            )
-        return result
 
 
 def _seeds(seed: int | None, count: int) -> tuple[tuple[int, ...], bool]:
