@@ -9,11 +9,13 @@ import json
 import threading
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
 from charstudio.backends import (
     CancelToken,
+    ClientOptions,
     ComfyUIClient,
     ComfyUIPool,
     GenerationRequest,
@@ -329,3 +331,45 @@ def test_cancelled_task_takes_its_prompt_off_the_server(
             break
         threading.Event().wait(0.05)
     assert fake.history[prompt_id]["status"]["messages"][-1][0] == "execution_interrupted"
+
+
+def test_unexpected_answers_through_a_mock_transport() -> None:
+    """The transport seam: answers a real ComfyUI gives only when something is wrong."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/prompt":
+            return httpx.Response(500, json={"error": "Internal Server Error"})
+        if request.url.path == "/view":
+            return httpx.Response(404, text="404: Not Found")
+        return httpx.Response(200, json={"exec_info": {}})
+
+    options = ClientOptions(use_websocket=False)
+
+    async def go(call: str) -> Any:
+        client = ComfyUIClient(
+            "http://gpu9:8188", options=options, transport=httpx.MockTransport(handler)
+        )
+        try:
+            if call == "submit":
+                return await client.submit({"1": {"class_type": "SaveImage", "inputs": {}}})
+            if call == "view":
+                return await client.view({"filename": "gone.png", "type": "output"})
+            return await client.probe()
+        finally:
+            await client.aclose()
+
+    with pytest.raises(ComfyUIUnavailable) as caught:
+        asyncio.run(go("submit"))
+    assert str(caught.value) == (
+        "http://gpu9:8188/prompt answered HTTP 500 with {'error': 'Internal Server Error'} "
+        "instead of ComfyUI's JSON: check that the URL points at ComfyUI itself (not a proxy "
+        "login page or another web app)"
+    )
+    with pytest.raises(GenerationFailed) as failed:
+        asyncio.run(go("view"))
+    assert str(failed.value) == (
+        "ComfyUI on http://gpu9:8188 has no output file 'gone.png' (HTTP 404 from /view): it "
+        "was deleted or the output folder changed; run the command again"
+    )
+    with pytest.raises(ComfyUIUnavailable, match="answered HTTP 200 with JSON without exec_info"):
+        asyncio.run(go("probe"))
