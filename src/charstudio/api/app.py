@@ -15,7 +15,15 @@ from charstudio import __version__
 from charstudio.api.deps import require_token
 from charstudio.api.errors import install_error_handlers
 from charstudio.api.limits import BodyLimit
-from charstudio.api.routes import characters, datasets, faces, generation, jobs, references
+from charstudio.api.routes import (
+    characters,
+    datasets,
+    faces,
+    generation,
+    jobs,
+    references,
+    training,
+)
 from charstudio.jobs import JobQueue
 from charstudio.services import Services
 
@@ -51,7 +59,7 @@ def create_app(services: Services, *, queue: JobQueue | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
-    for module in (characters, references, faces, datasets, jobs):
+    for module in (characters, references, faces, datasets, training, jobs):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(generation.router, dependencies=[Depends(require_token)])

@@ -18,6 +18,7 @@ from charstudio.dataset import DatasetConfig
 from charstudio.errors import GenerationCancelled, InvalidParameter
 from charstudio.jobs.types import JobCancelled, JobContext
 from charstudio.services import Services
+from charstudio.training.config import load_config
 
 __all__ = ["HANDLERS", "Handler"]
 
@@ -91,9 +92,22 @@ class _StepCounter:
             self.token.cancel()
 
 
+def train_lora(services: Services, ctx: JobContext) -> dict[str, Any]:
+    """``charstudio train``: a LoRA version (or ``resume`` the interrupted one)."""
+    resume = bool(ctx.params.get("resume", False))
+    config = None if resume else load_config(None, list(ctx.params.get("overrides", [])))
+
+    def steps(step: int, total: int, loss: float) -> None:
+        ctx.progress(step, total, f"step {step}/{total}, loss {loss:.4f}")
+
+    result = services.training.train(_character(ctx), config=config, resume=resume, progress=steps)
+    return result.model_dump(mode="json")
+
+
 HANDLERS: dict[str, Handler] = {
     "faces_extract": extract_faces,
     "dataset_prepare": prepare_dataset,
     "faces_score": score_faces,
     "generate": generate_images,
+    "train": train_lora,
 }
