@@ -7,6 +7,7 @@ import copy
 import io
 import json
 import threading
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -373,3 +374,45 @@ def test_unexpected_answers_through_a_mock_transport() -> None:
     )
     with pytest.raises(ComfyUIUnavailable, match="answered HTTP 200 with JSON without exec_info"):
         asyncio.run(go("probe"))
+
+
+def test_job_timeout_takes_the_prompt_off_the_server(
+    fake: FakeComfyUI, make_request: RequestMaker
+) -> None:
+    fake.step_s = 0.3
+    options = replace(FAST, client=replace(FAST.client, job_timeout_s=0.5))
+
+    async def go() -> None:
+        async with ComfyUIPool([fake.url], options=options) as pool:
+            await run_request(pool, make_request())
+
+    with pytest.raises(GenerationFailed) as caught:
+        asyncio.run(go())
+    prompt_id = fake.prompts_received[0]["prompt_id"]
+    assert str(caught.value) == (
+        f"prompt {prompt_id} did not finish within 0.5 s on {fake.url} (removed from its "
+        "queue): the server is busy or stuck; raise CHARSTUDIO_COMFYUI_JOB_TIMEOUT_S or add "
+        "servers to CHARSTUDIO_COMFYUI_URLS"
+    )
+
+
+def test_prompt_without_a_saved_image(fake: FakeComfyUI) -> None:
+    fake.inputs["yuki_reference.png"] = b"png"
+    graph = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "yuki_reference.png"}},
+        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+    }
+
+    async def go() -> None:
+        client = ComfyUIClient(fake.url, options=FAST.client)
+        try:
+            await client.wait(await client.submit(graph), graph=graph)
+        finally:
+            await client.aclose()
+
+    with pytest.raises(GenerationFailed) as caught:
+        asyncio.run(go())
+    assert str(caught.value).endswith(
+        f"finished on {fake.url} without an image: the graph needs a SaveImage node fed by "
+        "VAEDecode"
+    )

@@ -35,14 +35,14 @@ _FIXES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
         (r"LoRA model not found", "put the FaceID preset's LoRA file in models/loras"),
         (
-            r"insightface",
-            "install insightface in ComfyUI's Python and put buffalo_l in "
-            "models/insightface/models/, or use the PLUS FACE (portraits) preset",
-        ),
-        (
             r"No face detected",
             "choose a reference image with one clear face: "
             "charstudio faces reference NAME --use IMAGE",
+        ),
+        (
+            r"insightface",
+            "install insightface in ComfyUI's Python and put buffalo_l in "
+            "models/insightface/models/, or use the PLUS FACE (portraits) preset",
         ),
         (
             r"mat1 and mat2 shapes cannot be multiplied",
