@@ -195,3 +195,12 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
     assert "multipart/form-data" in upload
     assert client.get("/docs").status_code == 200
     assert json.dumps(schema)  # serialisable
+
+
+def test_reading_jobs_recovers_a_dead_workers_job(obama: TestClient, queue: JobQueue) -> None:
+    import socket
+
+    job_id = obama.post("/api/v1/characters/obama/faces/extract").json()["id"]
+    assert queue.store.claim(job_id, f"{socket.gethostname()}:999999:1")  # a dead process
+    shown = obama.get(f"/api/v1/jobs/{job_id}").json()
+    assert shown["state"] == "queued" and "stopped while running it" in shown["message"]

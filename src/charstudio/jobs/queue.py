@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -86,6 +87,7 @@ class JobQueue:
         self.huey = huey or build_huey(services.settings)
         self.handlers = dict(handlers or HANDLERS)
         self._enqueue = self.huey.task(name=_TASK_NAME)(self._run_message)
+        self._last_recovery = float("-inf")
 
     # -- submitting ---------------------------------------------------------------------
     def submit(self, kind: str, *, character: str | None, params: dict[str, Any]) -> JobInfo:
@@ -176,6 +178,14 @@ class JobQueue:
                 self._enqueue(job.id)
                 requeued.append(job.id)
         return requeued
+
+    def recover_if_due(self) -> None:
+        """:meth:`recover`, at most once per heartbeat interval: for readers (the API) that
+        want a dead worker's job shown as re-queued or failed even when no worker runs."""
+        now = time.monotonic()
+        if now - self._last_recovery >= self.settings.job_heartbeat_s:
+            self._last_recovery = now
+            self.recover()
 
     def consumer(self, *, workers: int) -> Consumer:
         """huey's consumer for this queue, polling at least once a second when idle."""

@@ -28,12 +28,14 @@ def list_jobs(
     character: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JobPage:
     """Jobs, newest first."""
+    queue.recover_if_due()
     return queue.store.page(state=state, character=character, limit=limit, offset=offset)
 
 
 @router.get("/{job_id}")
 def show_job(job_id: str, queue: QueueDep) -> JobInfo:
     """State, progress, result and error of one job."""
+    queue.recover_if_due()
     return queue.store.get(job_id)
 
 
