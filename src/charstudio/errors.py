@@ -10,16 +10,21 @@ the HTTP status the API uses, so both surfaces map errors in exactly one place::
     │   ├── InvalidParameter                                 value out of range, unknown key
     │   ├── UnsupportedImage                                 not an image, corrupt, too big
     │   ├── NothingToImport                                  empty folder, no image files
-    │   └── PayloadTooLarge                          HTTP 413   too many files or bytes at once
+    │   ├── PayloadTooLarge                          HTTP 413   too many files or bytes at once
+    │   ├── BaseModelInvalid                                 corrupt, a LoRA, SDXL as SD1.5 (a)
+    │   └── NothingToResume                                  --resume with no interrupted run (a)
     ├── NotFound                          exit 1, HTTP 404   character, image, file missing
+    │   └── NoTrainingSet                                    no prepared training set (a)
     ├── Conflict                          exit 1, HTTP 409
     │   └── CharacterExists
     ├── StorageError                      exit 1, HTTP 503   data dir unwritable, disk trouble
     │   ├── DataDirNotWritable
+    │   ├── DiskFull                                         full while saving; nothing kept (a)
     │   └── DatabaseError
     │       └── SchemaTooNew                                 database made by a newer version
     ├── BackendError                      exit 1, HTTP 502   ComfyUI, models, face backends
     │   ├── BackendUnavailable            exit 1, HTTP 503   optional backend not installed
+    │   │   └── OptimizerUnavailable                         8-bit AdamW without bitsandbytes (a)
     │   ├── ComfyUIUnavailable            exit 1, HTTP 503   unreachable, slow, not ComfyUI
     │   │   └── ServerLost                                   died or restarted mid-job
     │   ├── WorkflowRejected                                 graph refused (node_errors); in
@@ -27,7 +32,11 @@ the HTTP status the API uses, so both surfaces map errors in exactly one place::
     │   ├── GenerationFailed                                 a node failed while running
     │   └── GenerationCancelled           exit 130, HTTP 409 cancelled or interrupted
     ├── JobFailed                         exit 1, HTTP 500
+    │   ├── TrainingOutOfMemory                              checkpoint saved (a)
+    │   └── TrainingInterrupted           exit 130, HTTP 409 Ctrl-C; checkpoint saved (a)
     └── Unauthorized                      exit 1, HTTP 401   API token missing or wrong
+
+(a) defined beside their package: ``training/types.py``.
 
 Third-party exceptions are wrapped where they enter (``raise ... from exc``) so callers
 never need to know which library raised.

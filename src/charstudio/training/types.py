@@ -67,6 +67,7 @@ class TrainingInterrupted(JobFailed):
     """Training was stopped with Ctrl-C; a checkpoint was saved."""
 
     exit_code = 130
+    http_status = 409
 
 
 class TrainingResult(BaseModel):
