@@ -23,6 +23,7 @@ def test_demo_runs_end_to_end_and_again(cli: CliRunner, tmp_path: Path) -> None:
         "training set",
         "scores",
         "profile",
+        "workflow",
     ]
     assert len(report["added"]["added"]) == 3
     assert len(report["reimported"]["duplicates"]) == 1
@@ -36,6 +37,10 @@ def test_demo_runs_end_to_end_and_again(cli: CliRunner, tmp_path: Path) -> None:
     assert Path(report["training_set"]["contact_sheet"]).is_file()
     assert (report["scores"]["passed"], report["scores"]["total"]) == (3, 4)
     assert report["profile"]["method"] == "ipadapter_only"
+    graph = json.loads(Path(report["workflow_file"]).read_text())
+    classes = {node["class_type"] for node in graph.values()}
+    assert {"IPAdapterAdvanced", "KSampler", "VAEDecode", "SaveImage"} <= classes
+    assert "IPAdapterApply" not in classes
     again = cli("demo", "--home", str(tmp_path / "demo"))
     assert again.code == 0, again.err
     assert "6. profile: method ipadapter_only" in again.out

@@ -8,7 +8,7 @@ import typer
 
 from charstudio.cli.console import Console
 from charstudio.config import load_settings
-from charstudio.demo import DemoStep, run_demo
+from charstudio.demo import DEMO_CHECKPOINT, DemoStep, run_demo
 from charstudio.services import build_services
 
 __all__ = ["demo"]
@@ -24,7 +24,10 @@ def demo(
     from pathlib import Path
 
     console = Console(json_mode=json_output)
-    services = build_services(load_settings(home=Path(home)))
+    settings = load_settings(home=Path(home))
+    if settings.comfyui_checkpoint is None:
+        settings = settings.model_copy(update={"comfyui_checkpoint": DEMO_CHECKPOINT})
+    services = build_services(settings)
 
     def show(step: DemoStep) -> None:
         console.success(f"{step.number}. {step.title}: {step.summary}")
@@ -41,6 +44,9 @@ def demo(
     console.fields(
         f"{profile.name}: how it will be generated",
         [(k, v) for k, v in profile.params.model_dump().items() if v is not None],
+    )
+    console.info(
+        f"ComfyUI graph (API format; load it in ComfyUI or POST it to /prompt): {report.workflow_file}"
     )
     console.info(
         f"Explore it: CHARSTUDIO_HOME={report.init.home} charstudio character show {profile.name}"

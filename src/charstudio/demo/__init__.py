@@ -3,6 +3,6 @@
 It grows as the pipeline grows; each step is a plain service call a user could make.
 """
 
-from charstudio.demo.recipe import DemoReport, DemoStep, run_demo, sample_images
+from charstudio.demo.recipe import DEMO_CHECKPOINT, DemoReport, DemoStep, run_demo, sample_images
 
-__all__ = ["DemoReport", "DemoStep", "run_demo", "sample_images"]
+__all__ = ["DEMO_CHECKPOINT", "DemoReport", "DemoStep", "run_demo", "sample_images"]

@@ -11,6 +11,8 @@ Steps (each a service call, as a user would make it):
 5. Score the samples and a photo of someone else against the identity
    (``charstudio faces score``), with a contact sheet.
 6. Compute the consistency profile: method and parameters (``charstudio character show``).
+7. Build and validate the ComfyUI graph a generation would queue, and save it
+   (``charstudio workflow``): load it into ComfyUI to see it.
 """
 
 from __future__ import annotations
@@ -21,14 +23,26 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from charstudio.backends import GenerateSpec, WorkflowPlan
 from charstudio.dataset import DatasetConfig, PrepareResult
 from charstudio.faces import ExtractReport, ScoreReport
 from charstudio.library import CharacterConsistencyProfile, ImportResult
 from charstudio.services import InitResult, Services
+from charstudio.workflows import write_json_atomic
 
-__all__ = ["DEMO_CHARACTER", "DemoReport", "DemoStep", "run_demo", "sample_images"]
+__all__ = [
+    "DEMO_CHARACTER",
+    "DEMO_CHECKPOINT",
+    "DemoReport",
+    "DemoStep",
+    "run_demo",
+    "sample_images",
+]
 
 DEMO_CHARACTER = "demo_subject"
+# The graph names a base model; the demo uses SD1.5's usual file name unless
+# CHARSTUDIO_COMFYUI_CHECKPOINT names yours.
+DEMO_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 
 
 class DemoStep(BaseModel):
@@ -50,6 +64,8 @@ class DemoReport(BaseModel):
     training_set: PrepareResult
     scores: ScoreReport
     profile: CharacterConsistencyProfile
+    workflow: WorkflowPlan
+    workflow_file: str
     steps: list[DemoStep]
 
 
@@ -123,6 +139,18 @@ def run_demo(services: Services, *, on_step: Callable[[DemoStep], None]) -> Demo
         f"charstudio character show {DEMO_CHARACTER}",
         f"method {profile.method} ({profile.method_reason})",
     )
+    # 7. The graph a generation would send to ComfyUI, validated but not sent.
+    workflow = services.generation.workflow(
+        GenerateSpec(name=DEMO_CHARACTER, prompt="a red raincoat", variation="outfit", seed=42)
+    )
+    workflow_file = services.store.generated_workflows_dir.parent / "demo_workflow.json"
+    write_json_atomic(workflow_file, workflow.graph)
+    done(
+        "workflow",
+        f'charstudio workflow {DEMO_CHARACTER} "a red raincoat" --variation outfit --seed 42',
+        f"{len(workflow.graph)}-node {workflow.method} graph validated against "
+        f"{workflow.validated_against}; saved to {workflow_file}",
+    )
     return DemoReport(
         init=init,
         added=added,
@@ -131,5 +159,7 @@ def run_demo(services: Services, *, on_step: Callable[[DemoStep], None]) -> Demo
         training_set=training_set,
         scores=scores,
         profile=profile,
+        workflow=workflow,
+        workflow_file=str(workflow_file),
         steps=steps,
     )
