@@ -46,7 +46,8 @@ def demo(
         [(k, v) for k, v in profile.params.model_dump().items() if v is not None],
     )
     console.info(
-        f"ComfyUI graph (API format; load it in ComfyUI or POST it to /prompt): {report.workflow_file}"
+        f"ComfyUI graph (API format: load it in ComfyUI or POST it to /prompt): "
+        f"{report.workflow_file}"
     )
     console.info(
         f"Explore it: CHARSTUDIO_HOME={report.init.home} charstudio character show {profile.name}"
