@@ -2,11 +2,11 @@
 
 ``types`` (request, progress, cancellation, images), ``base`` (the Protocol),
 ``comfyui`` (one server's client), ``comfyui_events`` (its ``/ws`` stream),
-``comfyui_follow`` (following a prompt to its end),
-``comfyui_errors`` (run-time failures as messages), ``pool`` (choosing servers,
-retrying lost jobs), ``comfyui_backend`` (the Backend over a pool), ``outputs`` (PNG
-files with embedded parameters), ``records`` (library rows) and ``service`` (the
-generation service the CLI and API call).
+``comfyui_follow`` (following a prompt to its end), ``comfyui_errors`` (run-time
+failures as messages), ``model_files`` (files the IP-Adapter presets look for),
+``pool`` (choosing servers, retrying lost jobs), ``comfyui_backend`` (the Backend over a
+pool), ``outputs`` (PNG files with embedded parameters), ``records`` (library rows) and
+``service`` (the generation service the CLI, API and jobs call).
 """
 
 from charstudio.backends.base import Backend
