@@ -3,7 +3,9 @@
 Routes live in :mod:`charstudio.api.routes`, one module per resource, each a thin call into
 the services; errors become responses in :mod:`charstudio.api.errors` only. Everything under
 ``/api/v1`` and the original ``/character/...`` endpoint needs the bearer token;
-``/health`` does not. OpenAPI is at ``/openapi.json``, the interactive docs at ``/docs``.
+``/health`` does not; the web pages (:mod:`charstudio.web`, under ``/studio``) take the
+same token through a login form and a session cookie. OpenAPI is at ``/openapi.json``, the
+interactive docs at ``/docs``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from charstudio.api.routes import (
 )
 from charstudio.jobs import JobQueue
 from charstudio.services import Services
+from charstudio.web import mount_web
 
 __all__ = ["create_app"]
 
@@ -63,4 +66,5 @@ def create_app(services: Services, *, queue: JobQueue | None = None) -> FastAPI:
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(generation.router, dependencies=[Depends(require_token)])
+    mount_web(app)  # Character Studio at /studio, behind the same token (a session cookie)
     return app

@@ -47,4 +47,8 @@ def reference_info(ref: ReferenceImage, path: Path) -> ReferenceInfo:
         size_bytes=ref.size_bytes,
         format=ref.format,
         added_at=ref.added_at,
+        face_status=ref.face_status,
+        face_details=dict(ref.face_details or {}),
+        ipadapter_reference=ref.ipadapter_reference,
+        caption_edit=ref.caption_edit,
     )

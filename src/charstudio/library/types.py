@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -78,6 +79,13 @@ class ReferenceInfo(_Result):
     size_bytes: int
     format: str
     added_at: datetime
+    # From the last `faces extract` (None/empty before it): ok | outlier | no_face | ...,
+    # the face box (x0, y0, x1, y1) with similarity and outlier reason, and whether this
+    # image is the IP-Adapter reference ("auto" or "user").
+    face_status: str | None = None
+    face_details: dict[str, Any] = {}
+    ipadapter_reference: str | None = None
+    caption_edit: str | None = None  # a user's caption, applied by the next dataset prepare
 
 
 class CharacterSummary(_Result):

@@ -1,0 +1,10 @@
+"""Character Studio: server-rendered pages over the same services as the API.
+
+:func:`mount_web` adds the pages under ``/studio`` to the app that
+:func:`charstudio.api.create_app` builds; they sit behind the API token too, through a
+signed session cookie set by the login form (:mod:`charstudio.web.auth`).
+"""
+
+from charstudio.web.app import mount_web
+
+__all__ = ["mount_web"]

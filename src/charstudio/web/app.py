@@ -1,0 +1,27 @@
+"""Mount the studio into the API's app: static files, the login form and the pages."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import RedirectResponse
+
+from charstudio.web.pages import character, files, generate, jobs, library, login
+from charstudio.web.render import STATIC_DIR
+
+__all__ = ["mount_web"]
+
+
+def mount_web(app: FastAPI) -> None:
+    """Add ``/studio`` (pages), ``/studio/static`` (CSS, JS) and ``/`` (-> ``/studio``).
+
+    The app must already hold ``state.services``, ``state.queue`` and ``state.token``, as
+    :func:`charstudio.api.create_app` sets them.
+    """
+    app.mount("/studio/static", StaticFiles(directory=STATIC_DIR), name="studio-static")
+    for module in (login, library, character, generate, jobs, files):
+        app.include_router(module.router, include_in_schema=False)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/studio", status_code=307)

@@ -1,0 +1,105 @@
+"""charstudio errors as studio pages, in one place.
+
+Studio routes use :class:`StudioRoute`: a missing or bad session becomes a redirect to the
+login form, any :class:`~charstudio.errors.CharstudioError` becomes the error page with the
+error's HTTP status and its message in plain words (the API answers JSON for the same
+errors, in :mod:`charstudio.api.errors`), and a request FastAPI cannot parse becomes the
+error page with status 422 naming the field. Page handlers catch nothing themselves; the
+forms that show field errors validate with :func:`field_errors` before calling a service.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+from starlette.responses import RedirectResponse, Response
+
+from charstudio.errors import CharstudioError
+from charstudio.web.auth import LoginRequired
+from charstudio.web.render import render
+
+__all__ = ["StudioRoute", "error_page", "field_errors"]
+
+
+def error_page(request: Request, *, status: int, title: str, message: str) -> Response:
+    back = request.headers.get("referer", "")
+    own = str(request.base_url)
+    return render(
+        request,
+        "error.html",
+        status=status,
+        title=title,
+        message=message,
+        back=back if back.startswith(own) else "/studio",
+    )
+
+
+_UPLOAD_DIR = re.compile(r"/\S*/tmp/upload-[^/\s]+/\d{4}/")
+_TITLES = {400: "That did not work", 404: "Not found", 409: "Not now", 413: "Too large"}
+
+
+class StudioRoute(APIRoute):
+    """An ``APIRoute`` whose errors are pages (see the module docstring)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LoginRequired as exc:
+                return RedirectResponse(exc.login_url, status_code=303)
+            except CharstudioError as exc:
+                status = exc.http_status
+                title = _TITLES.get(status, "Something went wrong")
+                message = _UPLOAD_DIR.sub("", str(exc))  # the user knows their file's name only
+                return error_page(request, status=status, title=title, message=message)
+            except RequestValidationError as exc:
+                fields = ", ".join(
+                    f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()
+                )
+                return error_page(
+                    request, status=422, title="Check the form", message=fields or "bad request"
+                )
+
+        return route
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """Pydantic's errors as ``{field: message}`` to show beside each input; the template puts
+    the field's label first ("IP-Adapter strength must be at most 2")."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "form"
+        context = error.get("ctx") or {}
+        kind = error["type"]
+        if kind in _BOUNDS:
+            words, key = _BOUNDS[kind]
+            message = f"must be {words} {context.get(key)}"
+        else:
+            message = _WORDS.get(kind, error["msg"])
+        errors.setdefault(field, message)
+    return errors
+
+
+_BOUNDS = {
+    "less_than_equal": ("at most", "le"),
+    "greater_than_equal": ("at least", "ge"),
+    "greater_than": ("more than", "gt"),
+    "less_than": ("less than", "lt"),
+}
+_WORDS = {
+    "missing": "is required",
+    "string_too_short": "must not be empty",
+    "string_too_long": "is too long",
+    "float_parsing": "must be a number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "literal_error": "is not one of the choices",
+}

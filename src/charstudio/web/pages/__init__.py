@@ -1,0 +1,3 @@
+"""Studio pages, one module per page (and the login form, files and the job stream)."""
+
+__all__: list[str] = []

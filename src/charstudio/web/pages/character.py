@@ -1,0 +1,159 @@
+"""``/studio/characters/<name>``: references with face boxes, the IP-Adapter reference,
+the training set with editable captions, LoRA versions, generation defaults."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from charstudio.api.deps import QueueDep, ServicesDep
+from charstudio.api.routes.characters import update_character
+from charstudio.api.routes.datasets import prepare_dataset
+from charstudio.api.routes.faces import choose_reference, extract_faces
+from charstudio.api.routes.training import TrainRequest, promote_lora, train
+from charstudio.api.schemas import CharacterUpdate, DatasetRequest, ReferenceChoice
+from charstudio.api.uploads import receive_upload
+from charstudio.services import Services
+from charstudio.web.auth import require_session
+from charstudio.web.errors import StudioRoute, field_errors
+from charstudio.web.render import render
+from charstudio.web.views import dataset_view, reference_views
+
+router = APIRouter(
+    prefix="/studio/characters/{name}",
+    route_class=StudioRoute,
+    dependencies=[Depends(require_session)],
+)
+
+_DEFAULT_FIELDS = ("lora_strength", "ipadapter_strength", "cfg", "steps", "denoise")
+
+
+def _page(
+    request: Request,
+    services: Services,
+    name: str,
+    *,
+    status: int = 200,
+    **extra: Any,
+) -> Response:
+    detail = services.library.show(name)
+    return render(
+        request,
+        "character.html",
+        status=status,
+        nav="library",
+        character=detail,
+        profile=detail.profile,
+        references=reference_views(services, detail.references),
+        dataset=dataset_view(services, detail.name),
+        loras=services.training.list_versions(detail.name),
+        job_id=request.query_params.get("job"),
+        notice=request.query_params.get("notice"),
+        **{"errors": {}, "values": {}, **extra},
+    )
+
+
+def _back(
+    name: str, *, job: str | None = None, notice: str | None = None, at: str = ""
+) -> Response:
+    query = f"?job={quote(job)}" if job else (f"?notice={quote(notice)}" if notice else "")
+    return RedirectResponse(f"/studio/characters/{quote(name)}{query}{at}", status_code=303)
+
+
+@router.get("")
+def character_page(request: Request, name: str, services: ServicesDep) -> Response:
+    return _page(request, services, name)
+
+
+@router.post("/references")
+async def add_references(request: Request, name: str, services: ServicesDep) -> Response:
+    stored = await run_in_threadpool(services.library.get_name, name)
+    settings = services.settings
+    async with receive_upload(
+        request, home=settings.home, max_files=settings.api_max_files
+    ) as form:
+        result = await run_in_threadpool(services.library.import_images, stored, form.files)
+    notice = f"Added {len(result.added)} image(s), {len(result.duplicates)} duplicate(s) skipped."
+    return _back(stored, notice=notice, at="#references")
+
+
+@router.post("/faces")
+def extract(name: str, services: ServicesDep, queue: QueueDep) -> Response:
+    job = extract_faces(name, services, queue)
+    return _back(job.character or name, job=job.id, at="#references")
+
+
+@router.post("/reference")
+def choose(name: str, image: Annotated[str, Form()], services: ServicesDep) -> Response:
+    report = choose_reference(name, ReferenceChoice(image=image), services)
+    return _back(
+        report.character, notice=f"{report.original_name} is now the IP-Adapter reference."
+    )
+
+
+@router.post("/dataset")
+def prepare(
+    name: str,
+    services: ServicesDep,
+    queue: QueueDep,
+    resolution: Annotated[int, Form()] = 768,
+    max_upscale: Annotated[float, Form()] = 1.25,
+) -> Response:
+    """Queue a prepare with the last set's settings, at this resolution and upscale limit."""
+    last = services.datasets.last_config(name)
+    kept = last.model_dump(include=set(DatasetRequest.model_fields)) if last else {}
+    body = DatasetRequest(**{**kept, "resolution": resolution, "max_upscale": max_upscale})
+    job = prepare_dataset(name, body, services, queue)
+    return _back(job.character or name, job=job.id, at="#dataset")
+
+
+@router.post("/captions/{image}")
+def edit_caption(
+    name: str, image: str, text: Annotated[str, Form()], services: ServicesDep
+) -> Response:
+    services.datasets.edit_caption(name, image, text.strip() or None)
+    notice = f"Caption of {image} saved; it is used from the next time the set is prepared."
+    return _back(name, notice=notice, at="#dataset")
+
+
+@router.post("/defaults")
+def save_defaults(
+    request: Request,
+    name: str,
+    services: ServicesDep,
+    method: Annotated[str, Form()] = "",
+    lora_strength: Annotated[str, Form()] = "",
+    ipadapter_strength: Annotated[str, Form()] = "",
+    cfg: Annotated[str, Form()] = "",
+    steps: Annotated[str, Form()] = "",
+    denoise: Annotated[str, Form()] = "",
+) -> Response:
+    """Blank fields go back to the method's defaults; the others override them."""
+    values = dict(
+        zip(_DEFAULT_FIELDS, (lora_strength, ipadapter_strength, cfg, steps, denoise), strict=True)
+    )
+    given = {k: v.strip() for k, v in values.items() if v.strip()}
+    reset = [k for k in _DEFAULT_FIELDS if k not in given] + ([] if method else ["method"])
+    try:
+        body = CharacterUpdate.model_validate({**given, "method": method or None, "reset": reset})
+    except ValidationError as exc:
+        return _page(request, services, name, status=422, errors=field_errors(exc), values=values)
+    profile = update_character(name, body, services)
+    return _back(profile.name, notice="Generation defaults saved.", at="#defaults")
+
+
+@router.post("/train")
+def start_training(name: str, services: ServicesDep, queue: QueueDep) -> Response:
+    job = train(name, TrainRequest(), services, queue)
+    return _back(job.character or name, job=job.id, at="#loras")
+
+
+@router.post("/loras/{version}/promote")
+def promote(name: str, version: str, services: ServicesDep) -> Response:
+    info = promote_lora(name, version, services)
+    return _back(name, notice=f"LoRA v{info.version} is now the one generation uses.", at="#loras")

@@ -1,0 +1,31 @@
+"""``/studio/files/<path>``: images under the data root, for the pages' ``<img>`` tags.
+
+Only image files (by suffix) inside the data root are served, so the database and the
+API token file never are; the path is resolved first, so ``..`` cannot leave the root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Depends
+from starlette.responses import FileResponse, Response
+
+from charstudio.api.deps import ServicesDep
+from charstudio.errors import NotFound
+from charstudio.web.auth import require_session
+from charstudio.web.errors import StudioRoute
+
+router = APIRouter(route_class=StudioRoute, dependencies=[Depends(require_session)])
+
+_IMAGES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+
+
+@router.get("/studio/files/{path:path}")
+def data_file(path: str, services: ServicesDep) -> Response:
+    home = services.settings.home.resolve()
+    target = (home / path).resolve()
+    media = _IMAGES.get(target.suffix.lower())
+    if media is None or not target.is_relative_to(home) or not target.is_file():
+        raise NotFound(f"no image {path!r} in the data root")
+    return FileResponse(Path(target), media_type=media, headers={"Cache-Control": "private"})

@@ -1,0 +1,186 @@
+"""What the pages show, assembled from the services' typed results (no queries here).
+
+Each builder takes the services (and the job queue) and returns small frozen records the
+templates read; the numbers and words come from the services, not from the templates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from charstudio.api.routes.datasets import current_dataset
+from charstudio.errors import NotFound
+from charstudio.jobs import JobInfo, JobQueue
+from charstudio.library.types import ReferenceInfo
+from charstudio.services import Services
+from charstudio.web.render import file_url
+
+__all__ = [
+    "Card",
+    "ReferenceView",
+    "ResultImage",
+    "Results",
+    "dataset_view",
+    "generation_results",
+    "latest_score_job",
+    "library_cards",
+    "reference_views",
+]
+
+# faces extract statuses in plain words (FaceImageReport.status).
+STATUS_WORDS = {
+    "ok": "one clear face",
+    "outlier": "a face that does not match the others",
+    "no_face": "no face found",
+    "several_faces": "several faces, none clearly the main one",
+    "face_too_small": "the face is too small",
+    "unreadable": "the file could not be read",
+}
+
+
+@dataclass(frozen=True)
+class Card:
+    name: str
+    trigger_word: str
+    method: str
+    references: int
+    lora_version: int | None
+    face_url: str | None
+    consistency: float | None
+    scored_images: int
+
+
+def latest_score_job(
+    queue: JobQueue, character: str, *, for_job: str | None = None
+) -> JobInfo | None:
+    """The newest identity-score job of a character (for one generation job, if given)."""
+    for job in queue.store.page(character=character, limit=200, offset=0).items:
+        if job.kind != "faces_score":
+            continue
+        if for_job is None and job.state == "succeeded":
+            return job
+        if for_job is not None and job.params.get("for_job") == for_job:
+            return job
+    return None
+
+
+def library_cards(services: Services, queue: JobQueue) -> list[Card]:
+    home = services.settings.home
+    cards = []
+    for summary in services.library.list_characters():
+        profile = services.library.profile(summary.name)
+        face = services.store.embeddings_dir / f"{summary.name}_reference_face.png"
+        scored = latest_score_job(queue, summary.name)
+        cards.append(
+            Card(
+                name=summary.name,
+                trigger_word=summary.trigger_word,
+                method=summary.method,
+                references=summary.reference_images,
+                lora_version=profile.lora_version,
+                face_url=file_url(home, face if face.is_file() else profile.reference_image),
+                consistency=scored.result.get("face_consistency") if scored else None,
+                scored_images=int(scored.result.get("total", 0)) if scored else 0,
+            )
+        )
+    return cards
+
+
+@dataclass(frozen=True)
+class ReferenceView:
+    ref: ReferenceInfo
+    url: str | None
+    status: str | None
+    status_words: str
+    box_style: str | None  # CSS left/top/width/height in % of the image
+    similarity: float | None
+    reason: str | None
+    chosen: bool
+
+
+def reference_views(services: Services, refs: list[ReferenceInfo]) -> list[ReferenceView]:
+    views = []
+    for ref in refs:
+        details = ref.face_details
+        box = details.get("box")
+        style = None
+        if box and ref.width and ref.height:
+            x0, y0, x1, y1 = (float(v) for v in box)
+            style = (
+                f"left:{100 * x0 / ref.width:.2f}%;top:{100 * y0 / ref.height:.2f}%;"
+                f"width:{100 * (x1 - x0) / ref.width:.2f}%;"
+                f"height:{100 * (y1 - y0) / ref.height:.2f}%"
+            )
+        views.append(
+            ReferenceView(
+                ref=ref,
+                url=file_url(services.settings.home, ref.stored_path),
+                status=ref.face_status,
+                status_words=STATUS_WORDS.get(ref.face_status or "", "not analysed yet"),
+                box_style=style,
+                similarity=details.get("similarity"),
+                reason=details.get("reason"),
+                chosen=ref.ipadapter_reference is not None,
+            )
+        )
+    return views
+
+
+def dataset_view(services: Services, name: str) -> dict[str, Any] | None:
+    """The current training set (``config.json``) with image URLs, or ``None`` before one."""
+    try:
+        data = current_dataset(name, services)
+    except NotFound:
+        return None
+    folder = services.store.training_set_dir(name) / "images"
+    for image in data.get("images", []):
+        image["url"] = file_url(services.settings.home, folder / image["file_name"])
+    return data
+
+
+@dataclass(frozen=True)
+class ResultImage:
+    index: int
+    seed: str
+    url: str | None
+    path: str
+    generation_id: int
+    similarity: float | None
+    passed: bool | None
+    status: str | None
+
+
+@dataclass(frozen=True)
+class Results:
+    job: JobInfo
+    images: list[ResultImage]
+    score_job: JobInfo | None
+    can_score: bool
+
+
+def generation_results(services: Services, queue: JobQueue, job: JobInfo) -> Results:
+    """A generate job's images with their identity scores (once its score job finished)."""
+    made = job.result.get("images", []) if job.state == "succeeded" else []
+    score_job = latest_score_job(queue, job.character, for_job=job.id) if job.character else None
+    scores: dict[str, dict[str, Any]] = {}
+    if score_job is not None and score_job.state == "succeeded":
+        scores = {Path(s["source"]).name: s for s in score_job.result.get("images", [])}
+    images = []
+    for item in made:
+        score = scores.get(Path(item["path"]).name, {})
+        images.append(
+            ResultImage(
+                index=item["index"],
+                seed=item["seed"],
+                url=file_url(services.settings.home, item["path"]),
+                path=item["path"],
+                generation_id=item["generation_id"],
+                similarity=score.get("similarity"),
+                passed=score.get("passed"),
+                status=score.get("status"),
+            )
+        )
+    can_score = bool(job.character) and services.library.profile(job.character or "").has_embedding
+    return Results(job=job, images=images, score_job=score_job, can_score=can_score)

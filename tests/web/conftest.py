@@ -1,0 +1,80 @@
+"""The studio in process: the real app over real services, a logged-in TestClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from charstudio.api import create_app
+from charstudio.jobs import JobQueue
+from charstudio.services import Services
+from tests.api.conftest import PHOTOS, TOKEN, files
+from tests.backends.fake_comfyui import FakeComfyUI
+
+__all__ = ["PHOTOS", "TOKEN", "files"]
+
+
+@pytest.fixture(scope="session")
+def comfy() -> Iterator[FakeComfyUI]:
+    server = FakeComfyUI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def web_services(services: Services, comfy: FakeComfyUI) -> Services:
+    services.init()
+    services.settings = services.settings.model_copy(
+        update={
+            "api_token": TOKEN,
+            "api_max_upload_bytes": 5_000_000,
+            "comfyui_urls": [comfy.url],
+            "comfyui_checkpoint": "rand_sd15.safetensors",
+        }
+    )
+    return services
+
+
+@pytest.fixture
+def queue(web_services: Services) -> JobQueue:
+    return JobQueue(web_services)
+
+
+@pytest.fixture
+def anonymous(web_services: Services, queue: JobQueue) -> Iterator[TestClient]:
+    """No session. https: the session cookie is Secure, so httpx sends it over https only."""
+    app = create_app(web_services, queue=queue)
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
+        yield client
+
+
+@pytest.fixture
+def browser(anonymous: TestClient) -> TestClient:
+    """Logged in through the form."""
+    response = anonymous.post("/studio/login", data={"password": TOKEN, "next": "/studio"})
+    assert response.status_code == 303, response.text
+    return anonymous
+
+
+@pytest.fixture
+def obama(browser: TestClient) -> TestClient:
+    response = browser.post("/studio/characters", data={"name": "obama"}, files=files(*PHOTOS))
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/studio/characters/obama"
+    return browser
+
+
+def job_in(location: str) -> str:
+    """The job id a redirect hands to the page (``...?job=<id>#...``)."""
+    assert "job=" in location, location
+    return location.split("job=")[1].split("#")[0].split("&")[0]
+
+
+@pytest.fixture
+def analysed(obama: TestClient, queue: JobQueue) -> TestClient:
+    """obama with faces extracted (identity, boxes, the IP-Adapter reference)."""
+    response = obama.post("/studio/characters/obama/faces")
+    assert queue.run(job_in(response.headers["location"])).state == "succeeded"
+    return obama
