@@ -125,6 +125,26 @@ class Settings(BaseSettings):
     training_device: str | None = Field(
         default=None, description="Device for LoRA training (cuda, cuda:1, cpu); default: best."
     )
+    comfyui_models_dir: Path | None = Field(
+        default=None,
+        description="ComfyUI's models folder: --backend diffusers reads ipadapter/, "
+        "clip_vision/, controlnet/ (and checkpoints/ when no diffusers_base_model is set) "
+        "from it.",
+    )
+    diffusers_base_model: Path | None = Field(
+        default=None,
+        description="Base model for --backend diffusers: a .safetensors/.ckpt file or a "
+        "diffusers folder; default: comfyui_checkpoint in comfyui_models_dir/checkpoints.",
+    )
+    diffusers_config_dir: Path | None = Field(
+        default=None,
+        description="Component configs (model_index.json, unet/, vae/, ...) for a single-file "
+        "base model whose shapes differ from the family's published ones; default: shipped.",
+    )
+    diffusers_device: str | None = Field(
+        default=None,
+        description="Device for --backend diffusers (cuda, cuda:1, cpu); default: best.",
+    )
 
     @field_validator("comfyui_urls", mode="before")
     @classmethod
@@ -177,6 +197,11 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("comfyui_models_dir", "diffusers_base_model", "diffusers_config_dir")
+    @classmethod
+    def _expand_paths(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
     @property
     def db_url(self) -> str:

@@ -12,6 +12,8 @@ the HTTP status the API uses, so both surfaces map errors in exactly one place::
     │   ├── NothingToImport                                  empty folder, no image files
     │   ├── PayloadTooLarge                          HTTP 413   too many files or bytes at once
     │   ├── BaseModelInvalid                                 corrupt, a LoRA, SDXL as SD1.5 (a)
+    │   ├── ModelMismatch                                    files of different families (SDXL
+    │   │                                                    IP-Adapter or LoRA on an SD1.5 base)
     │   └── NothingToResume                                  --resume with no interrupted run (a)
     ├── NotFound                          exit 1, HTTP 404   character, image, file missing
     │   └── NoTrainingSet                                    no prepared training set (a)
@@ -29,6 +31,7 @@ the HTTP status the API uses, so both surfaces map errors in exactly one place::
     │   │   └── ServerLost                                   died or restarted mid-job
     │   ├── WorkflowRejected                                 graph refused (node_errors); in
     │   │   └── ModelMissing                                 workflows/types.py
+    │   ├── ModelFileMissing                                 a local model file is not there
     │   ├── GenerationFailed                                 a node failed while running
     │   └── GenerationCancelled           exit 130, HTTP 409 cancelled or interrupted
     ├── JobFailed                         exit 1, HTTP 500
@@ -58,6 +61,8 @@ __all__ = [
     "InvalidName",
     "InvalidParameter",
     "JobFailed",
+    "ModelFileMissing",
+    "ModelMismatch",
     "NotFound",
     "NothingToImport",
     "PayloadTooLarge",
@@ -94,6 +99,10 @@ class InvalidParameter(UsageError):
 
 class UnsupportedImage(UsageError):
     """A file that is not a usable image: wrong format, corrupt, truncated or too large."""
+
+
+class ModelMismatch(UsageError):
+    """Model files that cannot work together: an SDXL IP-Adapter or LoRA on an SD1.5 base."""
 
 
 class NothingToImport(UsageError):
@@ -160,6 +169,11 @@ class ComfyUIUnavailable(BackendError):
 
 class ServerLost(ComfyUIUnavailable):
     """A ComfyUI server died or restarted while running a job; the job was lost there."""
+
+
+class ModelFileMissing(BackendError):
+    """A model file the in-process backend needs is not where the settings say; the message
+    names the file and the folder searched."""
 
 
 class GenerationFailed(BackendError):

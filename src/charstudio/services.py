@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
 from charstudio.backends import (
+    Backend,
     ClientOptions,
     ComfyUIBackend,
     GenerationDefaults,
     GenerationService,
     PoolOptions,
 )
+from charstudio.backends.diffusers_options import DiffusersOptions
 from charstudio.config import Settings
 from charstudio.dataset import DatasetService
 from charstudio.faces.registry import BackendSpec
@@ -31,6 +34,9 @@ from charstudio.library import (
     open_database,
 )
 from charstudio.training import TrainingService
+
+if TYPE_CHECKING:
+    from charstudio.backends.diffusers_pipelines import PipelineCache
 
 __all__ = ["InitResult", "Services", "build_services"]
 
@@ -115,17 +121,40 @@ class Services:
                 lost_after_s=settings.comfyui_lost_after_s,
             )
         )
+        diffusers = DiffusersOptions(
+            base_model=settings.diffusers_base_model,
+            config_dir=settings.diffusers_config_dir,
+            models_dir=settings.comfyui_models_dir,
+            device=settings.diffusers_device,
+        )
         return GenerationService(
             library=self.library,
             store=self.store,
             db=self.db,
             defaults=GenerationDefaults(
-                checkpoint=settings.comfyui_checkpoint,
+                checkpoint=settings.comfyui_checkpoint
+                or (settings.diffusers_base_model.name if settings.diffusers_base_model else None),
                 family=settings.comfyui_family,
                 openpose_controlnet=settings.comfyui_openpose_controlnet,
             ),
-            backends={"comfyui": lambda: ComfyUIBackend(settings.comfyui_urls, options=options)},
+            backends={
+                "comfyui": lambda: ComfyUIBackend(settings.comfyui_urls, options=options),
+                "diffusers": lambda: self._diffusers_backend(diffusers),
+            },
         )
+
+    @cached_property
+    def _pipelines(self) -> PipelineCache:
+        """Base models the diffusers backend keeps loaded between generations."""
+        from charstudio.backends.diffusers_pipelines import PipelineCache
+
+        return PipelineCache()
+
+    def _diffusers_backend(self, options: DiffusersOptions) -> Backend:
+        # Imported here: torch and diffusers load only when the backend is used.
+        from charstudio.backends.diffusers_backend import DiffusersBackend
+
+        return DiffusersBackend(options, cache=self._pipelines)
 
     def init(self) -> InitResult:
         """Create the data root's folders and the database at the newest schema."""

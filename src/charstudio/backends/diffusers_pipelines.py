@@ -1,0 +1,249 @@
+"""Pipelines kept in memory between requests, with LoRA and IP-Adapter weights swapped on them.
+
+Loading a base model is the slow part of an in-process generation (seconds on a GPU box,
+more on CPU), so :class:`PipelineCache` keeps the last one loaded, through the trainer's
+own loader (:func:`charstudio.training.loading.load_base_model`: single file or diffusers
+folder, offline). On that one :class:`LoadedModel`:
+
+* each character LoRA is read from disk once (``load_lora_weights`` under its own adapter
+  name) and afterwards only switched on at a strength (``set_adapters``) or off;
+* each IP-Adapter's tensors are read once and kept; attaching one is ``load_ip_adapter``
+  from that in-memory state dict with the cached CLIP vision encoder, detaching it is
+  ``unload_ip_adapter`` (methods without IP-Adapter must not see its attention layers);
+* img2img and ControlNet pipelines are made with ``from_pipe``: they share the base
+  model's modules, so nothing is copied;
+* ControlNet models are loaded once per file.
+
+Every method assumes the caller holds :attr:`LoadedModel.lock` (one generation at a time
+per model: adapters are global state on the shared UNet).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from charstudio.backends.ipadapter_files import (
+    AdapterFiles,
+    ClipVision,
+    load_clip_vision,
+    read_adapter,
+)
+from charstudio.errors import ModelFileMissing
+from charstudio.training.families import FamilyName
+from charstudio.training.loading import BaseModel, load_base_model
+
+__all__ = ["LoadedModel", "ModelKey", "PipelineCache", "best_device"]
+
+# LoRAs kept loaded on one model; the least recently used is dropped past this.
+MAX_LORAS = 8
+# diffusers' pipeline classes for the derived pipelines, by family.
+_IMG2IMG = {"sd15": "StableDiffusionImg2ImgPipeline", "sdxl": "StableDiffusionXLImg2ImgPipeline"}
+_CONTROLNET = {
+    "sd15": "StableDiffusionControlNetPipeline",
+    "sdxl": "StableDiffusionXLControlNetPipeline",
+}
+_DEFAULT_HINT_CHANNELS = [16, 32, 96, 256]  # ControlNetModel's default hint encoder
+
+
+def best_device(asked: str | None) -> str:
+    """``asked``, or ``cuda`` when a GPU is visible, else ``cpu``."""
+    if asked:
+        return asked
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelKey:
+    """What identifies a loaded base model: the same key means the same weights in memory."""
+
+    path: Path
+    family: FamilyName
+    config_dir: Path | None
+    device: str
+    mtime_ns: int
+
+
+@dataclass
+class LoadedModel:
+    """One base model in memory, the adapters on it, and the pipelines made from it.
+
+    Attributes:
+        base: The loaded base model (the text-to-image pipeline is ``base.pipeline``).
+        device: Where it runs.
+        dtype: float16 on CUDA, float32 elsewhere.
+        load_seconds: How long loading it took.
+    """
+
+    base: BaseModel
+    device: str
+    dtype: torch.dtype
+    load_seconds: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _loras: dict[tuple[Path, int], str] = field(default_factory=dict)
+    _adapters: dict[Path, dict[str, dict[str, torch.Tensor]]] = field(default_factory=dict)
+    _encoders: dict[Path, ClipVision] = field(default_factory=dict)
+    _controlnets: dict[Path, Any] = field(default_factory=dict)
+    _attached: Path | None = None
+
+    @property
+    def pipeline(self) -> Any:
+        """The text-to-image pipeline."""
+        return self.base.pipeline
+
+    def use_lora(self, path: Path | None, strength: float) -> None:
+        """Switch the LoRA at ``path`` on at ``strength`` (read from disk the first time),
+        or every LoRA off when ``path`` is ``None``."""
+        pipe = self.pipeline
+        if path is None:
+            if self._loras:
+                pipe.disable_lora()
+            return
+        key = (path.resolve(), path.stat().st_mtime_ns)
+        name = self._loras.pop(key, None)
+        if name is None:
+            name = f"lora_{len(self._loras)}_{time.monotonic_ns()}"
+            pipe.load_lora_weights(str(path), adapter_name=name)
+            if len(self._loras) >= MAX_LORAS:
+                oldest = next(iter(self._loras))
+                pipe.delete_adapters(self._loras.pop(oldest))
+        self._loras[key] = name  # most recently used last
+        pipe.enable_lora()
+        pipe.set_adapters([name], adapter_weights=[strength])
+
+    def use_ipadapter(self, files: AdapterFiles | None, strength: float) -> None:
+        """Attach the IP-Adapter in ``files`` at ``strength``, or detach it (``None``)."""
+        pipe = self.pipeline
+        swapping = files is None or self._attached != files.ipadapter
+        if swapping and self._attached is not None:
+            pipe.unload_ip_adapter()
+            self._attached = None
+        if files is None:
+            return
+        if self._attached is None:
+            encoder = self._encoder(files.clip_vision)
+            pipe.image_encoder = encoder.encoder
+            pipe.feature_extractor = encoder.processor
+            state = self._adapters.get(files.ipadapter)
+            if state is None:
+                state = self._adapters[files.ipadapter] = read_adapter(files.ipadapter)
+            pipe.load_ip_adapter(
+                state, subfolder="", weight_name=files.ipadapter.name, image_encoder_folder=None
+            )
+            pipe.unet.to(self.device, self.dtype)
+            self._attached = files.ipadapter
+        pipe.set_ip_adapter_scale(strength)
+
+    def _encoder(self, path: Path) -> ClipVision:
+        encoder = self._encoders.get(path)
+        if encoder is None:
+            encoder = load_clip_vision(path)
+            encoder.encoder.to(self.device, self.dtype)
+            self._encoders[path] = encoder
+        return encoder
+
+    def img2img(self) -> Any:
+        """An image-to-image pipeline sharing the base model's modules."""
+        return self._derived(_IMG2IMG[self.base.family.name])
+
+    def controlnet(self, path: Path) -> Any:
+        """A ControlNet pipeline over the ControlNet file at ``path``."""
+        model = self._controlnets.get(path)
+        if model is None:
+            model = self._controlnets[path] = self._load_controlnet(path)
+        return self._derived(_CONTROLNET[self.base.family.name], controlnet=model)
+
+    def _derived(self, class_name: str, **extra: Any) -> Any:
+        import diffusers
+
+        cls: Any = getattr(diffusers, class_name)
+        pipe = cls.from_pipe(self.pipeline, **extra)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def _load_controlnet(self, path: Path) -> Any:
+        """Load a ControlNet file (diffusers or original key names) shaped like our UNet."""
+        from diffusers import ControlNetModel
+        from safetensors import safe_open
+
+        accepted = set(inspect.signature(ControlNetModel.__init__).parameters)
+        config = {k: v for k, v in self.pipeline.unet.config.items() if k in accepted}
+        with safe_open(str(path), framework="pt") as handle:
+            keys = set(handle.keys())
+            hint = "controlnet_cond_embedding."
+            if f"{hint}conv_in.weight" in keys:
+                channels = [handle.get_slice(f"{hint}conv_in.weight").get_shape()[0]]
+                i = 1
+                while f"{hint}blocks.{i}.weight" in keys:
+                    channels.append(handle.get_slice(f"{hint}blocks.{i}.weight").get_shape()[0])
+                    i += 2
+            else:
+                channels = _DEFAULT_HINT_CHANNELS
+        config |= {
+            "_class_name": "ControlNetModel",
+            "conditioning_embedding_out_channels": channels,
+        }
+        try:
+            with tempfile.TemporaryDirectory(prefix="charstudio-controlnet-") as tmp:
+                (Path(tmp) / "config.json").write_text(json.dumps(config), encoding="utf-8")
+                model = ControlNetModel.from_single_file(
+                    str(path), config=tmp, local_files_only=True, torch_dtype=torch.float32
+                )
+        except Exception as exc:
+            raise ModelFileMissing(
+                f"ControlNet {path.name} in {path.parent} could not be loaded for this "
+                f"{self.base.family.title} base model ({exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); use an OpenPose ControlNet "
+                "of the base model's family"
+            ) from exc
+        return model.to(self.device, self.dtype)
+
+
+class PipelineCache:
+    """The base model loaded last, kept for the next request (one at a time in memory).
+
+    Thread-safe: a second thread asking for the same model waits for the first load.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: ModelKey | None = None
+        self._model: LoadedModel | None = None
+
+    def get(
+        self,
+        path: Path,
+        *,
+        family: FamilyName,
+        config_dir: Path | None,
+        device: str,
+    ) -> tuple[LoadedModel, bool]:
+        """The loaded model for ``path``, loading it (and dropping any other) if needed.
+
+        Returns:
+            The model, and whether this call loaded it.
+
+        Raises:
+            NotFound, BaseModelInvalid: from the trainer's loader.
+        """
+        key = ModelKey(path.resolve(), family, config_dir, device, path.stat().st_mtime_ns)
+        with self._lock:
+            if self._key == key and self._model is not None:
+                return self._model, False
+            self._key, self._model = None, None  # free the old one before loading
+            started = time.perf_counter()
+            base = load_base_model(path, family=family, config_dir=config_dir)
+            dtype = torch.float16 if device.startswith("cuda") else torch.float32
+            base.pipeline.to(device, dtype)
+            base.pipeline.set_progress_bar_config(disable=True)
+            model = LoadedModel(base, device, dtype, time.perf_counter() - started)
+            self._key, self._model = key, model
+            return model, True

@@ -1,0 +1,211 @@
+"""The in-process backend on tiny SD1.5 and SDXL pipelines: methods, variations, adapters,
+determinism, progress and cancellation, through the real loading code."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from charstudio.backends import BackendImage, CancelToken, ProgressEvent
+from charstudio.backends.diffusers_backend import DiffusersBackend
+from charstudio.backends.diffusers_schedulers import make_scheduler
+from charstudio.errors import GenerationCancelled
+from charstudio.training.loading import load_base_model
+from tests.backends.diffusers_fixtures import (
+    SIZE,
+    World,
+    sd15_backend,
+    sd15_world,
+    sdxl_backend,
+    sdxl_world,
+    tiny_sd15,
+    tiny_sdxl,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread; more only contend on a shared 2-core box."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+__all__ = ["sd15_backend", "sd15_world", "sdxl_backend", "sdxl_world", "tiny_sd15", "tiny_sdxl"]
+
+
+def pixels(image: BackendImage) -> np.ndarray[Any, Any]:
+    with Image.open(io.BytesIO(image.png)) as opened:
+        return np.asarray(opened.convert("RGB"), dtype=np.int16)
+
+
+def differ(a: BackendImage, b: BackendImage) -> int:
+    return int(np.abs(pixels(a) - pixels(b)).max())
+
+
+@pytest.mark.parametrize("method", ["lora_ipadapter", "lora_only", "ipadapter_only", "img2img"])
+def test_every_method_makes_an_image_with_its_graph(
+    sd15_backend: DiffusersBackend, sd15_world: World, method: Any
+) -> None:
+    [image] = sd15_backend.generate(sd15_world.request(method))
+    assert (image.index, image.seed, image.server) == (0, 1234, "embedded")
+    assert pixels(image).shape == (SIZE, SIZE, 3)
+    classes = {node["class_type"] for node in image.graph.values()}
+    assert ("LoraLoader" in classes) == (method in ("lora_ipadapter", "lora_only"))
+    assert ("IPAdapterAdvanced" in classes) == (method in ("lora_ipadapter", "ipadapter_only"))
+    assert ("VAEEncode" in classes) == (method == "img2img")
+    assert image.workflow is not None and len(image.workflow["nodes"]) == len(image.graph)
+    assert image.extra["device"] == "cpu" and image.extra["seconds"] > 0
+
+
+@pytest.mark.parametrize("variation", [None, "outfit", "background", "pose"])
+def test_variations_use_the_workflow_templates(
+    sd15_backend: DiffusersBackend, sd15_world: World, variation: Any
+) -> None:
+    request = sd15_world.request("lora_ipadapter", variation=variation)
+    [image] = sd15_backend.generate(request)
+    expected = request.workflow_request(0, _names()).positive_prompt
+    positive = next(n for n in image.graph.values() if n["class_type"] == "CLIPTextEncode")
+    assert positive["inputs"]["text"] == expected
+    assert expected.startswith("yukicharacter, ")
+
+
+def _names() -> Any:
+    from charstudio.backends import ServerNames
+
+    return ServerNames()
+
+
+def test_same_request_and_seed_give_the_same_image(
+    sd15_backend: DiffusersBackend, sd15_world: World
+) -> None:
+    request = sd15_world.request("lora_ipadapter", seeds=(5, 6))
+    first, second = sd15_backend.generate(request)
+    again = sd15_backend.generate(request)
+    assert differ(first, again[0]) == 0 and differ(second, again[1]) == 0
+    assert differ(first, second) > 0  # another seed, another image
+    # Swapping adapters away and back leaves no trace.
+    sd15_backend.generate(sd15_world.request("img2img"))
+    assert differ(sd15_backend.generate(request)[0], first) == 0
+
+
+def _plain_diffusers(world: World, **call: Any) -> np.ndarray[Any, Any]:
+    """The same prompt through diffusers' own pipeline, no charstudio code in the loop."""
+    pipe = load_base_model(world.base, family=world.family, config_dir=world.config_dir).pipeline  # type: ignore[arg-type]
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = make_scheduler(pipe.scheduler.config, sampler="dpmpp_2m", scheduler="karras")
+    image = pipe(
+        **call, generator=torch.Generator("cpu").manual_seed(1234), output_type="pil"
+    ).images[0]
+    return np.asarray(image, dtype=np.int16)
+
+
+# diffusers' own scheduler code trips numpy 2's __array__ warning (see diffusers_backend.py).
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_lora_strength_zero_equals_no_lora(
+    sd15_backend: DiffusersBackend, sd15_world: World
+) -> None:
+    def lora_only(strength: float) -> BackendImage:
+        request = sd15_world.request("lora_only")
+        params = request.params.model_copy(update={"lora_strength": strength})
+        return sd15_backend.generate(request.model_copy(update={"params": params}))[0]
+
+    off = lora_only(0.0)
+    workflow = sd15_world.request("lora_only").workflow_request(0, _names())
+    plain = _plain_diffusers(
+        sd15_world,
+        prompt=workflow.positive_prompt,
+        negative_prompt=workflow.negative_prompt,
+        num_inference_steps=2,
+        guidance_scale=7.5,
+        width=SIZE,
+        height=SIZE,
+    )
+    assert int(np.abs(pixels(off) - plain).max()) <= 1
+    assert differ(lora_only(0.8), off) > 0
+
+
+def test_ipadapter_strength_changes_the_output(
+    sd15_backend: DiffusersBackend, sd15_world: World
+) -> None:
+    def ipadapter(strength: float) -> BackendImage:
+        request = sd15_world.request("ipadapter_only")
+        params = request.params.model_copy(update={"ipadapter_strength": strength})
+        return sd15_backend.generate(request.model_copy(update={"params": params}))[0]
+
+    assert differ(ipadapter(0.8), ipadapter(0.3)) > 0
+
+
+def test_pose_controlnet_path_runs_and_steers(
+    sd15_backend: DiffusersBackend, sd15_world: World
+) -> None:
+    plain = sd15_world.request("lora_ipadapter", variation="pose")
+    posed = plain.model_copy(
+        update={
+            "pose_file": sd15_world.pose,
+            "controlnet": "control_v11p_sd15_openpose_fp16.safetensors",
+        }
+    )
+    [with_pose] = sd15_backend.generate(posed)
+    classes = {node["class_type"] for node in with_pose.graph.values()}
+    assert "ControlNetApplyAdvanced" in classes
+    assert differ(with_pose, sd15_backend.generate(plain)[0]) > 0
+
+
+def test_progress_per_step_and_cache_between_requests(
+    sd15_backend: DiffusersBackend, sd15_world: World
+) -> None:
+    events: list[ProgressEvent] = []
+    request = sd15_world.request("lora_ipadapter", seeds=(1, 2))
+    sd15_backend.generate(request, progress=events.append)
+    steps = [(e.index, e.value, e.max) for e in events if e.kind == "step"]
+    assert steps == [(0, 1, 2), (0, 2, 2), (1, 1, 2), (1, 2, 2)]
+    assert [e.kind for e in events if e.kind != "step"] == ["started", "finished", "finished"]
+    assert all(e.server == "embedded" for e in events)
+    model = sd15_backend.cache.get(
+        sd15_world.base.resolve(), family="sd15", config_dir=sd15_world.config_dir, device="cpu"
+    )
+    assert model[1] is False  # still loaded: not read again
+    loras = model[0].pipeline.get_list_adapters()
+    assert sum(len(names) for names in loras.values()) == len(loras)  # one LoRA, loaded once
+    events.clear()
+    sd15_backend.generate(request, progress=events.append)
+    assert events[0].message == "model cached"
+
+
+def test_cancel_mid_generation_stops_between_steps(
+    sd15_backend: DiffusersBackend, sd15_world: World
+) -> None:
+    cancel = CancelToken()
+    seen: list[int] = []
+
+    def on_progress(event: ProgressEvent) -> None:
+        if event.kind == "step":
+            seen.append(event.value)
+            if event.value == 2:
+                cancel.cancel()
+
+    request = sd15_world.request("lora_ipadapter").model_copy(
+        update={"params": sd15_world.request().params.model_copy(update={"steps": 6})}
+    )
+    with pytest.raises(GenerationCancelled, match="generation job-1 for yuki was cancelled"):
+        sd15_backend.generate(request, progress=on_progress, cancel=cancel)
+    assert seen == [1, 2]
+    assert len(sd15_backend.generate(sd15_world.request("lora_ipadapter"))) == 1  # still usable
+    with pytest.raises(GenerationCancelled):
+        sd15_backend.generate(request, cancel=cancel)  # cancelled before it starts
+
+
+@pytest.mark.parametrize("method", ["lora_ipadapter", "img2img"])
+def test_sdxl(sdxl_backend: DiffusersBackend, sdxl_world: World, method: Any) -> None:
+    request = sdxl_world.request(method)
+    [image] = sdxl_backend.generate(request)
+    assert pixels(image).shape == (SIZE, SIZE, 3)
+    assert differ(image, sdxl_backend.generate(request)[0]) == 0

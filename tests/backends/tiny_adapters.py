@@ -1,0 +1,149 @@
+"""Tiny IP-Adapter, CLIP vision, ControlNet and LoRA files, shaped for the tiny test UNets.
+
+Each builder writes the file the way users have it:
+
+* an IP-Adapter ``.safetensors`` in h94's layout (``image_proj.*`` for the PLUS
+  resampler: ``latents``, ``proj_in``, ``layers.N.0.to_kv`` ...; ``ip_adapter.N.to_k_ip``
+  for each cross-attention layer, numbered 1, 3, 5 ... in the UNet's processor order) as
+  ComfyUI's ``models/ipadapter`` holds it;
+* a CLIP vision encoder ``.safetensors`` with Hugging Face key names
+  (``vision_model.*``, ``visual_projection.weight``), as in ``models/clip_vision``;
+* an OpenPose-style ControlNet as one ``.safetensors`` of a ``ControlNetModel``;
+* a kohya LoRA (``lora_unet_*``, ``lora_te*``) with ``ss_base_model_version`` metadata.
+
+The weights are random (seeded) and scaled up where a zero-ish effect would hide a bug.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import ControlNetModel
+from safetensors.torch import save_file
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+from charstudio.training.families import FAMILIES, FamilyName
+from charstudio.training.kohya_format import kohya_state_dict, write_safetensors
+
+CLIP_HIDDEN = 32
+CLIP_IMAGE = 32
+RESAMPLER_HIDDEN = 64  # diffusers reads heads as to_q rows // 64
+QUERIES = 4
+
+
+def _random(generator: torch.Generator, *shape: int, scale: float = 0.2) -> torch.Tensor:
+    return torch.randn(*shape, generator=generator) * scale
+
+
+def ipadapter_plus_state(unet: Any, *, seed: int = 1) -> dict[str, torch.Tensor]:
+    """An IP-Adapter PLUS state dict (h94 key layout) for ``unet``."""
+    g = torch.Generator().manual_seed(seed)
+    hidden, cross = RESAMPLER_HIDDEN, int(unet.config.cross_attention_dim)
+    ones, zeros = torch.ones(hidden), torch.zeros(hidden)
+    proj: dict[str, torch.Tensor] = {
+        "latents": _random(g, 1, QUERIES, hidden, scale=1.0),
+        "proj_in.weight": _random(g, hidden, CLIP_HIDDEN),
+        "proj_in.bias": torch.zeros(hidden),
+        "proj_out.weight": _random(g, cross, hidden),
+        "proj_out.bias": torch.zeros(cross),
+        "norm_out.weight": torch.ones(cross),
+        "norm_out.bias": torch.zeros(cross),
+    }
+    for i in range(4):  # IPAdapterPlusImageProjection's depth
+        p = f"layers.{i}."
+        proj |= {
+            p + "0.norm1.weight": ones,
+            p + "0.norm1.bias": zeros,
+            p + "0.norm2.weight": ones,
+            p + "0.norm2.bias": zeros,
+            p + "0.to_q.weight": _random(g, 64, hidden),
+            p + "0.to_kv.weight": _random(g, 128, hidden),
+            p + "0.to_out.weight": _random(g, hidden, 64),
+            p + "1.0.weight": ones,
+            p + "1.0.bias": zeros,
+            p + "1.1.weight": _random(g, 4 * hidden, hidden),
+            p + "1.3.weight": _random(g, hidden, 4 * hidden),
+        }
+    state = {f"image_proj.{k}": v.clone() for k, v in proj.items()}
+    key_id = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        attention = unet.get_submodule(name.removesuffix(".processor"))
+        shape = attention.to_k.weight.shape
+        state[f"ip_adapter.{key_id}.to_k_ip.weight"] = _random(g, *shape, scale=1.0)
+        state[f"ip_adapter.{key_id}.to_v_ip.weight"] = _random(g, *shape, scale=1.0)
+        key_id += 2
+    return state
+
+
+def write_ipadapter(unet: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(ipadapter_plus_state(unet), str(path))
+    return path
+
+
+def clip_vision_model() -> CLIPVisionModelWithProjection:
+    torch.manual_seed(2)
+    config = CLIPVisionConfig(
+        hidden_size=CLIP_HIDDEN,
+        intermediate_size=37,
+        num_attention_heads=1,
+        num_hidden_layers=2,
+        image_size=CLIP_IMAGE,
+        patch_size=8,
+        projection_dim=CLIP_HIDDEN,
+        hidden_act="gelu",
+    )
+    return CLIPVisionModelWithProjection(config).eval()
+
+
+def write_clip_vision(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in clip_vision_model().state_dict().items()}
+    save_file(state, str(path))
+    return path
+
+
+def write_controlnet(unet: Any, path: Path) -> Path:
+    """A ControlNet copied from ``unet`` (as ControlNet training starts), saved as one file."""
+    torch.manual_seed(3)
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16))
+    with torch.no_grad():  # zero convolutions would make the ControlNet a no-op
+        for name, parameter in controlnet.named_parameters():
+            if name.startswith(("controlnet_down_blocks", "controlnet_mid_block")):
+                parameter.normal_(0, 0.5)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in controlnet.state_dict().items()}, str(path))
+    return path
+
+
+_UNET_TARGETS = re.compile(r".*attn[12]\.(to_q|to_k|to_v|to_out\.0)$")
+_TEXT_TARGETS = re.compile(r".*self_attn\.(q_proj|k_proj|v_proj|out_proj)$")
+
+
+def _adapter(module: Any, pattern: re.Pattern[str], g: torch.Generator) -> dict[str, torch.Tensor]:
+    state: dict[str, torch.Tensor] = {}
+    for name, child in module.named_modules():
+        if pattern.match(name) and isinstance(child, torch.nn.Linear):
+            state[f"{name}.lora_A.weight"] = _random(g, 4, child.in_features, scale=0.5)
+            state[f"{name}.lora_B.weight"] = _random(g, child.out_features, 4, scale=0.5)
+    return state
+
+
+def write_lora(pipe: Any, family: FamilyName, path: Path) -> Path:
+    """A kohya LoRA over ``pipe``'s UNet and text encoders, as charstudio's trainer writes it."""
+    g = torch.Generator().manual_seed(4)
+    spec = FAMILIES[family]
+    tensors = kohya_state_dict(
+        family=spec,
+        unet=_adapter(pipe.unet, _UNET_TARGETS, g),
+        text_encoders=[_adapter(getattr(pipe, n), _TEXT_TARGETS, g) for n in spec.text_encoders],
+        alpha=4,
+        precision="fp32",
+    )
+    write_safetensors(path, tensors, {"ss_base_model_version": spec.ss_base_model_version})
+    return path
