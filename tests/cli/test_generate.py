@@ -93,3 +93,16 @@ def test_unreachable_server_exits_1(
 def test_unknown_variation_exits_2(cli: CliRunner, yuki: str) -> None:
     result = cli("generate", yuki, "red dress", "--variation", "hat")
     assert result.code == 2 and "Invalid value for '--variation'" in result.err
+
+
+def test_workflow_check_names_the_server(cli: CliRunner, yuki: str, server: FakeComfyUI) -> None:
+    result = cli("workflow", yuki, "red dress", "--seed", "5", "--check")
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[1] == f"{server.url} has every node and model file it needs"
+    assert server.prompts_received == []
+    server.models["checkpoints"] = ["other.safetensors"]
+    result = cli("workflow", yuki, "red dress", "--seed", "5", "--check")
+    assert result.code == 1
+    assert result.err.startswith(f"error: ComfyUI on {server.url} would refuse the workflow")
+    assert "model 'rand_sd15.safetensors' not found" in result.err
+    assert "put it in models/checkpoints (it has: other.safetensors)" in result.err

@@ -9,7 +9,7 @@ pool), ``outputs`` (PNG files with embedded parameters), ``records`` (library ro
 ``service`` (the generation service the CLI, API and jobs call).
 """
 
-from charstudio.backends.base import Backend
+from charstudio.backends.base import Backend, SupportsCheck
 from charstudio.backends.comfyui import ClientOptions, ComfyUIClient, PromptOutcome, upload_name
 from charstudio.backends.comfyui_backend import ComfyUIBackend, run_request
 from charstudio.backends.comfyui_events import Event, EventStream
@@ -59,6 +59,7 @@ __all__ = [
     "ServerNames",
     "ServerState",
     "StoredImage",
+    "SupportsCheck",
     "WorkflowPlan",
     "read_parameters",
     "run_request",

@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from charstudio.backends.types import BackendImage, CancelToken, GenerationRequest, ProgressSink
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "SupportsCheck"]
 
 
 @runtime_checkable
@@ -46,5 +46,22 @@ class Backend(Protocol):
             BackendError: a subclass naming the problem and the fix
                 (``ComfyUIUnavailable``, ``ServerLost``, ``WorkflowRejected``,
                 ``ModelMissing``, ``GenerationFailed``, ``GenerationCancelled``).
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsCheck(Protocol):
+    """A backend that can say, without generating, whether a request could run now."""
+
+    def check(self, request: GenerationRequest) -> str:
+        """Check, without generating, that the request could run now.
+
+        Returns:
+            Where it would run (a server URL, or ``"embedded"``).
+
+        Raises:
+            BackendError: it could not (missing model file, node pack, server ...); the
+                message names the problem and the fix.
         """
         ...

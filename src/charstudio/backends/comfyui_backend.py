@@ -62,6 +62,17 @@ class ComfyUIBackend:
         """Run every image of ``request`` on the pool (see :class:`Backend`)."""
         return asyncio.run(self._generate(request, progress, cancel))
 
+    def check(self, request: GenerationRequest) -> str:
+        """The server the request's first image would go to (see :meth:`ComfyUIPool.choose`)."""
+        return asyncio.run(self._check(request))
+
+    async def _check(self, request: GenerationRequest) -> str:
+        graph = build_workflow(request.workflow_request(0, ServerNames()))
+        async with ComfyUIPool(self.urls, options=self.options, transport=self.transport) as pool:
+            state = await pool.choose(graph, family=request.family)
+            state.inflight -= 1  # chosen, not run
+            return state.client.url
+
     async def _generate(
         self, request: GenerationRequest, progress: ProgressSink | None, cancel: CancelToken | None
     ) -> list[BackendImage]:

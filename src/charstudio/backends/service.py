@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from charstudio.backends.base import Backend
+from charstudio.backends.base import Backend, SupportsCheck
 from charstudio.backends.outputs import generation_parameters, store_image
 from charstudio.backends.records import finish_job, record_generations, start_job
 from charstudio.backends.service_types import (
@@ -150,11 +150,31 @@ class GenerationService:
         """
         return write_templates(self.store.templates_dir, family=self.defaults.family)
 
-    def workflow(self, spec: GenerateSpec) -> WorkflowPlan:
-        """Build and validate the first image's graph without sending it."""
+    def workflow(self, spec: GenerateSpec, *, check_backend: bool = False) -> WorkflowPlan:
+        """Build and validate the first image's graph without sending it.
+
+        Args:
+            spec: As for :meth:`generate`.
+            check_backend: Also ask the backend whether it could run it now (for ComfyUI:
+                which server would take it, with every node and model file it needs).
+
+        Raises:
+            UsageError: bad input (see :meth:`plan`).
+            BackendError: ``check_backend`` and the backend could not run it (the message
+                names each server and why).
+        """
         request, profile = self.plan(spec)
         catalog = Catalog.builtin()
         graph = build_workflow(request.workflow_request(0, ServerNames()), catalog=catalog)
+        runs_on = None
+        if check_backend:
+            backend = self.backends[spec.backend]()
+            if not isinstance(backend, SupportsCheck):
+                raise InvalidParameter(
+                    f"backend {spec.backend!r} cannot be checked without generating: "
+                    "leave out --check"
+                )
+            runs_on = backend.check(request)
         return WorkflowPlan(
             character=profile.name,
             method=profile.method,
@@ -163,6 +183,7 @@ class GenerationService:
             seed=str(request.seeds[0]),
             seeds_drawn=request.seeds_drawn,
             validated_against=catalog.source,
+            runs_on=runs_on,
             graph=graph,
         )
 

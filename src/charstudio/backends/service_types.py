@@ -106,4 +106,5 @@ class WorkflowPlan(BaseModel):
     seed: str
     seeds_drawn: bool
     validated_against: str
+    runs_on: str | None = None
     graph: dict[str, Any]

@@ -25,6 +25,13 @@ from charstudio.cli.generate import (
 
 __all__ = ["workflow"]
 
+CheckOpt = Annotated[
+    bool,
+    typer.Option(
+        "--check",
+        help="Also check the servers: which one would run it, with every node and model file.",
+    ),
+]
 PrintOpt = Annotated[
     bool, typer.Option("--print", help="Print the API-format graph (for POST /prompt).")
 ]
@@ -42,6 +49,7 @@ def workflow(
     count: CountOpt = 1,
     backend: BackendOpt = "comfyui",
     print_graph: PrintOpt = False,
+    check: CheckOpt = False,
     json_output: JsonOption = False,
 ) -> None:
     """Build NAME's ComfyUI graph for PROMPT and validate it against the node catalog."""
@@ -49,7 +57,7 @@ def workflow(
     spec = spec_options(
         name, prompt, variation, pose, lora_strength, ipadapter_strength, seed, count, backend
     )
-    plan = services_of(ctx).generation.workflow(spec)
+    plan = services_of(ctx).generation.workflow(spec, check_backend=check)
     if json_output:
         console.json(plan)
         return
@@ -60,3 +68,5 @@ def workflow(
         f"{plan.character}: {len(plan.graph)}-node {plan.method} graph, seed {plan.seed}"
         f"{' (random)' if plan.seeds_drawn else ''}, valid against {plan.validated_against}"
     )
+    if plan.runs_on is not None:
+        console.success(f"{plan.runs_on} has every node and model file it needs")
