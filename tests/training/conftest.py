@@ -23,7 +23,7 @@ class TinyModel:
     family: str
     folder: Path  # diffusers folder (save_pretrained)
     config_dir: Path  # model_index.json + component configs + tokenizers, no weights
-    single_file: Path | None  # LDM-keyed .safetensors (SD1.5 only)
+    single_file: Path | None  # LDM/SGM-keyed .safetensors
     pipeline: Any
 
 
@@ -41,7 +41,8 @@ def tiny_sdxl(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     root = tmp_path_factory.mktemp("tiny_sdxl")
     pipe = build_pipeline("sdxl", root / "configs")
     pipe.save_pretrained(root / "diffusers")
-    return TinyModel("sdxl", root / "diffusers", root / "configs", None, pipe)
+    single = save_single_file(pipe, root / "tinyXL_v1.safetensors")
+    return TinyModel("sdxl", root / "diffusers", root / "configs", single, pipe)
 
 
 def write_training_set(folder: Path, name: str = "yuki", count: int = 4, size: int = 64) -> Path:

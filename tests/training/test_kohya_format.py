@@ -144,7 +144,9 @@ def _outputs(pipe: Any, family: str) -> tuple[torch.Tensor, torch.Tensor]:
         kwargs: dict[str, Any] = {}
         if family == "sdxl":
             kwargs["added_cond_kwargs"] = {
-                "text_embeds": torch.randn((1, 32), generator=gen),
+                "text_embeds": torch.randn(
+                    (1, pipe.text_encoder_2.config.projection_dim), generator=gen
+                ),
                 "time_ids": torch.tensor([[16.0, 16.0, 0.0, 0.0, 16.0, 16.0]]),
             }
         noise = pipe.unet(

@@ -31,6 +31,16 @@ def test_single_file_loads_with_local_configs(tiny_sd15: TinyModel) -> None:
     assert base.noise_scheduler.config.num_train_timesteps == 1000
 
 
+def test_sdxl_single_file_loads(tiny_sdxl: TinyModel) -> None:
+    assert tiny_sdxl.single_file is not None
+    base = load_base_model(tiny_sdxl.single_file, family="sdxl", config_dir=tiny_sdxl.config_dir)
+    assert type(base.pipeline).__name__ == "StableDiffusionXLPipeline"
+    for part in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        assert _same_weights(getattr(base.pipeline, part), getattr(tiny_sdxl.pipeline, part))
+    with pytest.raises(BaseModelInvalid, match=r"tinyXL_v1.safetensors is a Stable Diffusion XL"):
+        load_base_model(tiny_sdxl.single_file, family="sd15")
+
+
 def test_ckpt_with_state_dict_loads(tiny_sd15: TinyModel, tmp_path: Path) -> None:
     assert tiny_sd15.single_file is not None
     ckpt = tmp_path / "tiny.ckpt"

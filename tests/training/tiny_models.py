@@ -34,18 +34,20 @@ from transformers import (
 from charstudio.training.families import FAMILIES, Family, FamilyName, write_config_folder
 
 TEXT_DIM = 32
+TEXT_DIM_2 = 48  # differs from TEXT_DIM, as in SDXL (768 / 1280): loaders tell them apart by it
 
 
 def _text_config(*, projection: bool) -> dict[str, Any]:
+    dim = TEXT_DIM_2 if projection else TEXT_DIM
     return {
         "architectures": ["CLIPTextModelWithProjection" if projection else "CLIPTextModel"],
         "model_type": "clip_text_model",
-        "hidden_size": TEXT_DIM,
+        "hidden_size": dim,
         "intermediate_size": 37,
         "num_attention_heads": 4,
         "num_hidden_layers": 2,
         "hidden_act": "gelu" if projection else "quick_gelu",
-        "projection_dim": TEXT_DIM,
+        "projection_dim": dim,
         "max_position_embeddings": 77,
         "vocab_size": 49408,
         "layer_norm_eps": 1e-05,
@@ -76,12 +78,12 @@ def tiny_family(name: FamilyName) -> Family:
         }
     else:
         unet |= {
-            "cross_attention_dim": 2 * TEXT_DIM,
+            "cross_attention_dim": TEXT_DIM + TEXT_DIM_2,
             "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
             "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
             "addition_embed_type": "text_time",
             "addition_time_embed_dim": 8,
-            "projection_class_embeddings_input_dim": TEXT_DIM + 6 * 8,
+            "projection_class_embeddings_input_dim": TEXT_DIM_2 + 6 * 8,
             "transformer_layers_per_block": [1, 1],
             "use_linear_projection": True,
         }
@@ -227,14 +229,57 @@ def vae_to_ldm(state: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[s
     return out
 
 
+_OPEN_CLIP = [
+    ("text_model.embeddings.token_embedding.weight", "token_embedding.weight"),
+    ("text_model.embeddings.position_embedding.weight", "positional_embedding"),
+    ("text_model.final_layer_norm.", "ln_final."),
+    ("text_model.encoder.layers.", "transformer.resblocks."),
+    ("self_attn.out_proj.", "attn.out_proj."),
+    ("layer_norm1.", "ln_1."),
+    ("layer_norm2.", "ln_2."),
+    ("mlp.fc1.", "mlp.c_fc."),
+    ("mlp.fc2.", "mlp.c_proj."),
+]
+
+
+def open_clip_to_ldm(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """SDXL's second text encoder in OpenCLIP's layout (fused q/k/v, transposed projection)."""
+    out: dict[str, torch.Tensor] = {}
+    fused: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        if key == "text_projection.weight":
+            out[prefix + "text_projection"] = value.T.contiguous()
+            continue
+        if m := re.match(r"(.*)\.self_attn\.([qkv])_proj\.(weight|bias)", key):
+            fused.setdefault(f"{m[1]}.self_attn.in_proj_{m[3]}", {})[m[2]] = value
+            continue
+        new = key
+        for diffusers_name, ldm_name in _OPEN_CLIP:
+            new = new.replace(diffusers_name, ldm_name)
+        out[prefix + new] = value
+    for key, parts in fused.items():
+        new = key.replace("text_model.encoder.layers.", "transformer.resblocks.")
+        new = new.replace("self_attn.", "attn.")
+        out[prefix + new] = torch.cat([parts["q"], parts["k"], parts["v"]])
+    return out
+
+
 def save_single_file(pipe: Any, path: Path) -> Path:
-    """Save an SD1.5 pipeline as one LDM-keyed ``.safetensors`` file."""
+    """Save a pipeline as one LDM-keyed ``.safetensors`` file (SDXL: SGM's conditioner keys)."""
     state = unet_to_ldm(pipe.unet.state_dict(), dict(pipe.unet.config))
     state |= vae_to_ldm(pipe.vae.state_dict(), dict(pipe.vae.config))
     # transformers >= 5.6 flattened CLIPTextModel (no ``text_model.``); LDM files keep it.
+    first = (
+        "cond_stage_model.transformer.text_model."
+        if not hasattr(pipe, "text_encoder_2")
+        else "conditioner.embedders.0.transformer.text_model."
+    )
     state |= {
-        "cond_stage_model.transformer.text_model." + k.removeprefix("text_model."): v
-        for k, v in pipe.text_encoder.state_dict().items()
+        first + k.removeprefix("text_model."): v for k, v in pipe.text_encoder.state_dict().items()
     }
+    if hasattr(pipe, "text_encoder_2"):
+        state |= open_clip_to_ldm(
+            pipe.text_encoder_2.state_dict(), "conditioner.embedders.1.model."
+        )
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     return path
