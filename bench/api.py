@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -164,37 +165,20 @@ def main() -> None:
             wait_up(f"{api}/health")
             auth = {"Authorization": f"Bearer {token}"}
             rows = []
-            s, lat, _ = asyncio.run(
-                load(
-                    f"{bare}/ping",
-                    method="GET",
-                    requests=args.requests,
-                    concurrency=args.concurrency,
-                    headers={},
-                )
-            )
-            rows.append(summary("bare FastAPI GET /ping (baseline)", s, lat))
-            s, lat, _ = asyncio.run(
-                load(
-                    f"{api}/api/v1/characters",
-                    method="GET",
-                    requests=args.requests,
-                    concurrency=args.concurrency,
-                    headers=auth,
-                )
-            )
-            rows.append(summary("charstudio GET /api/v1/characters", s, lat))
-            s, lat, bodies = asyncio.run(
-                load(
-                    f"{api}/api/v1/characters/char00/faces/extract",
-                    method="POST",
-                    requests=args.jobs,
-                    concurrency=args.concurrency,
-                    headers=auth,
-                )
-            )
-            rows.append(summary(f"charstudio POST faces/extract ({args.jobs} jobs)", s, lat))
-            submitted = [httpx.Response(200, text=b).json()["id"] for b in bodies]
+            loads = [
+                ("bare FastAPI GET /ping (baseline)", "GET", f"{bare}/ping", args.requests, {}),
+                ("charstudio GET /api/v1/characters", "GET", f"{api}/api/v1/characters",
+                 args.requests, auth),
+                (f"charstudio POST faces/extract ({args.jobs} jobs)", "POST",
+                 f"{api}/api/v1/characters/char00/faces/extract", args.jobs, auth),
+            ]  # fmt: skip
+            for label, method, url, count, headers in loads:
+                s, lat, bodies = asyncio.run(
+                    load(url, method=method, requests=count, concurrency=args.concurrency,
+                         headers=headers)
+                )  # fmt: skip
+                rows.append(summary(label, s, lat))
+            submitted = [json.loads(b)["id"] for b in bodies]  # the last load's: the jobs
 
             ran_file = Path(tmp) / "ran.txt"
             ran_file.touch()

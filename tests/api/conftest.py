@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from charstudio.api import create_app
 from charstudio.jobs import JobQueue
 from charstudio.services import Services
+from tests.backends.fake_comfyui import FakeComfyUI
 from tests.faces.conftest import DATA
 
 TOKEN = "test-token-0123456789abcdef"
@@ -48,3 +49,11 @@ def obama(client: TestClient) -> TestClient:
     response = client.post("/api/v1/characters", data={"name": "obama"}, files=files(*PHOTOS))
     assert response.status_code == 201, response.text
     return client
+
+
+@pytest.fixture
+def comfy() -> Iterator[FakeComfyUI]:
+    """A fake ComfyUI on a free loopback port (tests/backends/fake_comfyui.py)."""
+    server = FakeComfyUI().start()
+    yield server
+    server.stop()

@@ -101,13 +101,6 @@ def test_score_uploads_as_a_job(obama: TestClient, queue: JobQueue) -> None:
 
 
 @pytest.fixture
-def comfy() -> Iterator[FakeComfyUI]:
-    server = FakeComfyUI().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def studio(api_services: Services, comfy: FakeComfyUI) -> Iterator[tuple[TestClient, JobQueue]]:
     settings = api_services.settings.model_copy(
         update={

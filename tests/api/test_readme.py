@@ -36,13 +36,6 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def comfy() -> Iterator[FakeComfyUI]:
-    server = FakeComfyUI().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def stack(tmp_path: Path, comfy: FakeComfyUI) -> Iterator[dict[str, str]]:
     """`charstudio serve` and `charstudio worker` on a fresh data root."""
     port = free_port()

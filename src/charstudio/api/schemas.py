@@ -6,7 +6,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from charstudio.library.profile import Method
+from charstudio.library.profile import Method, Overrides
 
 __all__ = [
     "CaptionEdit",
@@ -30,17 +30,11 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
-class CharacterUpdate(BaseModel):
+class CharacterUpdate(Overrides):
     """Overrides of the generation defaults (null leaves a value as it is), resets, text."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    method: Method | None = None
-    lora_strength: float | None = Field(default=None, ge=0.0, le=2.0)
-    ipadapter_strength: float | None = Field(default=None, ge=0.0, le=2.0)
-    cfg: float | None = Field(default=None, ge=1.0, le=30.0)
-    steps: int | None = Field(default=None, ge=1, le=150)
-    denoise: float | None = Field(default=None, gt=0.0, le=1.0)
     reset: list[str] = Field(default_factory=list, description="Overrides to drop.")
     trigger_word: str | None = None
     description: str | None = Field(default=None, max_length=2000)
