@@ -1,6 +1,9 @@
 """What routes depend on, as named ``Annotated`` aliases: the services, the job queue, the
 token check. Everything is built once by :func:`charstudio.api.app.create_app` and kept on
 ``app.state``; tests build their own app around their own services.
+
+The dependencies are ``async def`` although they never await: they do no I/O, and FastAPI
+would otherwise run each one in its thread pool — three thread hops per request.
 """
 
 from __future__ import annotations
@@ -20,19 +23,19 @@ __all__ = ["Limit", "Offset", "QueueDep", "ServicesDep", "require_token"]
 _bearer = HTTPBearer(auto_error=False, description="The token in <home>/api_token.")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services = request.app.state.services
     assert isinstance(services, Services)
     return services
 
 
-def get_queue(request: Request) -> JobQueue:
+async def get_queue(request: Request) -> JobQueue:
     queue = request.app.state.queue
     assert isinstance(queue, JobQueue)
     return queue
 
 
-def require_token(
+async def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
