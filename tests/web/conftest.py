@@ -25,7 +25,6 @@ def comfy() -> Iterator[FakeComfyUI]:
 
 @pytest.fixture
 def web_services(services: Services, comfy: FakeComfyUI) -> Services:
-    services.init()
     services.settings = services.settings.model_copy(
         update={
             "api_token": TOKEN,
@@ -34,6 +33,7 @@ def web_services(services: Services, comfy: FakeComfyUI) -> Services:
             "comfyui_checkpoint": "rand_sd15.safetensors",
         }
     )
+    services.init()  # after the settings: init builds the generation service
     return services
 
 

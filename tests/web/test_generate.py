@@ -1,0 +1,131 @@
+"""The generate page: field errors, a generation on the fake ComfyUI, identity scores,
+"more like this" and "accept"."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from fastapi.testclient import TestClient
+
+from charstudio.jobs import JobQueue
+from charstudio.services import Services
+from tests.web.conftest import job_in
+
+
+def message(page: str) -> str:
+    found = re.search(r'id="error-message">(.*?)</p>', page, re.S)
+    assert found, page
+    return found.group(1)
+
+
+def test_form_marks_the_recommended_ranges(analysed: TestClient) -> None:
+    page = analysed.get("/studio/characters/obama/generate").text
+    assert '<label for="ipadapter_strength">IP-Adapter strength</label>' in page
+    assert 'data-recommended="0.5-0.7"' in page
+    assert "recommended 0.5 to 0.7 (0 to 2 allowed)" in page
+    assert "not used by ipadapter_only" in page  # the LoRA strength, without a LoRA
+    assert 'id="lora_strength" name="lora_strength"' in page
+    assert "<option selected>comfyui</option>" in page
+
+
+def test_out_of_range_strength_is_a_field_error_and_queues_nothing(
+    analysed: TestClient, queue: JobQueue
+) -> None:
+    before = queue.store.page(state=None, character=None, limit=50, offset=0).total
+    response = analysed.post(
+        "/studio/characters/obama/generate",
+        data={"prompt": "a red coat", "ipadapter_strength": "2.5", "count": "0"},
+    )
+    assert response.status_code == 422
+    assert (
+        '<small class="error" id="ipadapter_strength-error">IP-Adapter strength must be at '
+        "most 2.0</small>"
+    ) in response.text
+    assert 'id="count-error">Number of images must be at least 1</small>' in response.text
+    assert 'aria-invalid="true" aria-describedby="ipadapter_strength-error"' in response.text
+    assert ">a red coat</textarea>" in response.text  # what was typed stays
+    empty = analysed.post("/studio/characters/obama/generate", data={"prompt": " "})
+    assert 'id="prompt-error">Prompt is required</small>' in empty.text
+    assert queue.store.page(state=None, character=None, limit=50, offset=0).total == before
+
+
+def test_a_strength_the_method_does_not_use_is_refused(
+    analysed: TestClient, web_services: Services
+) -> None:
+    response = analysed.post(
+        "/studio/characters/obama/generate", data={"prompt": "a red coat", "lora_strength": "0.7"}
+    )
+    assert response.status_code == 400
+    reason = web_services.library.profile("obama").method_reason
+    assert message(response.text) == (
+        f"--lora-strength does not apply: obama is generated with ipadapter_only ({reason}), "
+        "which does not use it"
+    )
+
+
+def test_generation_scores_more_like_this_and_accept(
+    analysed: TestClient, queue: JobQueue, web_services: Services
+) -> None:
+    response = analysed.post(
+        "/studio/characters/obama/generate",
+        data={
+            "prompt": "a red coat",
+            "variation": "outfit",
+            "ipadapter_strength": "0.6",
+            "seed": "42",
+            "count": "2",
+            "backend": "comfyui",
+        },
+    )
+    assert response.status_code == 303
+    job_id = job_in(response.headers["location"])
+    page = analysed.get(response.headers["location"]).text
+    assert f'data-follow-job="{job_id}" data-on-end="results"' in page
+    assert ">a red coat</textarea>" in page and 'value="42"' in page
+
+    assert queue.run(job_id).state == "succeeded"
+    results = analysed.get(f"/studio/jobs/{job_id}/results").text
+    assert results.count('alt="Result ') == 2
+    assert 'alt="Result 1, seed 42"' in results and 'alt="Result 2, seed 43"' in results
+    assert 'data-score-pending=""' in results and "Scoring identity…" in results
+
+    scored = analysed.post(f"/studio/jobs/{job_id}/score").json()
+    assert analysed.post(f"/studio/jobs/{job_id}/score").json()["job"] == scored["job"]
+    assert queue.run(scored["job"]).state == "succeeded"
+    results = analysed.get(f"/studio/jobs/{job_id}/results").text
+    assert "data-score-pending" not in results
+    # The fake ComfyUI paints flat colours: no face, so both fail.
+    assert results.count('<span class="badge fail" data-score-badge>fail</span>') == 2
+    assert "identity — (no face)" in results
+    cards = analysed.get("/studio").text
+    assert "0 % of 2 recent" in cards
+
+    more = analysed.post(f"/studio/jobs/{job_id}/more")
+    assert more.status_code == 303
+    again = queue.store.get(job_in(more.headers["location"]))
+    assert again.params["spec"]["prompt"] == "a red coat" and again.params["spec"]["seed"] is None
+
+    accepted = analysed.post(f"/studio/jobs/{job_id}/accept/1")
+    assert accepted.status_code == 303
+    saved = list(web_services.store.generated_workflows_dir.glob("obama_*_43.json"))
+    assert len(saved) == 1
+    assert (
+        f"Accepted: workflow saved to workflows/generated/{saved[0].name}"
+        in analysed.get(accepted.headers["location"]).text
+    )
+    document = json.loads(saved[0].read_text())
+    assert document["request"]["seed"] == 43 and document["request"]["prompt"] == "a red coat"
+    assert any(n["class_type"] == "KSampler" for n in document["graph"].values())
+    assert document["result"]["images"][0].endswith("_02_43.png")
+
+
+def test_results_of_other_jobs_and_missing_images_are_refused(
+    analysed: TestClient, queue: JobQueue
+) -> None:
+    faces_job = queue.store.page(state=None, character="obama", limit=5, offset=0).items[0]
+    response = analysed.get(f"/studio/jobs/{faces_job.id}/results")
+    assert response.status_code == 400
+    assert message(response.text) == f"job {faces_job.id} is a faces_extract job, not a generation"
+    missing = analysed.get("/studio/jobs/nope/results")
+    assert missing.status_code == 404
