@@ -1,0 +1,188 @@
+"""Character Studio in a real browser: Debian's Chromium driven by Playwright against
+`charstudio serve` + `charstudio worker` on a loopback port, generation on the fake ComfyUI.
+
+Screenshots of every page go to tests/web/screenshots/ (git-ignored), at laptop and
+tablet widths. scripts/setup.sh installs Chromium (``apt-get install -y chromium``).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.backends.fake_comfyui import FakeComfyUI
+from tests.web.conftest import PHOTOS, TOKEN
+from tests.web.stack import Stack
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).parent / "screenshots"
+LAPTOP = {"width": 1366, "height": 900}
+TABLET = {"width": 768, "height": 1024}
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="no /usr/bin/chromium: run scripts/setup.sh"
+)
+
+
+@pytest.fixture(scope="module")
+def comfy() -> Iterator[FakeComfyUI]:
+    server = FakeComfyUI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, comfy: FakeComfyUI) -> Iterator[Stack]:
+    running = Stack(tmp_path_factory.mktemp("studio"), comfyui_url=comfy.url, token=TOKEN)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=LAPTOP)
+    context.set_default_timeout(30_000)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+    page.set_viewport_size(TABLET)
+    page.screenshot(path=SHOTS / f"{name}-tablet.png", full_page=True)
+    page.set_viewport_size(LAPTOP)
+
+
+def log_in(page: Page, stack: Stack) -> None:
+    page.goto(f"{stack.url}/studio")
+    expect(page).to_have_url(f"{stack.url}/studio/login?next=/studio")
+    page.get_by_label("Password (API token)").fill(TOKEN)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Library", level=1)).to_be_visible()
+
+
+def drop_images(page: Page, paths: list[Path]) -> None:
+    """Drag files onto the page: a real ``drop`` event carrying a ``DataTransfer``."""
+    files = [{"name": p.name, "b64": base64.b64encode(p.read_bytes()).decode()} for p in paths]
+    transfer = page.evaluate_handle(
+        """(files) => {
+            const dt = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+                dt.items.add(new File([bytes], f.name, { type: "image/jpeg" }));
+            }
+            return dt;
+        }""",
+        files,
+    )
+    page.dispatch_event("body", "drop", {"dataTransfer": transfer})
+
+
+def test_studio_from_login_to_scored_generation(
+    page: Page, stack: Stack, comfy: FakeComfyUI
+) -> None:
+    # 1. Log in; create a character by dropping images on the library.
+    page.goto(f"{stack.url}/studio")
+    shot(page, "login")
+    log_in(page, stack)
+    page.get_by_label("Name").fill("obama")
+    drop_images(page, PHOTOS)
+    expect(page.get_by_role("heading", name="obama", level=1)).to_be_visible()
+    # 2. Face analysis: a job followed live, then the boxes.
+    page.get_by_role("button", name="Analyse faces").click()
+    expect(page.locator("[data-facebox]")).to_have_count(3, timeout=60_000)
+    expect(page.get_by_text("IP-Adapter reference (auto)")).to_be_visible()
+    # 3. The training set, and a caption edited.
+    page.get_by_label("Resolution").select_option("512")
+    page.get_by_label("Largest upscale").fill("2")
+    page.get_by_role("button", name="Prepare training set").click()
+    caption = page.get_by_label("Caption of obama_001.png")
+    expect(caption).to_be_visible(timeout=60_000)
+    caption.fill("obamacharacter, man in a dark suit, smiling")
+    page.get_by_role("button", name="Save caption").first.click()
+    expect(page.get_by_role("status")).to_have_text(
+        "Caption of obama_001.png saved; it is used from the next time the set is prepared."
+    )
+    expect(page.get_by_label("Caption of obama_001.png")).to_have_value(
+        "obamacharacter, man in a dark suit, smiling"
+    )
+    shot(page, "character")
+    # 4. Generate: progress to 100 %, results with identity badges.
+    page.get_by_role("link", name="Generate").click()
+    page.get_by_label("Prompt").fill("a red raincoat")
+    page.get_by_label("Variation").select_option("outfit")
+    page.get_by_label("IP-Adapter strength").fill("0.9")
+    outside = page.locator("#ipadapter_strength ~ [data-outside]")
+    expect(outside).to_have_text("outside the recommended range")
+    expect(outside).to_be_visible()
+    page.get_by_label("IP-Adapter strength").fill("0.6")
+    expect(outside).to_be_hidden()
+    page.get_by_label("Seed").fill("7")
+    page.get_by_label("Images").fill("2")
+    page.get_by_role("button", name="Generate").click()
+    follower = page.locator("[data-follow-job]")
+    expect(follower.locator(".percent")).to_have_text("100 %", timeout=60_000)
+    expect(follower.locator("[data-state]")).to_have_text("succeeded")
+    expect(page.locator("[data-score-badge]")).to_have_count(2, timeout=60_000)
+    expect(page.get_by_alt_text("Result 2, seed 8")).to_be_visible()
+    shot(page, "generate")
+    # 5. Cancel a slow generation from the jobs page.
+    comfy.step_s = 0.2
+    try:
+        page.get_by_role("button", name="More like this").click()
+        expect(follower.locator("[data-state]")).to_have_text("running", timeout=30_000)
+        page.get_by_role("link", name="Jobs").click()
+        page.get_by_role("button", name="Cancel job").first.click()
+        expect(page.locator(".badge.state-cancelled").first).to_be_visible(timeout=30_000)
+        shot(page, "jobs")
+    finally:
+        comfy.step_s = 0.0
+    page.get_by_role("link", name="Library").click()
+    expect(page.get_by_text("0 % of 2 recent")).to_be_visible()
+    shot(page, "library")
+    # 6. Log out: the studio asks for the password again.
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_label("Password (API token)")).to_be_visible()
+    page.goto(f"{stack.url}/studio/jobs")
+    expect(page).to_have_url(f"{stack.url}/studio/login?next=/studio/jobs")
+
+
+def test_page_following_a_job_survives_a_server_restart(
+    page: Page, stack: Stack, comfy: FakeComfyUI
+) -> None:
+    log_in(page, stack)
+    page.goto(f"{stack.url}/studio/characters/obama/generate")
+    page.get_by_label("Prompt").fill("a blue scarf")
+    page.get_by_label("Images").fill("1")
+    comfy.step_s = 0.15
+    try:
+        page.get_by_role("button", name="Generate").click()
+        follower = page.locator("[data-follow-job]")
+        expect(follower.locator("[data-state]")).to_have_text("running", timeout=30_000)
+        stack.stop_server(kill=True)
+        expect(follower.locator("[data-connection]")).to_be_visible(timeout=15_000)
+        expect(follower.locator("[data-state]")).to_have_text("running")
+        stack.start_server()
+        expect(follower.locator("[data-connection]")).to_be_hidden(timeout=30_000)
+        expect(follower.locator("[data-state]")).to_have_text("succeeded", timeout=60_000)
+        expect(follower.locator(".percent")).to_have_text("100 %")
+        expect(page.get_by_alt_text("Result 1", exact=False)).to_be_visible()
+    finally:
+        comfy.step_s = 0.0
