@@ -38,14 +38,26 @@ def _random(generator: torch.Generator, *shape: int, scale: float = 0.2) -> torc
     return torch.randn(*shape, generator=generator) * scale
 
 
-def ipadapter_plus_state(unet: Any, *, seed: int = 1) -> dict[str, torch.Tensor]:
-    """An IP-Adapter PLUS state dict (h94 key layout) for ``unet``."""
+def ipadapter_plus_state(
+    unet: Any,
+    *,
+    seed: int = 1,
+    clip_hidden: int = CLIP_HIDDEN,
+    hidden: int = RESAMPLER_HIDDEN,
+    queries: int = QUERIES,
+) -> dict[str, torch.Tensor]:
+    """An IP-Adapter PLUS state dict (h94 key layout) for ``unet``.
+
+    The defaults are tiny; ``clip_hidden=1280, hidden=768, queries=16`` is the real
+    ``ip-adapter-plus-face_sd15`` (12 heads of 64).
+    """
     g = torch.Generator().manual_seed(seed)
-    hidden, cross = RESAMPLER_HIDDEN, int(unet.config.cross_attention_dim)
+    cross = int(unet.config.cross_attention_dim)
+    heads = hidden // 64
     ones, zeros = torch.ones(hidden), torch.zeros(hidden)
     proj: dict[str, torch.Tensor] = {
-        "latents": _random(g, 1, QUERIES, hidden, scale=1.0),
-        "proj_in.weight": _random(g, hidden, CLIP_HIDDEN),
+        "latents": _random(g, 1, queries, hidden, scale=1.0),
+        "proj_in.weight": _random(g, hidden, clip_hidden),
         "proj_in.bias": torch.zeros(hidden),
         "proj_out.weight": _random(g, cross, hidden),
         "proj_out.bias": torch.zeros(cross),
@@ -59,9 +71,9 @@ def ipadapter_plus_state(unet: Any, *, seed: int = 1) -> dict[str, torch.Tensor]
             p + "0.norm1.bias": zeros,
             p + "0.norm2.weight": ones,
             p + "0.norm2.bias": zeros,
-            p + "0.to_q.weight": _random(g, 64, hidden),
-            p + "0.to_kv.weight": _random(g, 128, hidden),
-            p + "0.to_out.weight": _random(g, hidden, 64),
+            p + "0.to_q.weight": _random(g, 64 * heads, hidden),
+            p + "0.to_kv.weight": _random(g, 128 * heads, hidden),
+            p + "0.to_out.weight": _random(g, hidden, 64 * heads),
             p + "1.0.weight": ones,
             p + "1.0.bias": zeros,
             p + "1.1.weight": _random(g, 4 * hidden, hidden),
@@ -80,30 +92,44 @@ def ipadapter_plus_state(unet: Any, *, seed: int = 1) -> dict[str, torch.Tensor]
     return state
 
 
-def write_ipadapter(unet: Any, path: Path) -> Path:
+def write_ipadapter(unet: Any, path: Path, **shape: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(ipadapter_plus_state(unet), str(path))
+    save_file(ipadapter_plus_state(unet, **shape), str(path))
     return path
 
 
-def clip_vision_model() -> CLIPVisionModelWithProjection:
+TINY_VISION: dict[str, Any] = {
+    "hidden_size": CLIP_HIDDEN,
+    "intermediate_size": 37,
+    "num_attention_heads": 1,
+    "num_hidden_layers": 2,
+    "image_size": CLIP_IMAGE,
+    "patch_size": 8,
+    "projection_dim": CLIP_HIDDEN,
+}
+# OpenCLIP ViT-H/14 as CLIP-ViT-H-14-laion2B-s32B-b79K has it.
+VIT_H_VISION: dict[str, Any] = {
+    "hidden_size": 1280,
+    "intermediate_size": 5120,
+    "num_attention_heads": 16,
+    "num_hidden_layers": 32,
+    "image_size": 224,
+    "patch_size": 14,
+    "projection_dim": 1024,
+}
+
+
+def clip_vision_model(config: dict[str, Any] | None = None) -> CLIPVisionModelWithProjection:
     torch.manual_seed(2)
-    config = CLIPVisionConfig(
-        hidden_size=CLIP_HIDDEN,
-        intermediate_size=37,
-        num_attention_heads=1,
-        num_hidden_layers=2,
-        image_size=CLIP_IMAGE,
-        patch_size=8,
-        projection_dim=CLIP_HIDDEN,
-        hidden_act="gelu",
-    )
-    return CLIPVisionModelWithProjection(config).eval()
+    values = {**(config or TINY_VISION), "hidden_act": "gelu"}
+    model = CLIPVisionModelWithProjection(CLIPVisionConfig(**values))
+    model.train(False)
+    return model
 
 
-def write_clip_vision(path: Path) -> Path:
+def write_clip_vision(path: Path, config: dict[str, Any] | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in clip_vision_model().state_dict().items()}
+    state = {k: v.contiguous() for k, v in clip_vision_model(config).state_dict().items()}
     save_file(state, str(path))
     return path
 
