@@ -20,3 +20,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     | { grep -v -E "^WARNING: Location .* is ignored" || true; }
   echo "$want" > "$stamp"
 fi
+
+# Character Studio's browser tests drive Debian's Chromium through Playwright (no
+# `playwright install`: no browser is downloaded). Install it as root; print how otherwise.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium for the web UI's browser tests" >&2
+    apt-get update && apt-get install -y chromium
+  else
+    echo "setup: /usr/bin/chromium is missing; the browser tests skip until you run:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y chromium" >&2
+  fi
+fi
