@@ -36,7 +36,9 @@ SeedOpt = Annotated[
     typer.Option(help="First seed, 0 to 2^64-1 (default: random, recorded with the image)."),
 ]
 CountOpt = Annotated[int, typer.Option(help="How many images (seeds follow the first).")]
-BackendOpt = Annotated[str, typer.Option(help="Where to generate: comfyui.")]
+BackendOpt = Annotated[
+    str, typer.Option(help="Where to generate: comfyui (servers) or diffusers (in this process).")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
