@@ -209,3 +209,14 @@ def test_sdxl(sdxl_backend: DiffusersBackend, sdxl_world: World, method: Any) ->
     [image] = sdxl_backend.generate(request)
     assert pixels(image).shape == (SIZE, SIZE, 3)
     assert differ(image, sdxl_backend.generate(request)[0]) == 0
+
+
+def test_sdxl_pose_controlnet(sdxl_backend: DiffusersBackend, sdxl_world: World) -> None:
+    request = sdxl_world.request(
+        "lora_ipadapter",
+        variation="pose",
+        pose_file=sdxl_world.pose,
+        controlnet="control_v11p_sd15_openpose_fp16.safetensors",
+    )
+    [image] = sdxl_backend.generate(request)
+    assert pixels(image).shape == (SIZE, SIZE, 3)
