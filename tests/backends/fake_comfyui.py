@@ -29,6 +29,7 @@ import struct
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ class FakeComfyUI:
         self.history_delay_s = 0.0
         self.image_size = 64
         self.prompts_received: list[dict[str, Any]] = []
+        self.requests: Counter[str] = Counter()  # "GET /queue" -> how many
         self.outputs: dict[str, bytes] = {}  # survives restarts, like files on disk
         self._object_info_cache: tuple[str, dict[str, Any]] | None = None
         self.sent: dict[str, list[Any]] = {}  # client id -> frames sent, in order
@@ -166,6 +168,7 @@ class FakeComfyUI:
     # -- HTTP -------------------------------------------------------------------------
     @web.middleware
     async def _faults(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests[f"{request.method} {request.path}"] += 1
         if self.slow_s:
             await asyncio.sleep(self.slow_s)
         if self.html:

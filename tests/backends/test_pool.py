@@ -105,3 +105,17 @@ def test_no_server_configured() -> None:
     assert str(caught.value) == (
         "no ComfyUI server is configured: set CHARSTUDIO_COMFYUI_URLS (e.g. http://127.0.0.1:8188)"
     )
+
+
+def test_polling_jobs_share_queue_reads_and_none_is_taken_for_lost(
+    fake: FakeComfyUI, make_request: RequestMaker
+) -> None:
+    """Without /ws, a dozen queued jobs poll; GET /queue (every pending graph) is shared."""
+    fake.websocket = False
+    fake.step_s = 0.01
+    images = run(make_request(seeds=tuple(range(12))), [fake.url])
+    assert sorted(i.seed for i in images) == list(range(12))
+    assert {i.extra["followed_by"] for i in images} == {"polling"}
+    history_polls = sum(n for k, n in fake.requests.items() if k.startswith("GET /history/"))
+    assert history_polls > 24
+    assert fake.requests["GET /queue"] * 4 < history_polls

@@ -117,6 +117,8 @@ class ComfyUIClient:
         self._catalog: Catalog | None = None
         self._model_lists: dict[str, list[str]] = {}
         self._uploads: dict[str, asyncio.Future[str]] = {}
+        self._queue_read: asyncio.Future[set[str]] | None = None
+        self._queue_read_at = 0.0
 
     async def aclose(self) -> None:
         await self.events.close()
@@ -159,8 +161,26 @@ class ComfyUIClient:
         entry = body.get(prompt_id) if isinstance(body, dict) else None
         return entry if isinstance(entry, dict) else None
 
-    async def queued_ids(self) -> set[str]:
-        """Prompt ids running or pending (``GET /queue``)."""
+    async def queued_ids(self, *, max_age_s: float = 0.0) -> tuple[set[str], float]:
+        """Prompt ids running or pending (``GET /queue``), and when that read began.
+
+        Args:
+            max_age_s: Reuse a read begun at most this long ago. ``/queue`` lists every
+                pending graph, so many polling jobs share one read instead of each
+                fetching it; a caller compares the returned start time with its own
+                (a read begun before its prompt was queued cannot list it).
+        """
+        loop = asyncio.get_running_loop()
+        reusable = self._queue_read is not None and (
+            not self._queue_read.done() or loop.time() - self._queue_read_at <= max_age_s
+        )
+        if not reusable or self._queue_read is None:
+            self._queue_read = asyncio.ensure_future(self._read_queue())
+            self._queue_read_at = loop.time()
+        started = self._queue_read_at
+        return await asyncio.shield(self._queue_read), started
+
+    async def _read_queue(self) -> set[str]:
         body = await self._get_json("/queue")
         ids: set[str] = set()
         for key in ("queue_running", "queue_pending"):

@@ -94,7 +94,7 @@ async def poll(
 ) -> dict[str, Any]:
     """Poll ``/history`` until the prompt is done, lost, cancelled or out of time."""
     loop = asyncio.get_running_loop()
-    last_answer = loop.time()
+    last_answer = counted = loop.time()
     absent = 0
     while True:
         while not queue.empty():
@@ -109,7 +109,12 @@ async def poll(
             if entry is not None:
                 return entry
             # A restarted ComfyUI forgets its queue: neither history nor queue has it.
-            absent = 0 if prompt_id in await client.queued_ids() else absent + 1
+            queued, read_at = await client.queued_ids(max_age_s=client.options.poll_interval_s * 4)
+            # Count each shared read once, and only reads begun after the prompt was
+            # queued (an older one cannot list it).
+            if read_at > counted:
+                counted = read_at
+                absent = 0 if prompt_id in queued else absent + 1
             last_answer = loop.time()
         except ComfyUIUnavailable as exc:
             if loop.time() - last_answer > client.options.lost_after_s:
