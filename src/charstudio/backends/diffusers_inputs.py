@@ -85,22 +85,19 @@ def lora_family(path: Path) -> str | None:
 
 
 def _base_path(request: GenerationRequest, base: Path | None, models_dir: Path | None) -> Path:
-    if base is None and models_dir is None:
+    if base is not None:
+        path, setting = base, "CHARSTUDIO_DIFFUSERS_BASE_MODEL"
+    elif models_dir is not None:
+        path = models_dir / "checkpoints" / request.checkpoint
+        setting = "CHARSTUDIO_COMFYUI_CHECKPOINT or CHARSTUDIO_COMFYUI_MODELS_DIR"
+    else:
         raise ModelFileMissing(
             "--backend diffusers needs a base model: set CHARSTUDIO_DIFFUSERS_BASE_MODEL to a "
             ".safetensors/.ckpt file or diffusers folder, or CHARSTUDIO_COMFYUI_MODELS_DIR to "
             f"a ComfyUI models folder whose checkpoints/ holds {request.checkpoint}"
         )
-    path = base if base is not None else models_dir / "checkpoints" / request.checkpoint  # type: ignore[operator]
     if not path.exists():
-        raise ModelFileMissing(
-            f"base model {path.name} not found in {path.parent}: fix "
-            + (
-                "CHARSTUDIO_DIFFUSERS_BASE_MODEL"
-                if base is not None
-                else "CHARSTUDIO_COMFYUI_CHECKPOINT or CHARSTUDIO_COMFYUI_MODELS_DIR"
-            )
-        )
+        raise ModelFileMissing(f"base model {path.name} not found in {path.parent}: fix {setting}")
     return path
 
 
