@@ -14,6 +14,7 @@ from PIL import Image
 
 from charstudio.backends import BackendImage, CancelToken, ProgressEvent
 from charstudio.backends.diffusers_backend import DiffusersBackend
+from charstudio.backends.diffusers_pipelines import PipelineCache
 from charstudio.backends.diffusers_schedulers import make_scheduler
 from charstudio.errors import GenerationCancelled
 from charstudio.training.loading import load_base_model
@@ -94,6 +95,9 @@ def test_same_request_and_seed_give_the_same_image(
     # Swapping adapters away and back leaves no trace.
     sd15_backend.generate(sd15_world.request("img2img"))
     assert differ(sd15_backend.generate(request)[0], first) == 0
+    # A fresh load (another process would do the same) makes the same image.
+    fresh = DiffusersBackend(sd15_world.options(), cache=PipelineCache())
+    assert differ(fresh.generate(request)[0], first) == 0
 
 
 def _plain_diffusers(world: World, **call: Any) -> np.ndarray[Any, Any]:
