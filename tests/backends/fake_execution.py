@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import threading
 import time
 from typing import TYPE_CHECKING, Any
+
+from PIL import Image
 
 from tests.backends.fake_comfyui import png_for, preview_frame
 
@@ -82,9 +85,19 @@ async def execute(
             # from another thread (stopping waits for this loop).
             threading.Thread(target=server.on_die, daemon=True).start()
             await asyncio.sleep(3600)
-        if server.fail_at == class_type:
+        failure = _failure(server, graph, node_id, class_type)
+        if failure is not None:
             await _fail(
-                server, event, messages, number, prompt_id, graph, extra, node_id, class_type
+                server,
+                event,
+                messages,
+                number,
+                prompt_id,
+                graph,
+                extra,
+                node_id,
+                class_type,
+                failure,
             )
             return
         if class_type == "KSampler":
@@ -144,6 +157,24 @@ async def execute(
     await event("executing", {"node": None, "prompt_id": prompt_id})
 
 
+def _failure(
+    server: FakeComfyUI, graph: dict[str, Any], node_id: str, class_type: str
+) -> tuple[str, str] | None:
+    """The exception a node raises here, if any: the injected one, or LoadImage's on a
+    file Pillow cannot read (ComfyUI's LoadImage opens the upload with PIL)."""
+    if server.fail_at == class_type:
+        return "Exception", server.fail_message
+    if class_type == "LoadImage":
+        name = str(graph[node_id]["inputs"].get("image", ""))
+        try:
+            with Image.open(io.BytesIO(server.inputs.get(name, b""))) as image:
+                image.load()
+        except (OSError, ValueError):
+            path = f"/ComfyUI/input/{name}"
+            return "PIL.UnidentifiedImageError", f"cannot identify image file '{path}'"
+    return None
+
+
 def _state(
     prompt_id: str, node_id: str, value: float, maximum: float, state: str
 ) -> dict[str, Any]:
@@ -183,17 +214,19 @@ async def _fail(
     extra: dict[str, Any],
     node_id: str,
     class_type: str,
+    failure: tuple[str, str],
 ) -> None:
+    kind, message = failure
     data = {
         "prompt_id": prompt_id,
         "node_id": node_id,
         "node_type": class_type,
         "executed": [],
-        "exception_message": server.fail_message,
-        "exception_type": "Exception",
+        "exception_message": message,
+        "exception_type": kind,
         "traceback": [
             "Traceback (most recent call last):\n",
-            f"Exception: {server.fail_message}\n",
+            f"{kind}: {message}\n",
         ],
         "current_inputs": {},
         "current_outputs": {},

@@ -8,6 +8,7 @@ import io
 import json
 import threading
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from charstudio.backends import (
     GenerationRequest,
     ProgressEvent,
     run_request,
+    upload_name,
 )
 from charstudio.errors import (
     ComfyUIUnavailable,
@@ -31,7 +33,7 @@ from charstudio.errors import (
 )
 from charstudio.workflows import ModelMissing, WorkflowRejected
 from tests.backends.conftest import FAST, RequestMaker
-from tests.backends.fake_comfyui import FakeComfyUI, free_port
+from tests.backends.fake_comfyui import FakeComfyUI, free_port, png_for
 from tests.workflows.conftest import recorded
 
 
@@ -70,7 +72,7 @@ def test_second_run_reports_cached_nodes_like_the_recording(fake: FakeComfyUI) -
     """The fake's message order equals what ComfyUI 0.3.64 sent for the same graph."""
     body = recorded("graph_ipadapter_plus_face.json")
     trace = recorded("trace_ipadapter_run.json")
-    fake.inputs["yuki_reference.png"] = b"png"
+    fake.inputs["yuki_reference.png"] = png_for(1, 8, {})
 
     async def go() -> list[str]:
         client = ComfyUIClient(fake.url, options=FAST.client)
@@ -147,7 +149,7 @@ def test_node_errors_from_the_server_name_node_input_and_fix(fake: FakeComfyUI) 
     graph = recorded("graph_ipadapter_plus_face.json")["prompt"]
     graph["1"]["inputs"]["ckpt_name"] = "realisticVision_v51.safetensors"
     graph["8"]["inputs"]["seed"] = 2**64
-    fake.inputs["yuki_reference.png"] = b"png"
+    fake.inputs["yuki_reference.png"] = png_for(1, 8, {})
 
     async def go() -> None:
         client = ComfyUIClient(fake.url, options=FAST.client)
@@ -397,7 +399,7 @@ def test_job_timeout_takes_the_prompt_off_the_server(
 
 
 def test_prompt_without_a_saved_image(fake: FakeComfyUI) -> None:
-    fake.inputs["yuki_reference.png"] = b"png"
+    fake.inputs["yuki_reference.png"] = png_for(1, 8, {})
     graph = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "yuki_reference.png"}},
         "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
@@ -415,4 +417,22 @@ def test_prompt_without_a_saved_image(fake: FakeComfyUI) -> None:
     assert str(caught.value).endswith(
         f"finished on {fake.url} without an image: the graph needs a SaveImage node fed by "
         "VAEDecode"
+    )
+
+
+def test_unreadable_reference_fails_in_load_image(
+    fake: FakeComfyUI, make_request: RequestMaker, tmp_path: Path
+) -> None:
+    """LoadImage's validation only checks the file exists; Pillow fails on it mid-run."""
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png at all")
+    with pytest.raises(GenerationFailed) as caught:
+        run(make_request(reference_file=broken), [fake.url])
+    message = str(caught.value)
+    assert f"failed at node 5 (LoadImage) input 'image' = '{upload_name(broken)}'" in message
+    assert message.endswith(
+        "PIL.UnidentifiedImageError: cannot identify image file "
+        f"'/ComfyUI/input/{upload_name(broken)}'; fix: the uploaded image is not a readable "
+        "image: choose another reference (charstudio faces reference NAME --use IMAGE) or "
+        "re-import it"
     )

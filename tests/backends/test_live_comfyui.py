@@ -18,16 +18,17 @@ import pytest
 
 from charstudio.backends import (
     CancelToken,
+    ClientOptions,
     ComfyUIClient,
     ComfyUIPool,
     GenerationRequest,
+    PoolOptions,
     ProgressEvent,
     run_request,
 )
 from charstudio.errors import ComfyUIUnavailable, GenerationCancelled, GenerationFailed
 from charstudio.library.profile import METHOD_DEFAULTS
 from charstudio.workflows import ModelMissing, WorkflowRejected
-from tests.backends.conftest import FAST
 from tests.backends.fake_comfyui import free_port
 from tests.conftest import write_image
 
@@ -42,8 +43,9 @@ pytestmark = [
     ),
 ]
 
-SLOW_CPU = FAST.__class__(
-    client=FAST.client.__class__(request_timeout_s=60.0, job_timeout_s=900.0, lost_after_s=30.0),
+# A CPU-only ComfyUI takes seconds per step: generous timeouts.
+SLOW_CPU = PoolOptions(
+    client=ClientOptions(request_timeout_s=60.0, job_timeout_s=900.0, lost_after_s=30.0),
     probe_interval_s=1.0,
 )
 
