@@ -27,10 +27,12 @@ def test_from_references_to_a_promoted_lora(
 ) -> None:
     assert cli("character", "add", "obama", "--images", *PHOTOS).code == 0
     assert cli("dataset", "prepare", "obama", "--resolution", "256", "--max-upscale", "4").code == 0
-    result = cli("train", "obama", *_sets(tiny_sd15), "--json")
+    result = cli("train", "obama", *_sets(tiny_sd15, "sampling.enabled=true"), "--json")
     assert result.code == 0, result.err
     trained = json.loads(result.out)
     assert trained["version"] == 1 and trained["steps"] == 6
+    assert [Path(p).parent.name for p in trained["samples"]] == ["step_000003", "step_000006"]
+    assert trained["final_loss"] > 0 and Path(trained["loss_log"]).is_file()
     assert trained["training_set_version"] == 1
     with safe_open(trained["path"], framework="pt") as handle:
         assert handle.metadata()["charstudio.trigger_word"] == "obamacharacter"
@@ -99,7 +101,7 @@ def test_train_prints_the_version_and_where_things_are(
 ) -> None:
     assert cli("character", "add", "yuki", "--images", str(refs)).code == 0
     add_training_set(services, "yuki")
-    result = cli("train", "yuki", *_sets(tiny_sd15, "sampling.enabled=false"))
+    result = cli("train", "yuki", *_sets(tiny_sd15))
     assert result.code == 0, result.err
     lines = result.out.splitlines()
     assert lines[0].startswith("yuki: LoRA v1 trained, 6 steps, loss ")

@@ -107,6 +107,7 @@ def tiny_overrides(model: TinyModel, *extra: str) -> list[str]:
         "training.gradient_accumulation_steps=2",
         "training.batch_size=2",
         "optimization.use_8bit_adam=false",
+        "sampling.enabled=false",  # tests that check samples turn them on
         "sampling.steps=2",
         "sampling.prompts=['{trigger}, portrait']",
         "lora.rank=4",

@@ -39,7 +39,6 @@ def _train(model: TinyModel, root: Path) -> tuple[TrainOutcome, Path]:
             "training.train_text_encoder=true",
             "training.learning_rate=2e-2",
             "training.text_encoder_lr=2e-2",
-            "sampling.enabled=false",
         )
     )
     request = TrainRequest(

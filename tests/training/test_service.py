@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import torch
+from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -52,7 +53,12 @@ def test_a_run_makes_a_ready_version_with_its_records(
 ) -> None:
     add_training_set(services)
     steps: list[tuple[int, int]] = []
-    result = run(services.training, tiny_sd15, progress=lambda s, t, loss: steps.append((s, t)))
+    result = run(
+        services.training,
+        tiny_sd15,
+        "sampling.enabled=true",
+        progress=lambda s, t, loss: steps.append((s, t)),
+    )
     assert steps == [(i, 6) for i in range(1, 7)]
     assert result.version == 1 and result.steps == 6 and result.parent_version is None
     file = Path(result.path)
@@ -71,6 +77,8 @@ def test_a_run_makes_a_ready_version_with_its_records(
     assert row.config["lora"]["rank"] == 4
     assert [p[0] for p in row.metrics["loss_curve"]] == [1, 2, 3, 4, 5, 6]
     assert row.metrics["training_set_version"] == 1 and len(row.metrics["samples"]) == 2
+    with Image.open(result.samples[0]) as sample:
+        assert sample.size == (32, 32)
     # The profile now has a LoRA.
     assert services.library.profile("yuki").has_lora is True
 
@@ -293,3 +301,19 @@ def test_copied_into_comfyui_loras(
         f"ComfyUI LoRA folder {tmp_path / 'nope'} does not exist; the LoRA was not copied "
         "there (fix CHARSTUDIO_COMFYUI_LORAS_DIR)"
     ]
+
+
+def test_a_training_set_folder_that_went_missing(
+    services: Services, character: str, tiny_sd15: TinyModel
+) -> None:
+    import shutil
+
+    folder = add_training_set(services)
+    shutil.rmtree(folder / "images")
+    with pytest.raises(NoTrainingSet) as caught:
+        run(services.training, tiny_sd15)
+    assert str(caught.value) == (
+        f"the training set of 'Yuki' at {folder} has no images; "
+        "run `charstudio dataset prepare Yuki` first"
+    )
+    assert rows(services) == []

@@ -1,6 +1,6 @@
 """The training loop, as a numbered recipe (:meth:`Trainer.run`).
 
-1. Validate: pick the device and precision; refuse an optimizer that cannot run here.
+1. Validate: pick the device; refuse an optimizer that cannot run here or a missing set.
 2. Load the base model, offline.
 3. Read the training set (sizes depend on the model's down-sampling).
 4. Add the LoRA layers; SDPA attention; gradient checkpointing; weight precision.
@@ -87,9 +87,10 @@ class Trainer:
     def run(self) -> TrainOutcome:
         started = time.monotonic()
         cfg = self.config
-        # 1. Validate: device, precision, optimizer.
+        # 1. Validate: device, optimizer, the training set (before any model loads).
         device = torch.device(request_device(self.request.device))
         check_optimizer(cfg, device)
+        read_training_set(self.request.set_folder, name=self.request.name, resolution=8, multiple=8)
         checkpoint = latest_checkpoint(self.request.run_dir) if self.request.resume else None
         if self.request.resume and checkpoint is None:
             raise NothingToResume(

@@ -113,6 +113,10 @@ class LoraVersionInfo(BaseModel):
     steps: int | None
     final_loss: float | None
     created_at: datetime
+    # The logged loss as [step, loss] pairs (thinned), and the sample images per checkpoint
+    # (paths relative to the data root), for plots; empty until the version is ready.
+    loss_curve: list[list[float]] = []
+    samples: list[str] = []
 
 
 class KohyaExport(BaseModel):

@@ -137,4 +137,6 @@ def info(session: Session, row: LoraVersion, file: Path) -> LoraVersionInfo:
         steps=metrics.get("steps"),
         final_loss=metrics.get("final_loss"),
         created_at=row.created_at,
+        loss_curve=list(metrics.get("loss_curve", [])),
+        samples=list(metrics.get("samples", [])),
     )
