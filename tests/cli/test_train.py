@@ -14,6 +14,7 @@ from tests.training import conftest as training_fixtures
 from tests.training.conftest import TinyModel, add_training_set, tiny_overrides
 
 tiny_sd15 = training_fixtures.tiny_sd15  # the session's tiny SD1.5 model, shared
+one_torch_thread = training_fixtures.one_torch_thread  # autouse here too
 
 PHOTOS = [str(DATA / f"obama_{y}.jpg") for y in (2009, 2010, 2012)]
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from charstudio.library.models import Character, TrainingSet
@@ -25,6 +27,17 @@ class TinyModel:
     config_dir: Path  # model_index.json + component configs + tokenizers, no weights
     single_file: Path | None  # LDM/SGM-keyed .safetensors
     pipeline: Any
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread; with more, a busy machine makes every small op
+    wait on thread hand-offs (measured: a 6-step run took 3.8 s on one thread, 41 s on two
+    while other test suites shared the two cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
