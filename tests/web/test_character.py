@@ -165,3 +165,58 @@ def test_unknown_character_is_a_404_page(browser: TestClient) -> None:
         "no character named &#39;nobody&#39;; see `charstudio character list` or create it "
         "with `charstudio character add nobody --images PATH`"
     )
+
+
+def _recorded_lora(services: Services, version: int, *, promoted: bool) -> None:
+    """A trained version as the training service records it (training itself is tested in
+    tests/training; here only what the page shows of it matters)."""
+    from sqlalchemy import select
+
+    from charstudio.library.models import Character, LoraVersion
+
+    lora = services.store.lora_dir / f"obama_v{version}.safetensors"
+    lora.parent.mkdir(parents=True, exist_ok=True)
+    lora.write_bytes(b"weights")
+    with services.db.sessions.begin() as session:
+        character = session.scalar(select(Character).where(Character.name == "obama"))
+        assert character is not None
+        session.add(
+            LoraVersion(
+                character_id=character.id,
+                version=version,
+                path=str(lora),
+                base_model="rand_sd15.safetensors",
+                status="ready",
+                promoted=promoted,
+                metrics={
+                    "steps": 200,
+                    "final_loss": 0.0812,
+                    "loss_curve": [[1, 0.25], [100, 0.12], [200, 0.0812]],
+                    "samples": [
+                        f"character_data/lora_runs/obama_v{version}/samples/step_200/0.png"
+                    ],
+                },
+            )
+        )
+
+
+def test_lora_versions_show_loss_curves_samples_and_promote(
+    obama: TestClient, web_services: Services
+) -> None:
+    _recorded_lora(web_services, 1, promoted=True)
+    _recorded_lora(web_services, 2, promoted=False)
+    page = obama.get("/studio/characters/obama").text
+    assert page.count('<svg class="loss"') == 2
+    assert 'aria-label="obama v2: loss 0.2500 at step 1, 0.0812 at step 200"' in page
+    assert "200 steps, final loss 0.0812" in page
+    assert "Samples at step 200" in page
+    assert 'alt="v2 sample 1 at step 200"' in page
+    assert page.index("<h3>v2") < page.index("<h3>v1")  # newest first
+    assert "Promote v2" in page and "Promote v1" not in page
+
+    promoted = obama.post("/studio/characters/obama/loras/v2/promote")
+    assert promoted.status_code == 303
+    page = obama.get(promoted.headers["location"]).text
+    assert "LoRA v2 is now the one generation uses." in page
+    assert "Promote v1" in page and "Promote v2" not in page
+    assert "<dt>LoRA</dt><dd>v2</dd>" in obama.get("/studio").text

@@ -10,15 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
+
 from charstudio.api.routes.datasets import current_dataset
 from charstudio.errors import NotFound
 from charstudio.jobs import JobInfo, JobQueue
 from charstudio.library.types import ReferenceInfo
 from charstudio.services import Services
+from charstudio.training import LoraVersionInfo
+from charstudio.web.plots import loss_svg
 from charstudio.web.render import file_url
 
 __all__ = [
     "Card",
+    "LoraView",
     "ReferenceView",
     "ResultImage",
     "Results",
@@ -26,6 +31,7 @@ __all__ = [
     "generation_results",
     "latest_score_job",
     "library_cards",
+    "lora_views",
     "reference_views",
 ]
 
@@ -138,6 +144,28 @@ def dataset_view(services: Services, name: str) -> dict[str, Any] | None:
     for image in data.get("images", []):
         image["url"] = file_url(services.settings.home, folder / image["file_name"])
     return data
+
+
+@dataclass(frozen=True)
+class LoraView:
+    info: LoraVersionInfo
+    plot: Markup | None
+    samples: dict[str, list[str]]  # checkpoint folder -> image URLs
+
+
+def lora_views(services: Services, name: str) -> list[LoraView]:
+    """LoRA versions, newest first, with their loss curve and samples per checkpoint."""
+    home = services.settings.home
+    views = []
+    for info in reversed(services.training.list_versions(name)):
+        samples: dict[str, list[str]] = {}
+        for sample in info.samples:
+            url = file_url(home, home / sample)
+            if url is not None:
+                samples.setdefault(Path(sample).parent.name, []).append(url)
+        plot = loss_svg(info.loss_curve, label=f"{name} v{info.version}")
+        views.append(LoraView(info=info, plot=plot, samples=samples))
+    return views
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from charstudio.services import Services
 from charstudio.web.auth import require_session
 from charstudio.web.errors import StudioRoute, field_errors
 from charstudio.web.render import render
-from charstudio.web.views import dataset_view, reference_views
+from charstudio.web.views import dataset_view, lora_views, reference_views
 
 router = APIRouter(
     prefix="/studio/characters/{name}",
@@ -51,7 +51,7 @@ def _page(
         profile=detail.profile,
         references=reference_views(services, detail.references),
         dataset=dataset_view(services, detail.name),
-        loras=services.training.list_versions(detail.name),
+        loras=lora_views(services, detail.name),
         job_id=request.query_params.get("job"),
         notice=request.query_params.get("notice"),
         **{"errors": {}, "values": {}, **extra},
