@@ -106,6 +106,11 @@ class Settings(BaseSettings):
         default="control_v11p_sd15_openpose_fp16.safetensors",
         description="OpenPose ControlNet in models/controlnet, used by --variation pose --pose.",
     )
+    comfyui_ipadapter_preset: str = Field(
+        default="PLUS FACE (portraits)",
+        description="IP-Adapter preset: 'PLUS FACE (portraits)', or a FaceID preset such as "
+        "'FACEID PLUS V2' for servers with InsightFace (models/insightface/models/buffalo_l).",
+    )
     comfyui_request_timeout_s: float = Field(
         default=30.0, gt=0, description="Longest wait for one HTTP answer from ComfyUI."
     )

@@ -136,6 +136,7 @@ class Services:
                 or (settings.diffusers_base_model.name if settings.diffusers_base_model else None),
                 family=settings.comfyui_family,
                 openpose_controlnet=settings.comfyui_openpose_controlnet,
+                ipadapter_preset=settings.comfyui_ipadapter_preset,
             ),
             backends={
                 "comfyui": lambda: ComfyUIBackend(settings.comfyui_urls, options=options),

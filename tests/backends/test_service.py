@@ -191,3 +191,24 @@ def test_init_writes_the_workflow_templates(services: Services) -> None:
     classes = {node["class_type"] for node in pose["graph"].values()}
     assert {"ControlNetApplyAdvanced", "IPAdapterAdvanced", "SaveImage"} <= classes
     assert "{{pose_image}}" in paths[3].read_text()
+
+
+def test_faceid_preset_from_the_settings(services: Services, yuki: str, fake: FakeComfyUI) -> None:
+    def service(preset: str) -> GenerationService:
+        return GenerationService(
+            library=services.library,
+            store=services.store,
+            db=services.db,
+            defaults=GenerationDefaults(
+                checkpoint="rand_sd15.safetensors", ipadapter_preset=preset
+            ),
+            backends={"comfyui": lambda: ComfyUIBackend([fake.url], options=FAST)},
+        )
+
+    spec = GenerateSpec(name=yuki, prompt="red dress", variation="outfit", seed=1)
+    graph = service("FACEID PLUS V2").workflow(spec).graph
+    classes = {node["class_type"] for node in graph.values()}
+    assert {"IPAdapterUnifiedLoaderFaceID", "IPAdapterFaceID"} <= classes
+    assert "IPAdapterAdvanced" not in classes
+    with pytest.raises(InvalidParameter, match="unknown IP-Adapter preset 'FACE SWAP'"):
+        service("FACE SWAP").workflow(spec)

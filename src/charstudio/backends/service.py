@@ -138,6 +138,7 @@ class GenerationService:
             reference_file=reference if profile.method != "lora_only" else None,
             pose_file=spec.pose,
             controlnet=self.defaults.openpose_controlnet if spec.pose is not None else None,
+            ipadapter_preset=self.defaults.ipadapter_preset,
         )
         build_workflow(request.workflow_request(0, ServerNames()))
         return request, profile

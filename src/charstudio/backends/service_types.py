@@ -26,6 +26,8 @@ class GenerationDefaults(BaseModel):
         checkpoint: Base model in ``models/checkpoints``; ``None`` until configured.
         family: ``sd15`` or ``sdxl``.
         openpose_controlnet: ControlNet used for ``--variation pose --pose IMAGE``.
+        ipadapter_preset: IP-Adapter preset (PLUS FACE, or a FaceID preset for servers
+            with InsightFace); the pool checks each server has its files before queueing.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -33,6 +35,7 @@ class GenerationDefaults(BaseModel):
     checkpoint: str | None
     family: ModelFamilyName = "sd15"
     openpose_controlnet: str = "control_v11p_sd15_openpose_fp16.safetensors"
+    ipadapter_preset: str = "PLUS FACE (portraits)"
 
 
 class GenerateSpec(BaseModel):
