@@ -17,6 +17,7 @@ from charstudio.library.models import Generation, Job
 from charstudio.services import Services, build_services
 from tests.api.conftest import PHOTOS, TOKEN, files
 from tests.backends.fake_comfyui import FakeComfyUI
+from tests.conftest import CliRunner
 
 
 def test_faces_job_runs_and_reports(obama: TestClient, queue: JobQueue) -> None:
@@ -197,3 +198,25 @@ def test_reading_jobs_recovers_a_dead_workers_job(obama: TestClient, queue: JobQ
     assert queue.store.claim(job_id, f"{socket.gethostname()}:999999:1")  # a dead process
     shown = obama.get(f"/api/v1/jobs/{job_id}").json()
     assert shown["state"] == "queued" and "stopped while running it" in shown["message"]
+
+
+def test_accept_saves_the_workflow(
+    studio: tuple[TestClient, JobQueue], api_services: Services, cli: CliRunner
+) -> None:
+    client, queue = studio
+    job = client.post(
+        "/api/v1/characters/obama/generate", json={"prompt": "a hat", "seed": 3, "count": 2}
+    ).json()
+    done = queue.run(job["id"])
+    first, second = (image["generation_id"] for image in done.result["images"])
+    saved = client.post(f"/api/v1/generations/{first}/accept")
+    assert saved.status_code == 200, saved.text
+    workflow = json.loads(Path(saved.json()["workflow"]).read_text())
+    assert workflow["result"]["images"] == [done.result["images"][0]["path"]]
+    assert client.post("/api/v1/generations/999999/accept").status_code == 404
+    by_cli = cli("accept", str(second), "--json")
+    assert by_cli.code == 0, by_cli.err
+    assert Path(json.loads(by_cli.out)["workflow"]).parent.name == "generated"
+    with api_services.db.sessions() as session:
+        accepted = session.scalars(select(Generation.accepted).order_by(Generation.id)).all()
+    assert accepted == [True, True]

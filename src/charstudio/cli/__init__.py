@@ -14,6 +14,7 @@ import typer
 
 from charstudio import __version__
 from charstudio.cli import character, dataset, faces, jobs, lora, setup
+from charstudio.cli.accept import accept
 from charstudio.cli.console import Console
 from charstudio.cli.context import CliState
 from charstudio.cli.demo import demo
@@ -37,6 +38,7 @@ app.command("init")(setup.init)
 app.command("demo")(demo)
 app.command("generate")(generate)
 app.command("workflow")(workflow)
+app.command("accept")(accept)
 app.add_typer(character.app, name="character")
 app.add_typer(faces.app, name="faces")
 app.add_typer(dataset.app, name="dataset")

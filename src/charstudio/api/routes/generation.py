@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, status
 
 from charstudio.api.deps import QueueDep, ServicesDep
 from charstudio.api.schemas import GenerateBody, LegacyGenerateResponse
+from charstudio.backends.accepted import accept_generated
 from charstudio.backends.service_types import GenerateSpec
 from charstudio.jobs import JobInfo
 from charstudio.library import CharacterConsistencyProfile
@@ -71,6 +72,13 @@ def generate_consistent(
         method=profile.method,
         consistency_expected=EXPECTED[profile.method],
     )
+
+
+@router.post("/api/v1/generations/{generation_id}/accept", tags=["generation"])
+def accept(generation_id: int, services: ServicesDep) -> dict[str, str]:
+    """Accept a generated image: its workflow is saved to ``workflows/generated/``."""
+    path = accept_generated(services.store, services.db, generation_id=generation_id)
+    return {"workflow": str(path)}
 
 
 def _submit(
