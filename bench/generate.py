@@ -236,6 +236,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "diffusers first image": round(first_plain_call, 3),
         },
         "seconds_per_image": {k: round(v, 3) for k, v in medians.items()},
+        "all_seconds": {k: [round(t, 3) for t in v] for k, v in times.items()},
         "charstudio_vs_diffusers": round(medians["charstudio"] / medians["diffusers"] - 1, 4),
         "ipadapter_share": round(medians["charstudio"] / medians["charstudio lora_only"] - 1, 4),
     }
@@ -248,8 +249,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="charstudio-bench-generate-") as tmp:
         result = run(args, Path(tmp))
     if args.json:
