@@ -129,3 +129,38 @@ def test_results_of_other_jobs_and_missing_images_are_refused(
     assert message(response.text) == f"job {faces_job.id} is a faces_extract job, not a generation"
     missing = analysed.get("/studio/jobs/nope/results")
     assert missing.status_code == 404
+
+
+def test_pose_images_go_with_the_pose_variation_only(
+    analysed: TestClient, queue: JobQueue, web_services: Services
+) -> None:
+    from tests.web.conftest import PHOTOS
+
+    pose = {"pose": ("pose.jpg", PHOTOS[0].read_bytes(), "image/jpeg")}
+    wrong = analysed.post(
+        "/studio/characters/obama/generate", data={"prompt": "waving"}, files=pose
+    )
+    assert wrong.status_code == 400
+    assert message(wrong.text) == "--pose was given with variation none: add --variation pose"
+
+    broken = {"pose": ("pose.png", b"not a png", "image/png")}
+    refused = analysed.post(
+        "/studio/characters/obama/generate",
+        data={"prompt": "waving", "variation": "pose"},
+        files=broken,
+    )
+    assert refused.status_code == 400
+    assert message(refused.text) == (
+        "the pose image pose.png is not a readable image: use a PNG or JPEG file"
+    )
+
+    queued = analysed.post(
+        "/studio/characters/obama/generate",
+        data={"prompt": "waving", "variation": "pose"},
+        files=pose,
+    )
+    assert queued.status_code == 303
+    spec = queue.store.get(job_in(queued.headers["location"])).params["spec"]
+    kept = web_services.settings.home / "uploads" / "poses"
+    assert spec["variation"] == "pose" and spec["pose"].startswith(str(kept))
+    assert spec["pose"].endswith("/pose.jpg")

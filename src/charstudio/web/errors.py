@@ -40,7 +40,8 @@ def error_page(request: Request, *, status: int, title: str, message: str) -> Re
     )
 
 
-_UPLOAD_DIR = re.compile(r"/\S*/tmp/upload-[^/\s]+/\d{4}/")
+# Where uploads wait (api/uploads.py) or pose images are kept: the user knows the file name.
+_UPLOAD_DIR = re.compile(r"/\S*/(?:tmp/upload-[^/\s]+/\d{4}|uploads/poses/[0-9a-f]{32})/")
 _TITLES = {400: "That did not work", 404: "Not found", 409: "Not now", 413: "Too large"}
 
 
@@ -58,7 +59,7 @@ class StudioRoute(APIRoute):
             except CharstudioError as exc:
                 status = exc.http_status
                 title = _TITLES.get(status, "Something went wrong")
-                message = _UPLOAD_DIR.sub("", str(exc))  # the user knows their file's name only
+                message = _UPLOAD_DIR.sub("", str(exc))
                 return error_page(request, status=status, title=title, message=message)
             except RequestValidationError as exc:
                 fields = ", ".join(

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -67,24 +68,26 @@ def generate_page(request: Request, name: str, services: ServicesDep, queue: Que
 @router.post("/studio/characters/{name}/generate")
 async def generate(request: Request, name: str, services: ServicesDep, queue: QueueDep) -> Response:
     """Check the form (field errors re-show it, 422), then queue the job and follow it."""
-    form = await request.form(max_files=1, max_fields=20)
-    values = {k: str(form.get(k) or "").strip() for k in _FIELDS}
-    given = {k: v for k, v in values.items() if v}
-    try:
-        body = GenerateBody.model_validate({**given, "variation": given.get("variation")})
-    except ValidationError as exc:
-        return _page(
-            request, services, queue, name, status=422, errors=field_errors(exc), values=values
-        )
-    pose = form.get("pose")
-    spec = body.model_dump()
-    if isinstance(pose, UploadFile) and pose.filename:
-        folder = services.settings.home / "uploads" / "poses" / uuid.uuid4().hex
-        folder.mkdir(parents=True)
-        target = folder / safe_name(pose.filename, 0)
-        target.write_bytes(await pose.read())
-        spec["pose"] = str(target)
-    job = _submit(services, queue, name, spec)
+    async with request.form(max_files=1, max_fields=20) as form:
+        values = {k: str(form.get(k) or "").strip() for k in _FIELDS}
+        given = {k: v for k, v in values.items() if v}
+        try:
+            body = GenerateBody.model_validate({**given, "variation": given.get("variation")})
+        except ValidationError as exc:
+            errors = field_errors(exc)
+            return await run_in_threadpool(
+                _page, request, services, queue, name, status=422, errors=errors, values=values
+            )
+        spec = body.model_dump()
+        pose = form.get("pose")
+        if isinstance(pose, UploadFile) and pose.filename:
+            folder = services.settings.home / "uploads" / "poses" / uuid.uuid4().hex
+            folder.mkdir(parents=True)
+            target = folder / safe_name(pose.filename, 0)
+            target.write_bytes(await pose.read())
+            spec["pose"] = str(target)
+    # The service reads the database and checks images: off the event loop.
+    job = await run_in_threadpool(_submit, services, queue, name, spec)
     return RedirectResponse(_here(job), status_code=303)
 
 
