@@ -220,3 +220,13 @@ def test_lora_versions_show_loss_curves_samples_and_promote(
     assert "LoRA v2 is now the one generation uses." in page
     assert "Promote v1" in page and "Promote v2" not in page
     assert "<dt>LoRA</dt><dd>v2</dd>" in obama.get("/studio").text
+
+
+def test_more_references_are_added_and_duplicates_reported(obama: TestClient) -> None:
+    from tests.web.conftest import PHOTOS, files
+
+    response = obama.post("/studio/characters/obama/references", files=files(PHOTOS[0]))
+    assert response.status_code == 303
+    assert response.headers["location"].endswith("#references")
+    page = obama.get(response.headers["location"]).text
+    assert "Added 0 image(s), 1 duplicate(s) skipped." in page

@@ -164,3 +164,15 @@ def test_pose_images_go_with_the_pose_variation_only(
     kept = web_services.settings.home / "uploads" / "poses"
     assert spec["variation"] == "pose" and spec["pose"].startswith(str(kept))
     assert spec["pose"].endswith("/pose.jpg")
+
+
+def test_without_a_face_identity_results_are_not_scored(obama: TestClient, queue: JobQueue) -> None:
+    response = obama.post("/studio/characters/obama/generate", data={"prompt": "a red coat"})
+    job_id = job_in(response.headers["location"])
+    assert queue.run(job_id).state == "succeeded"
+    results = obama.get(f"/studio/jobs/{job_id}/results").text
+    assert "data-score-pending" not in results
+    assert (
+        "Not scored: obama has no face identity yet (analyse faces on the character page)."
+    ) in results
+    assert results.count('alt="Result ') == 1  # no count sent: one image
