@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from charstudio.jobs import JobQueue
+from charstudio.web.pages import jobs as jobs_page
 from tests.web.conftest import job_in
 
 
@@ -51,3 +53,15 @@ def test_the_event_stream_follows_a_job_with_the_cookie(obama: TestClient, queue
         'id="error-message">no job with id &#39;nope&#39;; list jobs with GET /api/v1/jobs or '
         "`charstudio jobs list`</p>"
     ) in missing.text
+
+
+def test_a_page_stream_ends_on_its_own_so_the_server_can_stop(
+    obama: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs_page, "STREAM_S", 0.6)
+    waiting = job_in(obama.post("/studio/characters/obama/faces").headers["location"])
+    with obama.stream("GET", f"/studio/jobs/{waiting}/events") as stream:
+        lines = [line for line in stream.iter_lines() if line]
+    assert lines[0] == "retry: 1000"
+    assert lines[1] == "event: progress" and '"state":"queued"' in lines[2]
+    assert "event: end" not in lines  # the job goes on; the browser reconnects

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import cast
+
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
@@ -38,7 +43,35 @@ def cancel_job(request: Request, job_id: str, queue: QueueDep) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
+# A page's stream ends after this long and the browser reconnects at once (``retry``), so
+# `charstudio serve` can stop: uvicorn waits for open responses before it exits, and a page
+# following a training job would otherwise hold it for hours.
+STREAM_S = 20.0
+_RETRY_MS = 1000
+
+
 @router.get("/studio/jobs/{job_id}/events")
 async def events(job_id: str, queue: QueueDep) -> StreamingResponse:
-    """The API's job stream, behind the session cookie (``EventSource`` sends no header)."""
-    return await job_events(job_id, queue)
+    """The API's job stream behind the session cookie (``EventSource`` sends no header),
+    ended after :data:`STREAM_S` seconds; the first event after a reconnect is the job's
+    state then, so nothing is missed."""
+    response = await job_events(job_id, queue)
+    inner = cast(AsyncIterator[str], response.body_iterator)
+
+    async def bounded() -> AsyncIterator[str]:
+        yield f"retry: {_RETRY_MS}\n\n"
+        end = time.monotonic() + STREAM_S
+        try:
+            while (left := end - time.monotonic()) > 0:
+                try:
+                    async with asyncio.timeout(left):
+                        chunk = await anext(inner)
+                except (StopAsyncIteration, TimeoutError):
+                    return
+                yield chunk
+        finally:
+            await cast(AsyncGenerator[str, None], inner).aclose()
+
+    return StreamingResponse(
+        bounded(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )

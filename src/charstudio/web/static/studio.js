@@ -51,7 +51,7 @@ function followJob(box) {
   const bar = $("progress", box), pct = $(".percent", box), state = $("[data-state]", box);
   const message = $("[data-message]", box), error = $("[data-error]", box);
   const conn = $("[data-connection]", box), cancel = $("[data-cancel]", box);
-  let source = null, wait = 500;
+  let source = null, wait = 500, lost = null;
 
   function show(info) {
     const total = info.progress_total, step = info.progress_step;
@@ -72,10 +72,15 @@ function followJob(box) {
   }
   function open() {
     source = new EventSource(`/studio/jobs/${encodeURIComponent(id)}/events`);
-    source.addEventListener("progress", (e) => { conn.hidden = true; wait = 500; show(JSON.parse(e.data)); });
+    source.addEventListener("progress", (e) => {
+      clearTimeout(lost); lost = null; conn.hidden = true; wait = 500;
+      show(JSON.parse(e.data));
+    });
     source.addEventListener("end", (e) => { source.close(); finished(JSON.parse(e.data).state); });
     source.onerror = () => {
-      conn.hidden = false;
+      // The server ends each stream after a while and the browser reconnects within a
+      // second: say the connection is lost only when no event has come back by then.
+      if (lost === null) lost = setTimeout(() => { conn.hidden = false; }, 2000);
       if (source.readyState === EventSource.CLOSED) {  // the browser gave up: we retry
         setTimeout(open, wait);
         wait = Math.min(wait * 2, 4000);
