@@ -74,8 +74,16 @@ def test_the_cookie_does_not_open_the_api(browser: TestClient) -> None:
 def test_forged_and_expired_cookies_redirect(anonymous: TestClient) -> None:
     expired = new_session(TOKEN, now=time.time() - SESSION_S - 5)
     for value in ("1.abc", expired, new_session("another-token"), "garbage"):
-        anonymous.cookies.set(COOKIE, value, domain="testserver")
-        assert anonymous.get("/studio").status_code == 303, value
+        response = anonymous.get("/studio", headers={"cookie": f"{COOKIE}={value}"})
+        assert response.status_code == 303, value
+        assert response.headers["location"] == "/studio/login?next=/studio&expired=1"
+    good = anonymous.get("/studio", headers={"cookie": f"{COOKIE}={new_session(TOKEN)}"})
+    assert good.status_code == 200
+    page = anonymous.get("/studio/login?next=/studio&expired=1").text
+    assert (
+        '<p class="error" role="alert" id="login-error">Your session expired or is not valid; '
+        "log in again.</p>"
+    ) in page
 
 
 def test_session_signature() -> None:

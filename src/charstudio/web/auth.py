@@ -38,13 +38,15 @@ SESSION_S = 7 * 24 * 3600
 class LoginRequired(Unauthorized):
     """No valid session cookie: the studio answers with a redirect to the login form."""
 
-    def __init__(self, message: str, *, next_url: str) -> None:
+    def __init__(self, message: str, *, next_url: str, expired: bool) -> None:
         super().__init__(message)
         self.next_url = next_url
+        self.expired = expired
 
     @property
     def login_url(self) -> str:
-        return f"/studio/login?next={quote(self.next_url, safe='/')}"
+        tail = "&expired=1" if self.expired else ""
+        return f"/studio/login?next={quote(self.next_url, safe='/')}{tail}"
 
 
 def _key(token: str) -> bytes:
@@ -97,7 +99,7 @@ def require_session(request: Request) -> None:
         return
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     reason = "your session expired or is not valid" if value else "log in to use the studio"
-    raise LoginRequired(reason, next_url=target)
+    raise LoginRequired(reason, next_url=target, expired=bool(value))
 
 
 SessionDep = Annotated[None, Depends(require_session)]

@@ -15,8 +15,9 @@ router = APIRouter(route_class=StudioRoute)
 
 
 @router.get("/studio/login")
-def login_form(request: Request, next: str = "/studio") -> Response:
-    return render(request, "login.html", next=safe_next(next), error=None)
+def login_form(request: Request, next: str = "/studio", expired: bool = False) -> Response:
+    error = "Your session expired or is not valid; log in again." if expired else None
+    return render(request, "login.html", next=safe_next(next), error=error)
 
 
 @router.post("/studio/login")
