@@ -18,7 +18,9 @@ GPU and fp32 on a CPU:
   image (``latent_dist.sample()``) and the text encoder encodes the caption.
 
 Each run is a separate process, so its peak memory (GPU: ``max_memory_allocated``; CPU: peak
-RSS) is its own. Seconds per step are the median after ``--warmup`` steps. ``--size small``
+RSS) is its own. Seconds per step are the median after ``--warmup`` steps. On a CPU shared
+with other work, run it with ``OMP_NUM_THREADS=1``: with two threads, small ops wait on
+thread hand-offs and the figures swing with the other processes' load. ``--size small``
 is an SD1.5-shaped UNet at a quarter of the width (for CPUs); ``--size sd15`` is full size.
 """
 
