@@ -224,3 +224,30 @@ def test_sdxl_pose_controlnet(sdxl_backend: DiffusersBackend, sdxl_world: World)
     )
     [image] = sdxl_backend.generate(request)
     assert pixels(image).shape == (SIZE, SIZE, 3)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "scheduler", "cls", "karras"),
+    [
+        ("euler", "normal", "EulerDiscreteScheduler", False),
+        ("ddim", "normal", "DDIMScheduler", None),
+        ("dpmpp_2m", "karras", "DPMSolverMultistepScheduler", True),
+    ],
+)
+def test_each_request_gets_its_own_scheduler(
+    sd15_backend: DiffusersBackend,
+    sd15_world: World,
+    sampler: str,
+    scheduler: str,
+    cls: str,
+    karras: bool | None,
+) -> None:
+    sd15_backend.generate(sd15_world.request("lora_only"))  # dpmpp_2m karras first
+    request = sd15_world.request("lora_only", sampler=sampler, scheduler=scheduler)
+    sd15_backend.generate(request)
+    model, _ = sd15_backend.cache.get(
+        sd15_world.base.resolve(), family="sd15", config_dir=sd15_world.config_dir, device="cpu"
+    )
+    used = model.pipeline.scheduler
+    assert type(used).__name__ == cls
+    assert used.config.get("use_karras_sigmas") == karras  # never the last request's

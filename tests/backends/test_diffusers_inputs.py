@@ -346,3 +346,23 @@ def test_check_without_generating(sd15_world: World, models: Path) -> None:
 def test_best_device() -> None:
     assert best_device("cuda:1") == "cuda:1"
     assert best_device(None) == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_lora_that_does_not_fit_the_base(sd15_world: World, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(sd15_world.lora))
+    widened = {
+        k: torch.cat([v, v], dim=1) if k.endswith("lora_down.weight") else v
+        for k, v in tensors.items()
+    }
+    bad = tmp_path / "yuki_v2.safetensors"
+    save_file(widened, str(bad), {"ss_base_model_version": "sd_v1"})
+    backend = DiffusersBackend(sd15_world.options(), cache=PipelineCache())
+    with pytest.raises(ModelMismatch) as info:
+        backend.generate(sd15_world.request("lora_only", lora_file=bad))
+    assert str(info.value).startswith(
+        f"LoRA yuki_v2.safetensors in {tmp_path} does not fit the base model "
+        f"{sd15_world.base.name} ("
+    )
+    assert str(info.value).endswith("); train it on this base model")

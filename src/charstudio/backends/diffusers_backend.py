@@ -113,7 +113,7 @@ class DiffusersBackend:
             # 4. The pipeline for the method and variation.
             pipe = _pipeline(model, inputs)
             pipe.scheduler = make_scheduler(
-                model.pipeline.scheduler.config,
+                model.scheduler_config,
                 sampler=request.sampler,
                 scheduler=request.scheduler,
             )

@@ -37,7 +37,7 @@ from charstudio.backends.ipadapter_files import (
     load_clip_vision,
     read_adapter,
 )
-from charstudio.errors import ModelFileMissing
+from charstudio.errors import ModelFileMissing, ModelMismatch
 from charstudio.training.families import FamilyName
 from charstudio.training.loading import BaseModel, load_base_model
 
@@ -81,12 +81,15 @@ class LoadedModel:
         device: Where it runs.
         dtype: float16 on CUDA, float32 elsewhere.
         load_seconds: How long loading it took.
+        scheduler_config: The base model's scheduler config; every request's scheduler is
+            built from it, never from the previous request's.
     """
 
     base: BaseModel
     device: str
     dtype: torch.dtype
     load_seconds: float
+    scheduler_config: Any  # the model's own, before any request replaced its scheduler
     lock: threading.Lock = field(default_factory=threading.Lock)
     _loras: dict[tuple[Path, int], str] = field(default_factory=dict)
     _adapters: dict[Path, dict[str, dict[str, torch.Tensor]]] = field(default_factory=dict)
@@ -111,7 +114,14 @@ class LoadedModel:
         name = self._loras.pop(key, None)
         if name is None:
             name = f"lora_{len(self._loras)}_{time.monotonic_ns()}"
-            pipe.load_lora_weights(str(path), adapter_name=name)
+            try:
+                pipe.load_lora_weights(str(path), adapter_name=name)
+            except Exception as exc:
+                raise ModelMismatch(
+                    f"LoRA {path.name} in {path.parent} does not fit the base model "
+                    f"{self.base.path.name} ({exc.__class__.__name__}: "
+                    f"{_first_line(exc)}); train it on this base model"
+                ) from exc
             if len(self._loras) >= MAX_LORAS:
                 oldest = next(iter(self._loras))
                 pipe.delete_adapters(self._loras.pop(oldest))
@@ -201,10 +211,15 @@ class LoadedModel:
             raise ModelFileMissing(
                 f"ControlNet {path.name} in {path.parent} could not be loaded for this "
                 f"{self.base.family.title} base model ({exc.__class__.__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}); use an OpenPose ControlNet "
+                f"{_first_line(exc)}); use an OpenPose ControlNet "
                 "of the base model's family"
             ) from exc
         return model.to(self.device, self.dtype)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else ""
 
 
 class PipelineCache:
@@ -244,6 +259,7 @@ class PipelineCache:
             dtype = torch.float16 if device.startswith("cuda") else torch.float32
             base.pipeline.to(device, dtype)
             base.pipeline.set_progress_bar_config(disable=True)
-            model = LoadedModel(base, device, dtype, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            model = LoadedModel(base, device, dtype, seconds, base.pipeline.scheduler.config)
             self._key, self._model = key, model
             return model, True

@@ -25,7 +25,10 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "uni_pc": ("UniPCMultistepScheduler", {}),
 }
 # KSampler scheduler -> keyword arguments; karras needs a class that supports its sigmas.
-SCHEDULES: dict[str, dict[str, Any]] = {"normal": {}, "karras": {"use_karras_sigmas": True}}
+SCHEDULES: dict[str, dict[str, Any]] = {
+    "normal": {"use_karras_sigmas": False},
+    "karras": {"use_karras_sigmas": True},
+}
 _KARRAS = {"EulerDiscreteScheduler", "DPMSolverMultistepScheduler", "UniPCMultistepScheduler"}
 
 
@@ -58,4 +61,5 @@ def make_scheduler(config: Any, *, sampler: str, scheduler: str) -> Any:
     check_sampler(sampler, scheduler)
     class_name, options = SAMPLERS[sampler]
     cls: Any = getattr(diffusers, class_name)
-    return cls.from_config(config, **options, **SCHEDULES[scheduler])
+    schedule = SCHEDULES[scheduler] if class_name in _KARRAS else {}
+    return cls.from_config(config, **options, **schedule)
