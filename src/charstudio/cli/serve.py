@@ -36,7 +36,13 @@ def serve(
     console.success(f"charstudio API on {where} (docs: {where}/docs)")
     console.info(f"token: {services.store.api_token_file} (send it as 'Authorization: Bearer ...')")
     uvicorn.run(
-        app, host=host or settings.api_host, port=port or settings.api_port, log_level="info"
+        app,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="info",
+        # Job event streams stay open while jobs run: on stop, close them after 5 s
+        # instead of waiting for every job (clients reconnect and read the real state).
+        timeout_graceful_shutdown=5,
     )
 
 
