@@ -366,3 +366,20 @@ def test_lora_that_does_not_fit_the_base(sd15_world: World, tmp_path: Path) -> N
         f"{sd15_world.base.name} ("
     )
     assert str(info.value).endswith("); train it on this base model")
+
+
+def test_base_model_of_the_other_family(sd15_world: World, sdxl_world: World) -> None:
+    from charstudio.training import BaseModelInvalid
+
+    folder = sdxl_world.model.folder
+    backend = DiffusersBackend(
+        sd15_world.options(base_model=folder, config_dir=None), cache=PipelineCache()
+    )
+    with pytest.raises(BaseModelInvalid) as info:
+        backend.generate(sd15_world.request("img2img"))
+    assert str(info.value) == (
+        f"base checkpoint {folder.name} is a Stable Diffusion XL (sdxl) model but model.family "
+        "is sd15; set model.family: sdxl (or --set model.family=sdxl), or give a Stable "
+        "Diffusion 1.5 checkpoint (for --backend diffusers, model.base_checkpoint is "
+        "CHARSTUDIO_DIFFUSERS_BASE_MODEL and model.family is CHARSTUDIO_COMFYUI_FAMILY)"
+    )

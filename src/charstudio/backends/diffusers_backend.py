@@ -42,6 +42,7 @@ from charstudio.backends.types import (
     ServerNames,
 )
 from charstudio.errors import CharstudioError, GenerationCancelled, GenerationFailed
+from charstudio.training import BaseModelInvalid
 from charstudio.workflows import WorkflowRequest, build_workflow, editor_workflow
 
 __all__ = ["SERVER", "DiffusersBackend", "DiffusersOptions"]
@@ -102,9 +103,19 @@ class DiffusersBackend:
         _raise_if_cancelled(cancel, request)
         # 2. The base model, cached between requests.
         device = best_device(self.options.device)
-        model, loaded = self.cache.get(
-            inputs.base, family=request.family, config_dir=self.options.config_dir, device=device
-        )
+        try:
+            model, loaded = self.cache.get(
+                inputs.base,
+                family=request.family,
+                config_dir=self.options.config_dir,
+                device=device,
+            )
+        except BaseModelInvalid as exc:
+            # The trainer's loader names its own config keys; say which settings they are here.
+            raise BaseModelInvalid(
+                f"{exc} (for --backend diffusers, model.base_checkpoint is "
+                "CHARSTUDIO_DIFFUSERS_BASE_MODEL and model.family is CHARSTUDIO_COMFYUI_FAMILY)"
+            ) from exc
         _report(progress, request, "started", "loaded base model" if loaded else "model cached")
         with model.lock:
             # 3. LoRA and IP-Adapter at the request's strengths.
