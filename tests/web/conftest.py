@@ -12,6 +12,7 @@ from charstudio.jobs import JobQueue
 from charstudio.services import Services
 from tests.api.conftest import PHOTOS, TOKEN, files
 from tests.backends.fake_comfyui import FakeComfyUI
+from tests.conftest import write_image
 
 __all__ = ["PHOTOS", "TOKEN", "files"]
 
@@ -78,3 +79,38 @@ def analysed(obama: TestClient, queue: JobQueue) -> TestClient:
     response = obama.post("/studio/characters/obama/faces")
     assert queue.run(job_in(response.headers["location"])).state == "succeeded"
     return obama
+
+
+def recorded_lora(services: Services, version: int, *, promoted: bool) -> None:
+    """A trained version as the training service records it (training itself is tested in
+    tests/training; here only what the page shows of it matters)."""
+    from sqlalchemy import select
+
+    from charstudio.library.models import Character, LoraVersion
+
+    lora = services.store.lora_dir / f"obama_v{version}.safetensors"
+    lora.parent.mkdir(parents=True, exist_ok=True)
+    lora.write_bytes(b"weights")
+    sample = f"character_data/lora_runs/obama_v{version}/samples/step_200/0.png"
+    write_image(services.settings.home / sample, size=(64, 64), color=(90, 120, 200))
+    with services.db.sessions.begin() as session:
+        character = session.scalar(select(Character).where(Character.name == "obama"))
+        assert character is not None
+        session.add(
+            LoraVersion(
+                character_id=character.id,
+                version=version,
+                path=str(lora),
+                base_model="rand_sd15.safetensors",
+                status="ready",
+                promoted=promoted,
+                metrics={
+                    "steps": 200,
+                    "final_loss": 0.0812,
+                    "loss_curve": [[1, 0.25], [100, 0.12], [200, 0.0812]],
+                    "samples": [
+                        f"character_data/lora_runs/obama_v{version}/samples/step_200/0.png"
+                    ],
+                },
+            )
+        )

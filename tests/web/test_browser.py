@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from charstudio.config import load_settings
+from charstudio.services import build_services
 from tests.backends.fake_comfyui import FakeComfyUI
-from tests.web.conftest import PHOTOS, TOKEN
+from tests.web.conftest import PHOTOS, TOKEN, recorded_lora
 from tests.web.stack import Stack
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -186,3 +188,15 @@ def test_page_following_a_job_survives_a_server_restart(
         expect(page.get_by_alt_text("Result 1", exact=False)).to_be_visible()
     finally:
         comfy.step_s = 0.0
+    # Last, as a promoted LoRA changes the method: a LoRA version as training records it
+    # (training itself is tested in tests/training), its loss curve, promote.
+    services = build_services(load_settings(home=stack.root / "data"))
+    recorded_lora(services, 1, promoted=False)
+    services.close()
+    page.goto(f"{stack.url}/studio/characters/obama#loras")
+    expect(
+        page.get_by_role("img", name="obama v1: loss 0.2500 at step 1, 0.0812 at step 200")
+    ).to_be_visible()
+    page.get_by_role("button", name="Promote v1").click()
+    expect(page.get_by_role("status")).to_have_text("LoRA v1 is now the one generation uses.")
+    page.locator("#loras").screenshot(path=SHOTS / "character-loras.png")

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from charstudio.jobs import JobQueue
 from charstudio.services import Services
-from tests.web.conftest import job_in
+from tests.web.conftest import job_in, recorded_lora
 
 
 def message(page: str) -> str:
@@ -167,44 +167,11 @@ def test_unknown_character_is_a_404_page(browser: TestClient) -> None:
     )
 
 
-def _recorded_lora(services: Services, version: int, *, promoted: bool) -> None:
-    """A trained version as the training service records it (training itself is tested in
-    tests/training; here only what the page shows of it matters)."""
-    from sqlalchemy import select
-
-    from charstudio.library.models import Character, LoraVersion
-
-    lora = services.store.lora_dir / f"obama_v{version}.safetensors"
-    lora.parent.mkdir(parents=True, exist_ok=True)
-    lora.write_bytes(b"weights")
-    with services.db.sessions.begin() as session:
-        character = session.scalar(select(Character).where(Character.name == "obama"))
-        assert character is not None
-        session.add(
-            LoraVersion(
-                character_id=character.id,
-                version=version,
-                path=str(lora),
-                base_model="rand_sd15.safetensors",
-                status="ready",
-                promoted=promoted,
-                metrics={
-                    "steps": 200,
-                    "final_loss": 0.0812,
-                    "loss_curve": [[1, 0.25], [100, 0.12], [200, 0.0812]],
-                    "samples": [
-                        f"character_data/lora_runs/obama_v{version}/samples/step_200/0.png"
-                    ],
-                },
-            )
-        )
-
-
 def test_lora_versions_show_loss_curves_samples_and_promote(
     obama: TestClient, web_services: Services
 ) -> None:
-    _recorded_lora(web_services, 1, promoted=True)
-    _recorded_lora(web_services, 2, promoted=False)
+    recorded_lora(web_services, 1, promoted=True)
+    recorded_lora(web_services, 2, promoted=False)
     page = obama.get("/studio/characters/obama").text
     assert page.count('<svg class="loss"') == 2
     assert 'aria-label="obama v2: loss 0.2500 at step 1, 0.0812 at step 200"' in page
