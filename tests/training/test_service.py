@@ -69,6 +69,11 @@ def test_a_run_makes_a_ready_version_with_its_records(
         "samples/step_000003/p0_s1234.png",
         "samples/step_000006/p0_s1234.png",
     ]
+    # Each checkpoint holds a loadable LoRA of its step, to try before promoting.
+    step_lora = Path(result.run_dir) / "checkpoints/step_000003/Yuki_step000003.safetensors"
+    with safe_open(str(step_lora), framework="pt") as handle:
+        assert handle.metadata()["ss_steps"] == "3"
+        assert set(handle.keys()) == set(load_file(result.path).keys())
     log = [json.loads(line) for line in Path(result.loss_log).read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4, 5, 6]
     (row,) = rows(services)
@@ -224,6 +229,9 @@ def test_a_full_disk_leaves_no_file_and_no_ready_version(
     real_write = os.write
 
     def full(fd: int, data: Any) -> int:
+        """The disk holding lora_models/ is full (checkpoints elsewhere still fit)."""
+        if Path(f"/proc/self/fd/{fd}").readlink().parent != services.store.lora_dir:
+            return real_write(fd, data)
         real_write(fd, bytes(data[:100]))
         raise OSError(errno.ENOSPC, "No space left on device")
 

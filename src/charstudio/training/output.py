@@ -17,14 +17,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
+
 from charstudio.training.config import TrainingConfig
+from charstudio.training.families import Family
 from charstudio.training.kohya_format import addnet_hashes, kohya_state_dict, write_safetensors
 from charstudio.training.metadata import LoraFacts, lora_metadata
 
 if TYPE_CHECKING:
     from charstudio.training.trainer import TrainOutcome
 
-__all__ = ["copy_into_comfyui", "write_lora_file"]
+__all__ = ["copy_into_comfyui", "write_lora_file", "write_step_lora"]
 
 
 def write_lora_file(
@@ -77,6 +80,44 @@ def write_lora_file(
     model_hash, legacy_hash = addnet_hashes(tensors, metadata)
     metadata |= {"sshs_model_hash": model_hash, "sshs_legacy_hash": legacy_hash}
     return write_safetensors(file, tensors, metadata)
+
+
+def write_step_lora(
+    folder: Path,
+    *,
+    name: str,
+    step: int,
+    family: Family,
+    adapters: dict[str, dict[str, torch.Tensor]],
+    config: TrainingConfig,
+    trigger_word: str,
+) -> Path:
+    """A checkpoint's LoRA as a loadable kohya file, to try the step before promoting a run.
+
+    Only the minimum metadata kohya keeps without ``--no_metadata``'s extras, plus the step.
+    """
+    tensors = kohya_state_dict(
+        family=family,
+        unet=adapters["unet"],
+        text_encoders=[adapters[n] for n in family.text_encoders if n in adapters],
+        alpha=config.lora.alpha,
+        precision=config.lora.save_precision,
+    )
+    output_name = f"{name}_step{step:06d}"
+    metadata = {
+        "ss_output_name": output_name,
+        "ss_v2": "False",
+        "ss_base_model_version": family.ss_base_model_version,
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": str(config.lora.rank),
+        "ss_network_alpha": str(config.lora.alpha),
+        "ss_network_args": "{}",
+        "ss_steps": str(step),
+        "modelspec.trigger_phrase": trigger_word,
+    }
+    path = folder / f"{output_name}.safetensors"
+    write_safetensors(path, tensors, metadata)
+    return path
 
 
 def copy_into_comfyui(folder: Path | None, file: Path) -> tuple[Path | None, list[str]]:

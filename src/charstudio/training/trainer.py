@@ -7,8 +7,9 @@
 5. Cache latents and (with frozen text encoders) text embeddings.
 6. Build the optimizer and the LR schedule; restore a checkpoint when resuming.
 7. Train: gradient accumulation, clipping, schedule, a JSON-lines loss log, progress, and
-   every ``save_every`` steps a checkpoint plus sample images. Ctrl-C or running out of
-   memory saves a checkpoint of the last finished step before stopping.
+   every ``save_every`` steps a checkpoint (with a loadable kohya LoRA of that step) plus
+   sample images. Ctrl-C or running out of memory saves a checkpoint of the last finished
+   step before stopping.
 8. Hand back the adapter weights and the loss curve.
 
 Randomness is a function of ``(seed, micro-step)`` (see ``checkpoints.py``), which is what
@@ -39,6 +40,7 @@ from charstudio.training.data import TrainingSetInfo, epoch_batches, read_traini
 from charstudio.training.encoding import latent_cache, text_cache
 from charstudio.training.loading import BaseModel, load_base_model
 from charstudio.training.optim import build_optimizer, build_schedule, check_optimizer
+from charstudio.training.output import write_step_lora
 from charstudio.training.samples import write_samples
 from charstudio.training.step import Batches, StepInputs, fixed_loss, micro_step
 from charstudio.training.types import NothingToResume, TrainingInterrupted, TrainingOutOfMemory
@@ -373,6 +375,15 @@ class _Loop:
             scaler=self.scaler,
         )
         self.checkpoints.append(self.done)
+        write_step_lora(
+            saved.folder,
+            name=self.t.request.name,
+            step=self.done,
+            family=self.base.family,
+            adapters=self.t._adapters(self.base),
+            config=self.cfg,
+            trigger_word=self.t.request.trigger_word,
+        )
         if with_samples:
             self._fixed_loss()
             self._samples()
