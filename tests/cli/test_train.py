@@ -62,6 +62,9 @@ def test_human_output_and_errors(cli: CliRunner, tiny_sd15: TinyModel, refs: Pat
     both = cli("train", "yuki", "--resume", "--set", "lora.rank=8")
     assert both.code == 2
     assert "--resume continues with the run's saved config.yaml; drop --config/--set" in both.err
+    export_resume = cli("train", "yuki", "--resume", "--export-kohya")
+    assert export_resume.code == 2
+    assert "--export-kohya writes a new run's command; drop --resume" in export_resume.err
     nothing = cli("train", "yuki", "--resume")
     assert nothing.code == 1
     assert "'yuki' has no prepared training set" in nothing.err

@@ -102,3 +102,10 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     wrong.write_text("lora:\n  rank: -2\n")
     with pytest.raises(InvalidParameter, match=r"\(.*wrong.yaml\): lora.rank"):
         load_config(wrong)
+
+
+def test_an_override_into_a_value_that_is_not_a_section(tmp_path: Path) -> None:
+    path = tmp_path / "flat.yaml"
+    path.write_text("lora: 3\n")
+    with pytest.raises(InvalidParameter, match=r"^--set 'lora.rank=4': lora is not a section$"):
+        load_config(path, ["lora.rank=4"])

@@ -191,3 +191,18 @@ def test_text_model_path() -> None:
         text_model_path("text_model.encoder.layers.0.mlp.fc1")
         == "text_model.encoder.layers.0.mlp.fc1"
     )
+
+
+def test_a_failed_write_keeps_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import charstudio.training.kohya_format as kohya
+    from charstudio.training.types import DiskFull
+
+    def broken(fd: int, data: Any) -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(kohya.os, "write", broken)
+    with pytest.raises(DiskFull, match=r"^could not save x.safetensors: the write failed \("):
+        write_safetensors(tmp_path / "x.safetensors", {"a": torch.ones(2)}, {})
+    assert list(tmp_path.iterdir()) == []

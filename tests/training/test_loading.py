@@ -156,3 +156,15 @@ def test_shapes_that_do_not_match_the_configs_are_explained(tiny_sd15: TinyModel
     assert tiny_sd15.single_file is not None
     with pytest.raises(BaseModelInvalid, match=r"could not be loaded as .*set model.config_dir"):
         load_base_model(tiny_sd15.single_file, family="sd15")
+
+
+def test_checkpoints_without_a_state_dict_or_index(tmp_path: Path) -> None:
+    odd = tmp_path / "odd.ckpt"
+    torch.save([1, 2, 3], odd)
+    with pytest.raises(BaseModelInvalid, match=r"odd.ckpt holds no state dict; give a Stable"):
+        load_base_model(odd, family="sd15")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "model_index.json").write_text("{}")
+    with pytest.raises(BaseModelInvalid, match=r"model_index.json is not a diffusers model index"):
+        load_base_model(folder, family="sd15")

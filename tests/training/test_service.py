@@ -325,3 +325,44 @@ def test_a_training_set_folder_that_went_missing(
         "run `charstudio dataset prepare Yuki` first"
     )
     assert rows(services) == []
+
+
+def test_promote_refuses_an_unfinished_version_and_export_needs_a_base(
+    services: Services, character: str, tiny_sd15: TinyModel
+) -> None:
+    add_training_set(services)
+
+    def stop_at_2(step: int, total: int, loss: float) -> None:
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted):
+        run(services.training, tiny_sd15, progress=stop_at_2)
+    with pytest.raises(InvalidParameter) as caught:
+        services.training.promote("yuki", "v1")
+    assert str(caught.value) == (
+        "Yuki v1 is 'training', not ready; only a finished version can be promoted "
+        "(finish it with `charstudio train Yuki --resume`)"
+    )
+    with pytest.raises(InvalidParameter, match=r"^model.base_checkpoint is not set; the kohya"):
+        services.training.export_kohya("yuki", config=load_config())
+
+
+def test_the_trainer_refuses_to_resume_without_a_checkpoint(
+    tiny_sd15: TinyModel, training_set: Path, tmp_path: Path
+) -> None:
+    from charstudio.training.trainer import Trainer, TrainRequest
+
+    request = TrainRequest(
+        config=load_config(overrides=tiny_overrides(tiny_sd15)),
+        name="yuki",
+        trigger_word=TRIGGER,
+        set_folder=training_set,
+        run_dir=tmp_path / "run",
+        resume=True,
+    )
+    with pytest.raises(NothingToResume) as caught:
+        Trainer(request).run()
+    assert str(caught.value) == (
+        f"no checkpoint to resume in {tmp_path / 'run'}; start a new run without --resume"
+    )
