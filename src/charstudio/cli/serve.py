@@ -34,6 +34,7 @@ def serve(
     console = Console()
     where = f"http://{host or settings.api_host}:{port or settings.api_port}"
     console.success(f"charstudio API on {where} (docs: {where}/docs)")
+    console.success(f"Character Studio on {where}/studio (log in with the token)")
     console.info(f"token: {services.store.api_token_file} (send it as 'Authorization: Bearer ...')")
     uvicorn.run(
         app,
