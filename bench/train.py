@@ -157,10 +157,11 @@ def run_baseline(args: argparse.Namespace, model: Path, data: Path) -> dict[str,
     for module in (unet, vae, text_encoder):
         module.requires_grad_(False)
     unet.to(device, weight_dtype)
-    unet.add_adapter(
-        LoraConfig(r=args.rank, lora_alpha=args.rank, init_lora_weights="gaussian",
-                   target_modules=["to_k", "to_q", "to_v", "to_out.0"])
-    )  # fmt: skip
+    targets = ["to_k", "to_q", "to_v", "to_out.0"]
+    config = LoraConfig(
+        r=args.rank, lora_alpha=args.rank, init_lora_weights="gaussian", target_modules=targets
+    )
+    unet.add_adapter(config)
     params = [p for p in unet.parameters() if p.requires_grad]
     for p in params:
         p.data = p.data.float()
@@ -244,8 +245,10 @@ def main() -> None:
             ).stdout
             rows[which] = json.loads(out.strip().splitlines()[-1])
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU x{torch.get_num_threads()}"
-    print(f"model {args.size}, {args.resolution}px, rank {args.rank}, batch 1, {args.steps} steps "
-          f"({args.warmup} warm-up), {device}: {name}")  # fmt: skip
+    print(
+        f"model {args.size}, {args.resolution}px, rank {args.rank}, batch 1, {args.steps} steps "
+        f"({args.warmup} warm-up), {device}: {name}"
+    )
     print(f"{'loop':<20}{'s/step':>10}{'it/s':>10}{'peak MB':>12}")
     for label, key in (("charstudio", "ours"), ("diffusers example", "baseline")):
         r = rows[key]

@@ -107,9 +107,14 @@ def _dataset_toml(config: TrainingConfig, image_dir: Path) -> str:
 
 
 def export_kohya(
-    config: TrainingConfig, *, set_folder: Path, trigger_word: str, out: Path, output_name: str,
+    config: TrainingConfig,
+    *,
+    set_folder: Path,
+    trigger_word: str,
+    out: Path,
+    output_name: str,
     lora_dir: Path,
-) -> KohyaExport:  # fmt: skip
+) -> KohyaExport:
     """Lay out the set for sd-scripts and write the dataset TOML, prompts and command."""
     image_dir = out / "img" / f"1_{trigger_word}"
     shutil.rmtree(out / "img", ignore_errors=True)
