@@ -4,7 +4,7 @@ determinism, progress and cancellation, through the real loading code."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -100,10 +100,14 @@ def test_same_request_and_seed_give_the_same_image(
     assert differ(fresh.generate(request)[0], first) == 0
 
 
-def _plain_diffusers(world: World, **call: Any) -> np.ndarray[Any, Any]:
+def _plain_diffusers(
+    world: World, *, prepare: Callable[[Any], None] | None = None, **call: Any
+) -> np.ndarray[Any, Any]:
     """The same prompt through diffusers' own pipeline, no charstudio code in the loop."""
     pipe = load_base_model(world.base, family=world.family, config_dir=world.config_dir).pipeline  # type: ignore[arg-type]
     pipe.set_progress_bar_config(disable=True)
+    if prepare is not None:
+        prepare(pipe)
     pipe.scheduler = make_scheduler(pipe.scheduler.config, sampler="dpmpp_2m", scheduler="karras")
     image = pipe(
         **call, generator=torch.Generator("cpu").manual_seed(1234), output_type="pil"
@@ -134,6 +138,49 @@ def test_lora_strength_zero_equals_no_lora(
     )
     assert int(np.abs(pixels(off) - plain).max()) <= 1
     assert differ(lora_only(0.8), off) > 0
+
+
+# diffusers' own scheduler code trips numpy 2's __array__ warning (see diffusers_backend.py).
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_ipadapter_matches_plain_diffusers_and_encodes_once(
+    sd15_backend: DiffusersBackend, sd15_world: World
+) -> None:
+    from charstudio.backends.ipadapter_files import load_clip_vision
+
+    request = sd15_world.request("ipadapter_only", seeds=(7, 1234))
+    ours = sd15_backend.generate(request)
+    # The reference is encoded once for both seeds; the second image is the one a request
+    # for its seed alone makes.
+    alone = sd15_backend.generate(sd15_world.request("ipadapter_only"))[0]
+    assert differ(ours[1], alone) == 0
+    workflow = request.workflow_request(1, _names())
+    folder = sd15_world.models
+
+    def with_adapter(pipe: Any) -> None:
+        encoder = load_clip_vision(
+            folder / "clip_vision" / "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"
+        )
+        pipe.image_encoder, pipe.feature_extractor = encoder.encoder, encoder.processor
+        pipe.load_ip_adapter(
+            str(folder / "ipadapter"),
+            subfolder="",
+            weight_name="ip-adapter-plus-face_sd15.safetensors",
+            image_encoder_folder=None,
+        )
+        pipe.set_ip_adapter_scale(0.8)
+
+    plain = _plain_diffusers(
+        sd15_world,
+        prepare=with_adapter,
+        prompt=workflow.positive_prompt,
+        negative_prompt=workflow.negative_prompt,
+        ip_adapter_image=Image.open(sd15_world.reference).convert("RGB"),
+        num_inference_steps=2,
+        guidance_scale=8.0,
+        width=SIZE,
+        height=SIZE,
+    )
+    assert int(np.abs(pixels(alone) - plain).max()) <= 1
 
 
 def test_ipadapter_strength_changes_the_output(

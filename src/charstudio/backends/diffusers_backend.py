@@ -10,7 +10,8 @@
 3. switch the LoRA and IP-Adapter on at the request's strengths (swapped, not reloaded);
 4. pick the pipeline: text-to-image, img2img from the reference (the fallback method, at
    ``params.denoise``), or OpenPose ControlNet (pose variation with a pose image);
-5. make one image per seed, reporting each step and stopping between steps on cancel.
+5. encode the reference for IP-Adapter once, for all the request's seeds;
+6. make one image per seed, reporting each step and stopping between steps on cancel.
 
 Prompts are the workflows package's: :attr:`WorkflowRequest.positive_prompt` (trigger
 word, then DESIGN.md's variation template) and its negative prompt. Each image carries the
@@ -128,10 +129,12 @@ class DiffusersBackend:
                 sampler=request.sampler,
                 scheduler=request.scheduler,
             )
-            # 5. One image per seed.
+            # 5. The reference through the image encoder, once for all seeds.
+            embeds = _encode_reference(pipe, model, inputs, request)
+            # 6. One image per seed.
             extra = {"device": device, "load_seconds": round(model.load_seconds, 3)}
             return [
-                _make_image(pipe, request, inputs, index, progress, cancel, extra)
+                _make_image(pipe, request, inputs, embeds, index, progress, cancel, extra)
                 for index in range(request.count)
             ]
 
@@ -154,8 +157,30 @@ def _pipeline(model: LoadedModel, inputs: DiffusersInputs) -> Any:
     return model.pipeline
 
 
+def _encode_reference(
+    pipe: Any, model: LoadedModel, inputs: DiffusersInputs, request: GenerationRequest
+) -> list[Any] | None:
+    """IP-Adapter image embeddings of the reference, computed once per request.
+
+    Passing the image itself would run the CLIP vision encoder again for every seed (a
+    ViT-H/14 pass costs more than a denoising step); the embeddings are what the pipeline
+    makes of it, so the images are the same.
+    """
+    if inputs.adapter is None or inputs.reference is None:
+        return None
+    guidance = request.params.cfg > 1.0  # the pipelines' do_classifier_free_guidance
+    with torch.no_grad():
+        embeds: list[Any] = pipe.prepare_ip_adapter_image_embeds(
+            inputs.reference, None, model.device, 1, guidance
+        )
+    return embeds
+
+
 def _call_arguments(
-    request: GenerationRequest, inputs: DiffusersInputs, workflow: WorkflowRequest
+    request: GenerationRequest,
+    inputs: DiffusersInputs,
+    workflow: WorkflowRequest,
+    embeds: list[Any] | None,
 ) -> dict[str, Any]:
     """The pipeline's keyword arguments for one image."""
     width, height = workflow.size
@@ -167,8 +192,8 @@ def _call_arguments(
         "generator": torch.Generator("cpu").manual_seed(workflow.seed),
         "output_type": "pil",
     }
-    if inputs.adapter is not None:
-        arguments["ip_adapter_image"] = inputs.reference
+    if embeds is not None:
+        arguments["ip_adapter_image_embeds"] = embeds
     if inputs.controlnet is not None and inputs.pose is not None:
         # The image is used as an OpenPose skeleton; ComfyUI's graph may draw one first.
         arguments["image"] = ImageOps.fit(inputs.pose, (width, height), Image.Resampling.LANCZOS)
@@ -194,6 +219,7 @@ def _make_image(
     pipe: Any,
     request: GenerationRequest,
     inputs: DiffusersInputs,
+    embeds: list[Any] | None,
     index: int,
     progress: ProgressSink | None,
     cancel: CancelToken | None,
@@ -223,7 +249,7 @@ def _make_image(
 
     started = time.perf_counter()
     try:
-        arguments = _call_arguments(request, inputs, workflow)
+        arguments = _call_arguments(request, inputs, workflow, embeds)
         with warnings.catch_warnings():
             # diffusers 0.42's schedulers call np.array() on a torch tensor, which numpy 2
             # reports as a DeprecationWarning about __array__'s copy keyword; harmless.
