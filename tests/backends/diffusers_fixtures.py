@@ -24,6 +24,7 @@ from charstudio.workflows.families import CLIP_VISION_VIT_H
 from tests.backends.tiny_adapters import (
     write_clip_vision,
     write_controlnet,
+    write_controlnet_ldm,
     write_ipadapter,
     write_lora,
 )
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 SIZE = 32  # pixels; the tiny VAE halves it, the tiny UNet halves it again
+OPENPOSE = "control_v11p_sd15_openpose_fp16.safetensors"
+DIFFUSERS_CONTROLNET = "openpose_diffusers.safetensors"  # diffusers' key names
 
 
 @dataclass(frozen=True)
@@ -128,9 +131,12 @@ def build_world(model: TinyModel, other: TinyModel, root: Path) -> World:
     adapter = "ip-adapter-plus-face_sd15" if family == "sd15" else "ip-adapter-plus-face_sdxl_vit-h"
     write_ipadapter(model.pipeline.unet, models / "ipadapter" / f"{adapter}.safetensors")
     write_clip_vision(models / "clip_vision" / CLIP_VISION_VIT_H)
-    write_controlnet(
-        model.pipeline.unet, models / "controlnet" / "control_v11p_sd15_openpose_fp16.safetensors"
-    )
+    controlnets = models / "controlnet"
+    write_controlnet(model.pipeline.unet, controlnets / DIFFUSERS_CONTROLNET)
+    if family == "sd15":  # the original key layout, under the name ComfyUI users have
+        write_controlnet_ldm(model.pipeline.unet, controlnets / OPENPOSE)
+    else:
+        write_controlnet(model.pipeline.unet, controlnets / OPENPOSE)
     return World(
         family=family,
         models=models,

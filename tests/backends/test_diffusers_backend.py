@@ -19,6 +19,8 @@ from charstudio.backends.diffusers_schedulers import make_scheduler
 from charstudio.errors import GenerationCancelled
 from charstudio.training.loading import load_base_model
 from tests.backends.diffusers_fixtures import (
+    DIFFUSERS_CONTROLNET,
+    OPENPOSE,
     SIZE,
     World,
     sd15_backend,
@@ -194,16 +196,12 @@ def test_ipadapter_strength_changes_the_output(
     assert differ(ipadapter(0.8), ipadapter(0.3)) > 0
 
 
+@pytest.mark.parametrize("controlnet", [OPENPOSE, DIFFUSERS_CONTROLNET])
 def test_pose_controlnet_path_runs_and_steers(
-    sd15_backend: DiffusersBackend, sd15_world: World
+    sd15_backend: DiffusersBackend, sd15_world: World, controlnet: str
 ) -> None:
     plain = sd15_world.request("lora_ipadapter", variation="pose")
-    posed = plain.model_copy(
-        update={
-            "pose_file": sd15_world.pose,
-            "controlnet": "control_v11p_sd15_openpose_fp16.safetensors",
-        }
-    )
+    posed = plain.model_copy(update={"pose_file": sd15_world.pose, "controlnet": controlnet})
     [with_pose] = sd15_backend.generate(posed)
     classes = {node["class_type"] for node in with_pose.graph.values()}
     assert "ControlNetApplyAdvanced" in classes
@@ -298,3 +296,18 @@ def test_each_request_gets_its_own_scheduler(
     used = model.pipeline.scheduler
     assert type(used).__name__ == cls
     assert used.config.get("use_karras_sigmas") == karras  # never the last request's
+
+
+def test_original_and_diffusers_controlnet_files_load_the_same(
+    sd15_backend: DiffusersBackend, sd15_world: World
+) -> None:
+    """Both fixtures hold the same weights; only the key names differ."""
+    made = [
+        sd15_backend.generate(
+            sd15_world.request(
+                "lora_only", variation="pose", pose_file=sd15_world.pose, controlnet=name
+            )
+        )[0]
+        for name in (OPENPOSE, DIFFUSERS_CONTROLNET)
+    ]
+    assert differ(*made) == 0

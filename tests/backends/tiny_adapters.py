@@ -8,7 +8,8 @@ Each builder writes the file the way users have it:
   ComfyUI's ``models/ipadapter`` holds it;
 * a CLIP vision encoder ``.safetensors`` with Hugging Face key names
   (``vision_model.*``, ``visual_projection.weight``), as in ``models/clip_vision``;
-* an OpenPose-style ControlNet as one ``.safetensors`` of a ``ControlNetModel``;
+* an OpenPose-style ControlNet as one ``.safetensors``, with diffusers' key names or the
+  original ones (``control_model.*``);
 * a kohya LoRA (``lora_unet_*``, ``lora_te*``) with ``ss_base_model_version`` metadata.
 
 The weights are random (seeded) and scaled up where a zero-ish effect would hide a bug.
@@ -27,6 +28,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from charstudio.training.families import FAMILIES, FamilyName
 from charstudio.training.kohya_format import kohya_state_dict, write_safetensors
+from tests.training.tiny_models import unet_to_ldm
 
 CLIP_HIDDEN = 32
 CLIP_IMAGE = 32
@@ -144,6 +146,41 @@ def write_controlnet(unet: Any, path: Path) -> Path:
                 parameter.normal_(0, 0.5)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in controlnet.state_dict().items()}, str(path))
+    return path
+
+
+def write_controlnet_ldm(unet: Any, path: Path) -> Path:
+    """The same kind of ControlNet with the original (LDM) key names, as the OpenPose files in
+    ComfyUI's ``models/controlnet`` have them (``control_model.input_blocks.*``,
+    ``zero_convs.N.0``, ``middle_block_out.0``, ``input_hint_block.0, 2, 4 ... 14``: the
+    last convolution is always 14, as diffusers' converter expects)."""
+    torch.manual_seed(3)
+    # A hint encoder that halves the image once, as the tiny VAE does (real ones: 8x, 8 convs).
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16))
+    with torch.no_grad():
+        for name, parameter in controlnet.named_parameters():
+            if name.startswith(("controlnet_down_blocks", "controlnet_mid_block")):
+                parameter.normal_(0, 0.5)
+    state = controlnet.state_dict()
+    body = {k: v for k, v in state.items() if not k.startswith("controlnet_")}
+    ldm = {
+        k.removeprefix("model.diffusion_model."): v
+        for k, v in unet_to_ldm(body, dict(unet.config)).items()
+    }
+    hint = "controlnet_cond_embedding."
+    for key, value in state.items():
+        if m := re.match(r"controlnet_down_blocks\.(\d+)\.(\w+)", key):
+            ldm[f"zero_convs.{m[1]}.0.{m[2]}"] = value
+        elif key.startswith("controlnet_mid_block."):
+            ldm["middle_block_out.0." + key.split(".")[-1]] = value
+        elif key.startswith(hint + "conv_in."):
+            ldm["input_hint_block.0." + key.split(".")[-1]] = value
+        elif m := re.match(r"controlnet_cond_embedding\.blocks\.(\d+)\.(\w+)", key):
+            ldm[f"input_hint_block.{2 * (int(m[1]) + 1)}.{m[2]}"] = value
+        elif key.startswith(hint + "conv_out."):
+            ldm["input_hint_block.14." + key.split(".")[-1]] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({f"control_model.{k}": v.contiguous() for k, v in ldm.items()}, str(path))
     return path
 
 

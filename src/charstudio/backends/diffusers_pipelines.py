@@ -187,16 +187,7 @@ class LoadedModel:
         accepted = set(inspect.signature(ControlNetModel.__init__).parameters)
         config = {k: v for k, v in self.pipeline.unet.config.items() if k in accepted}
         with safe_open(str(path), framework="pt") as handle:
-            keys = set(handle.keys())
-            hint = "controlnet_cond_embedding."
-            if f"{hint}conv_in.weight" in keys:
-                channels = [handle.get_slice(f"{hint}conv_in.weight").get_shape()[0]]
-                i = 1
-                while f"{hint}blocks.{i}.weight" in keys:
-                    channels.append(handle.get_slice(f"{hint}blocks.{i}.weight").get_shape()[0])
-                    i += 2
-            else:
-                channels = _DEFAULT_HINT_CHANNELS
+            channels = _hint_channels(handle)
         config |= {
             "_class_name": "ControlNetModel",
             "conditioning_embedding_out_channels": channels,
@@ -215,6 +206,34 @@ class LoadedModel:
                 "of the base model's family"
             ) from exc
         return model.to(self.device, self.dtype)
+
+
+def _hint_key(layout: str, block: int) -> str:
+    """The weight of hint-encoder convolution ``block`` (diffusers' ``blocks.N``; -1: conv_in).
+
+    The original layout numbers them ``input_hint_block.0, 2, 4 ...`` (every other entry is
+    an activation), with or without the ``control_model.`` prefix.
+    """
+    if layout == "diffusers":
+        name = "conv_in" if block < 0 else f"blocks.{block}"
+        return f"controlnet_cond_embedding.{name}.weight"
+    return f"{layout}input_hint_block.{2 * (block + 1)}.weight"
+
+
+def _hint_channels(handle: Any) -> list[int]:
+    """The hint encoder's ``conditioning_embedding_out_channels``, read from its shapes:
+    ``conv_in`` gives the first, each widening ``blocks.(2i+1)`` the next."""
+    keys = set(handle.keys())
+    for layout in ("diffusers", "control_model.", ""):
+        if _hint_key(layout, -1) not in keys:
+            continue
+        channels = [handle.get_slice(_hint_key(layout, -1)).get_shape()[0]]
+        block = 1
+        while _hint_key(layout, block) in keys:
+            channels.append(handle.get_slice(_hint_key(layout, block)).get_shape()[0])
+            block += 2
+        return list(channels)
+    return _DEFAULT_HINT_CHANNELS
 
 
 def _first_line(exc: Exception) -> str:
