@@ -366,3 +366,17 @@ def test_the_trainer_refuses_to_resume_without_a_checkpoint(
     assert str(caught.value) == (
         f"no checkpoint to resume in {tmp_path / 'run'}; start a new run without --resume"
     )
+
+
+def test_no_base_checkpoint_is_refused_before_anything_is_reserved(
+    services: Services, character: str
+) -> None:
+    add_training_set(services)
+    with pytest.raises(InvalidParameter) as caught:
+        services.training.train("yuki", config=load_config())
+    assert str(caught.value) == (
+        "model.base_checkpoint is not set; set it in the config or with "
+        "--set model.base_checkpoint=/path/to/realisticVision_v51.safetensors"
+    )
+    assert rows(services) == []
+    assert not (services.store.character_data / "training_runs").exists()

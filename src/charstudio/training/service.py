@@ -87,6 +87,11 @@ class TrainingService:
                 if resume
                 else "a config is needed to start a training run"
             )
+        if config is not None and config.model.base_checkpoint is None:
+            raise InvalidParameter(
+                "model.base_checkpoint is not set; set it in the config or with "
+                "--set model.base_checkpoint=/path/to/realisticVision_v51.safetensors"
+            )
         self.store.ensure_writable()
         with self.store.character_lock(stored):
             # 2. Reserve the version (or find the run to resume).
