@@ -383,3 +383,27 @@ def test_base_model_of_the_other_family(sd15_world: World, sdxl_world: World) ->
         "Diffusion 1.5 checkpoint (for --backend diffusers, model.base_checkpoint is "
         "CHARSTUDIO_DIFFUSERS_BASE_MODEL and model.family is CHARSTUDIO_COMFYUI_FAMILY)"
     )
+
+
+def test_faceid_presets_are_refused(sd15_world: World) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        find_adapter_files(sd15_world.models, preset="FACEID PLUS V2", family="sd15")
+    assert str(info.value) == (
+        "IP-Adapter preset 'FACEID PLUS V2' conditions on InsightFace face embeddings, which "
+        "--backend diffusers does not compute: use 'PLUS FACE (portraits)', or generate with "
+        "--backend comfyui"
+    )
+
+
+def test_bin_adapter_files_are_read(sd15_world: World, tmp_path: Path) -> None:
+    from tests.backends.tiny_adapters import ipadapter_plus_state
+
+    flat = ipadapter_plus_state(sd15_world.model.pipeline.unet)
+    nested: dict[str, dict[str, torch.Tensor]] = {"image_proj": {}, "ip_adapter": {}}
+    for key, value in flat.items():
+        group, _, rest = key.partition(".")
+        nested[group][rest] = value
+    torch.save(nested, tmp_path / "ip-adapter_sd15_light_v11.bin")
+    state = read_adapter(tmp_path / "ip-adapter_sd15_light_v11.bin")
+    assert set(state["ip_adapter"]) == set(nested["ip_adapter"])
+    assert torch.equal(state["image_proj"]["latents"], nested["image_proj"]["latents"])

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from charstudio.errors import ModelFileMissing, ModelMismatch
+from charstudio.errors import InvalidParameter, ModelFileMissing, ModelMismatch
 from charstudio.workflows import IPADAPTER_PRESETS, ModelFamilyName
 
 __all__ = [
@@ -86,6 +86,7 @@ def find_adapter_files(
         ModelFileMissing: no models folder is set, or a file is not in its folder (the
             message names both).
         ModelMismatch: the preset has no file for ``family``.
+        InvalidParameter: a FaceID preset (needs InsightFace embeddings).
     """
     if models_dir is None:
         raise ModelFileMissing(
@@ -93,6 +94,12 @@ def find_adapter_files(
             "the folder that holds ipadapter/ and clip_vision/ (e.g. ~/ComfyUI/models)"
         )
     spec = IPADAPTER_PRESETS[preset]
+    if spec.faceid:
+        raise InvalidParameter(
+            f"IP-Adapter preset {preset!r} conditions on InsightFace face embeddings, which "
+            "--backend diffusers does not compute: use 'PLUS FACE (portraits)', or generate "
+            "with --backend comfyui"
+        )
     name = spec.ipadapter_file(family)
     if name is None:
         raise ModelMismatch(
