@@ -4,7 +4,9 @@ determinism, progress and cancellation, through the real loading code."""
 from __future__ import annotations
 
 import io
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,7 @@ from tests.backends.diffusers_fixtures import (
     tiny_sd15,
     tiny_sdxl,
 )
+from tests.backends.tiny_adapters import write_ipadapter
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -311,3 +314,17 @@ def test_original_and_diffusers_controlnet_files_load_the_same(
         for name in (OPENPOSE, DIFFUSERS_CONTROLNET)
     ]
     assert differ(*made) == 0
+
+
+def test_switching_ipadapter_files(sd15_world: World, tmp_path: Path) -> None:
+    """Another preset's adapter replaces the first; coming back gives the first image again."""
+    models = tmp_path / "models"
+    shutil.copytree(sd15_world.models, models)
+    adapter = models / "ipadapter" / "ip-adapter-plus_sd15.safetensors"
+    write_ipadapter(sd15_world.model.pipeline.unet, adapter, seed=5)  # other weights
+    backend = DiffusersBackend(sd15_world.options(models_dir=models), cache=PipelineCache())
+    face = sd15_world.request("ipadapter_only")
+    plus = face.model_copy(update={"ipadapter_preset": "PLUS (high strength)"})
+    first = backend.generate(face)[0]
+    assert differ(backend.generate(plus)[0], first) > 0
+    assert differ(backend.generate(face)[0], first) == 0
