@@ -153,6 +153,8 @@ def test_pose_images_go_with_the_pose_variation_only(
     assert message(refused.text) == (
         "the pose image pose.png is not a readable image: use a PNG or JPEG file"
     )
+    kept = web_services.settings.home / "uploads" / "poses"
+    assert not kept.exists() or list(kept.iterdir()) == []  # refused poses are not kept
 
     queued = analysed.post(
         "/studio/characters/obama/generate",
@@ -161,7 +163,6 @@ def test_pose_images_go_with_the_pose_variation_only(
     )
     assert queued.status_code == 303
     spec = queue.store.get(job_in(queued.headers["location"])).params["spec"]
-    kept = web_services.settings.home / "uploads" / "poses"
     assert spec["variation"] == "pose" and spec["pose"].startswith(str(kept))
     assert spec["pose"].endswith("/pose.jpg")
 

@@ -35,7 +35,7 @@ EXPECTED = {
 def generate(name: str, body: GenerateBody, services: ServicesDep, queue: QueueDep) -> JobInfo:
     """Queue a generation by the best method the character's assets allow."""
     profile = services.library.profile(name)
-    return _submit(services, queue, profile, body.model_dump())
+    return submit_generation(services, queue, profile, body.model_dump())
 
 
 @router.post("/character/{character_id}/generate_consistent")
@@ -65,7 +65,7 @@ def generate_consistent(
         ),
         seed=None if seed == -1 else seed,
     )
-    job = _submit(services, queue, profile, body.model_dump())
+    job = submit_generation(services, queue, profile, body.model_dump())
     return LegacyGenerateResponse(
         success=True,
         prompt_id=job.id,
@@ -81,12 +81,13 @@ def accept(generation_id: int, services: ServicesDep) -> dict[str, str]:
     return {"workflow": str(path)}
 
 
-def _submit(
+def submit_generation(
     services: ServicesDep,
     queue: QueueDep,
     profile: CharacterConsistencyProfile,
     spec: dict[str, Any],
 ) -> JobInfo:
+    """Queue a generation job for ``profile`` (shared by the API and the studio)."""
     # Check now (400 with the reason) rather than queue a job that can only fail.
     services.generation.plan(GenerateSpec(name=profile.name, **spec))
     if spec.get("seed") is not None:

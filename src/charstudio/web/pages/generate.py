@@ -3,6 +3,7 @@ identity scores, "more like this" and "accept"."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,11 @@ from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from charstudio.api.deps import QueueDep, ServicesDep
+from charstudio.api.routes.generation import submit_generation
 from charstudio.api.schemas import GenerateBody
 from charstudio.api.uploads import safe_name
 from charstudio.backends.accepted import accept_generated
-from charstudio.backends.service_types import GenerateSpec
-from charstudio.errors import InvalidParameter
+from charstudio.errors import CharstudioError, InvalidParameter
 from charstudio.jobs import JobInfo, JobQueue
 from charstudio.library.profile import RECOMMENDED_RANGES
 from charstudio.services import Services
@@ -80,6 +81,7 @@ async def generate(request: Request, name: str, services: ServicesDep, queue: Qu
             )
         spec = body.model_dump()
         pose = form.get("pose")
+        folder = None
         if isinstance(pose, UploadFile) and pose.filename:
             folder = services.settings.home / "uploads" / "poses" / uuid.uuid4().hex
             folder.mkdir(parents=True)
@@ -87,17 +89,18 @@ async def generate(request: Request, name: str, services: ServicesDep, queue: Qu
             target.write_bytes(await pose.read())
             spec["pose"] = str(target)
     # The service reads the database and checks images: off the event loop.
-    job = await run_in_threadpool(_submit, services, queue, name, spec)
+    try:
+        job = await run_in_threadpool(_submit, services, queue, name, spec)
+    except CharstudioError:
+        if folder is not None:  # a refused pose image is not kept
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     return RedirectResponse(_here(job), status_code=303)
 
 
 def _submit(services: Services, queue: JobQueue, name: str, spec: dict[str, Any]) -> JobInfo:
-    profile = services.library.profile(name)
-    # Check now (the error page says why) rather than queue a job that can only fail.
-    services.generation.plan(GenerateSpec(name=profile.name, **spec))
-    if spec.get("seed") is not None:
-        spec["seed"] = str(spec["seed"])  # JSON numbers lose precision past 2^53
-    return queue.submit("generate", character=profile.name, params={"spec": spec})
+    # Checked before queueing (the error page says why), as the API does.
+    return submit_generation(services, queue, services.library.profile(name), spec)
 
 
 def _here(job: JobInfo, notice: str | None = None) -> str:
