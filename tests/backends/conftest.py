@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -75,11 +76,15 @@ def make_request(reference: Path, tmp_path: Path) -> RequestMaker:
     return make
 
 
-def give_lora_and_identity(services: Services, name: str) -> Path:
-    """Record a ready LoRA (file in lora_models/) and a face identity for ``name``."""
+def give_lora_and_identity(services: Services, name: str, source: Path | None = None) -> Path:
+    """Record a ready LoRA (file in lora_models/) and a face identity for ``name``, as
+    training would: a copy of ``source``, or placeholder bytes (enough for a fake ComfyUI)."""
     lora = services.store.lora_dir / f"{name}_v1.safetensors"
     lora.parent.mkdir(parents=True, exist_ok=True)
-    lora.write_bytes(b"not a real LoRA; ComfyUI is fake")
+    if source is None:
+        lora.write_bytes(b"not a real LoRA; ComfyUI is fake")
+    else:
+        shutil.copy(source, lora)
     with services.db.sessions.begin() as session:
         character = session.query(Character).filter_by(name_key=name.lower()).one()
         session.add(

@@ -4,7 +4,6 @@ ComfyUI's images (same folder, same embedded metadata, same library rows)."""
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +14,10 @@ from sqlalchemy import select
 from charstudio.backends import GenerateSpec, read_parameters
 from charstudio.config import load_settings
 from charstudio.errors import InvalidParameter
-from charstudio.library.models import Character, FaceEmbedding, Generation, Job, LoraVersion
+from charstudio.library.models import Generation, Job
 from charstudio.services import Services, build_services
 from charstudio.workflows import MODEL_FAMILIES
+from tests.backends.conftest import give_lora_and_identity
 from tests.backends.diffusers_fixtures import World, sd15_world, tiny_sd15, tiny_sdxl
 
 __all__ = ["sd15_world", "tiny_sd15", "tiny_sdxl"]
@@ -45,28 +45,6 @@ def embedded(sd15_world: World, home: Path, monkeypatch: pytest.MonkeyPatch) -> 
     yield built
     built.close()
     torch.set_num_threads(threads)
-
-
-def give_lora_and_identity(services: Services, name: str, lora: Path) -> None:
-    """Record ``lora`` as the promoted version and a face identity, as training would."""
-    target = services.store.lora_dir / f"{name}_v1.safetensors"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(lora, target)
-    with services.db.sessions.begin() as session:
-        character = session.query(Character).filter_by(name_key=name.lower()).one()
-        session.add(
-            LoraVersion(character_id=character.id, version=1, path=str(target), promoted=True)
-        )
-        session.add(
-            FaceEmbedding(
-                character_id=character.id,
-                kind="identity",
-                backend="dlib",
-                model="test",
-                dim=1,
-                vector=b"\x00\x00\x00\x00",
-            )
-        )
 
 
 def test_generates_stores_and_records_like_comfyui(
