@@ -23,7 +23,7 @@ from charstudio.backends import (
 from charstudio.backends.diffusers_options import DiffusersOptions
 from charstudio.config import Settings
 from charstudio.dataset import DatasetService
-from charstudio.faces.registry import BackendSpec
+from charstudio.faces.registry import BackendSpec, backend_from_spec
 from charstudio.faces.service import FaceService
 from charstudio.library import (
     AssetStore,
@@ -114,13 +114,6 @@ class Services:
     @cached_property
     def generation(self) -> GenerationService:
         settings = self.settings
-        options = PoolOptions(
-            client=ClientOptions(
-                request_timeout_s=settings.comfyui_request_timeout_s,
-                job_timeout_s=settings.comfyui_job_timeout_s,
-                lost_after_s=settings.comfyui_lost_after_s,
-            )
-        )
         diffusers = DiffusersOptions(
             base_model=settings.diffusers_base_model,
             config_dir=settings.diffusers_config_dir,
@@ -139,10 +132,24 @@ class Services:
                 ipadapter_preset=settings.comfyui_ipadapter_preset,
             ),
             backends={
-                "comfyui": lambda: ComfyUIBackend(settings.comfyui_urls, options=options),
+                "comfyui": lambda: self.comfyui,
                 "diffusers": lambda: self._diffusers_backend(diffusers),
             },
+            faces=lambda: backend_from_spec(self.faces.spec),
         )
+
+    @cached_property
+    def comfyui(self) -> ComfyUIBackend:
+        """The ComfyUI pool of this process (kept across jobs: health, catalogs, load)."""
+        settings = self.settings
+        options = PoolOptions(
+            client=ClientOptions(
+                request_timeout_s=settings.comfyui_request_timeout_s,
+                job_timeout_s=settings.comfyui_job_timeout_s,
+                lost_after_s=settings.comfyui_lost_after_s,
+            )
+        )
+        return ComfyUIBackend(settings.comfyui_urls, options=options)
 
     @cached_property
     def _pipelines(self) -> PipelineCache:
@@ -172,6 +179,8 @@ class Services:
         )
 
     def close(self) -> None:
+        if "comfyui" in self.__dict__:
+            self.comfyui.close()
         if "db" in self.__dict__:
             self.db.engine.dispose()
 

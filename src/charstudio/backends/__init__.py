@@ -10,15 +10,15 @@ pool), ``outputs`` (PNG files with embedded parameters), ``records`` (library ro
 """
 
 from charstudio.backends.base import Backend, SupportsCheck
-from charstudio.backends.comfyui import ClientOptions, ComfyUIClient, PromptOutcome, upload_name
+from charstudio.backends.comfyui import ClientOptions, ComfyUIClient, PromptOutcome
 from charstudio.backends.comfyui_backend import ComfyUIBackend, run_request
 from charstudio.backends.comfyui_events import Event, EventStream
 from charstudio.backends.outputs import PARAMETERS_KEY, StoredImage, read_parameters, store_image
 from charstudio.backends.pool import ComfyUIPool, PoolJob, PoolOptions, ServerState
-from charstudio.backends.service import GenerationService
+from charstudio.backends.service import GenerationPlan, GenerationService
 from charstudio.backends.service_types import (
     GeneratedImage,
-    GenerateSpec,
+    GenerateRequest,
     GenerationDefaults,
     GenerationResult,
     WorkflowPlan,
@@ -31,6 +31,7 @@ from charstudio.backends.types import (
     ProgressEvent,
     ProgressSink,
     ServerNames,
+    upload_name,
 )
 
 __all__ = [
@@ -45,10 +46,11 @@ __all__ = [
     "ComfyUIPool",
     "Event",
     "EventStream",
-    "GenerateSpec",
+    "GenerateRequest",
     "GeneratedImage",
     "GenerationDefaults",
     "GenerationRequest",
+    "GenerationPlan",
     "GenerationResult",
     "GenerationService",
     "PoolJob",

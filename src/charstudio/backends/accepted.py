@@ -77,11 +77,12 @@ def accept_generated(
 
 def _request(p: dict[str, Any], *, trigger_word: str) -> WorkflowRequest:
     width, height = p.get("size") or (None, None)
-    optional = {
-        key: p[key]
-        for key in ("negative_prompt", "sampler", "scheduler", "ipadapter_preset")
-        if p.get(key)
+    # Images stored before the controls joined the parameters keep them beside them.
+    params = {
+        **{key: p[key] for key in ("negative_prompt", "sampler", "scheduler") if p.get(key)},
+        **p["params"],
     }
+    optional = {"ipadapter_preset": p["ipadapter_preset"]} if p.get("ipadapter_preset") else {}
     return WorkflowRequest(
         character=p["character"],
         job=p["job"],
@@ -89,7 +90,7 @@ def _request(p: dict[str, Any], *, trigger_word: str) -> WorkflowRequest:
         prompt=p["prompt"],
         variation=p.get("variation"),
         method=p["method"],
-        params=GenerationParams.model_validate(p["params"]),
+        params=GenerationParams.model_validate(params),
         seed=int(p["seed"]),
         checkpoint=p["checkpoint"],
         family=p.get("family", "sd15"),

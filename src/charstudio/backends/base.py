@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from charstudio.backends.types import BackendImage, CancelToken, GenerationRequest, ProgressSink
 
-__all__ = ["Backend", "SupportsCheck"]
+__all__ = ["Backend", "SupportsCheck", "SupportsUpload"]
 
 
 @runtime_checkable
@@ -63,5 +63,22 @@ class SupportsCheck(Protocol):
         Raises:
             BackendError: it could not (missing model file, node pack, server ...); the
                 message names the problem and the fix.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsUpload(Protocol):
+    """A backend with servers that load images by name (ComfyUI's ``LoadImage``)."""
+
+    def upload(self, request: GenerationRequest) -> str:
+        """Upload the images ``request`` loads to the server that would run it, under the
+        names its graph uses, so a printed graph POSTed as it is runs there.
+
+        Returns:
+            The server's URL.
+
+        Raises:
+            BackendError: no server could take them (the message names each and why).
         """
         ...

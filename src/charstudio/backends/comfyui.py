@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import mimetypes
 import uuid
@@ -36,7 +35,7 @@ import httpx
 
 from charstudio.backends.comfyui_events import Event, EventStream
 from charstudio.backends.comfyui_follow import follow, output_images
-from charstudio.backends.types import CancelToken
+from charstudio.backends.types import CancelToken, upload_name
 from charstudio.errors import ComfyUIUnavailable, GenerationCancelled, GenerationFailed, ServerLost
 from charstudio.workflows import Catalog, rejection_from_response
 from charstudio.workflows.types import Graph
@@ -74,12 +73,6 @@ class PromptOutcome:
     cached_nodes: tuple[str, ...]
     previews: int
     followed_by: str  # "websocket" or "polling"
-
-
-def upload_name(path: Path) -> str:
-    """The content-addressed name an image is uploaded under (same bytes, same name)."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return f"charstudio_{digest}{path.suffix.lower()}"
 
 
 class ComfyUIClient:
@@ -193,12 +186,19 @@ class ComfyUIClient:
     async def upload_image(self, path: Path) -> str:
         """Upload ``path`` to ComfyUI's input folder; returns the name LoadImage takes."""
         name = upload_name(path)
-        # One upload per image and server, shared by the jobs that start together.
+        # One upload per image and server, shared by the jobs that start together; once
+        # it is done the next job uploads again (the client lives as long as the process,
+        # and the server's input folder may have been emptied since).
         pending = self._uploads.get(name)
-        if pending is None or (pending.done() and pending.exception() is not None):
+        if pending is None:
             pending = asyncio.ensure_future(self._upload(path, name))
             self._uploads[name] = pending
+            pending.add_done_callback(lambda done: self._forget_upload(name, done))
         return await asyncio.shield(pending)
+
+    def _forget_upload(self, name: str, done: asyncio.Future[str]) -> None:
+        if self._uploads.get(name) is done:
+            del self._uploads[name]
 
     async def _upload(self, path: Path, name: str) -> str:
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -8,8 +8,12 @@ server, from the names that server gave the uploaded reference and pose images.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import concurrent.futures
+import contextlib
+import threading
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -29,9 +33,16 @@ from charstudio.workflows.types import Graph
 
 __all__ = ["ComfyUIBackend", "run_request"]
 
+T = TypeVar("T")
+
 
 class ComfyUIBackend:
-    """Generate on a pool of ComfyUI servers.
+    """Generate on a pool of ComfyUI servers, one pool for the life of the process.
+
+    The pool (server health, node catalogs, in-flight counts) lives on an event loop in a
+    thread of its own, started on first use: every job of a worker, from any of its
+    threads, goes through the same pool, so its choice of server sees all of them.
+    Settings changes take effect when the process restarts.
 
     Args:
         urls: The servers.
@@ -51,6 +62,9 @@ class ComfyUIBackend:
         self.urls = list(urls)
         self.options = options or PoolOptions()
         self.transport = transport
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: ComfyUIPool | None = None
 
     def generate(
         self,
@@ -60,24 +74,71 @@ class ComfyUIBackend:
         cancel: CancelToken | None = None,
     ) -> list[BackendImage]:
         """Run every image of ``request`` on the pool (see :class:`Backend`)."""
-        return asyncio.run(self._generate(request, progress, cancel))
+        return self._call(lambda pool: run_request(pool, request, progress=progress, cancel=cancel))
 
     def check(self, request: GenerationRequest) -> str:
         """The server the request's first image would go to (see :meth:`ComfyUIPool.choose`)."""
-        return asyncio.run(self._check(request))
+        return self._call(lambda pool: _check(pool, request))
 
-    async def _check(self, request: GenerationRequest) -> str:
-        graph = build_workflow(request.workflow_request(0, ServerNames()))
-        async with ComfyUIPool(self.urls, options=self.options, transport=self.transport) as pool:
-            state = await pool.choose(graph, family=request.family)
-            state.inflight -= 1  # chosen, not run
-            return state.client.url
+    def upload(self, request: GenerationRequest) -> str:
+        """Upload the request's images to the server its first image would go to."""
+        return self._call(lambda pool: _upload(pool, request))
 
-    async def _generate(
-        self, request: GenerationRequest, progress: ProgressSink | None, cancel: CancelToken | None
-    ) -> list[BackendImage]:
-        async with ComfyUIPool(self.urls, options=self.options, transport=self.transport) as pool:
-            return await run_request(pool, request, progress=progress, cancel=cancel)
+    def close(self) -> None:
+        """Close the servers' connections and stop the pool's thread."""
+        with self._lock:
+            loop, pool, self._loop, self._pool = self._loop, self._pool, None, None
+        if loop is None or pool is None:
+            return
+        asyncio.run_coroutine_threadsafe(pool.aclose(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+
+    def _call(self, work: Callable[[ComfyUIPool], Awaitable[T]]) -> T:
+        loop, pool = self._started()
+        future = asyncio.run_coroutine_threadsafe(_run(work, pool), loop)
+        try:
+            return future.result()
+        except BaseException:
+            # Ctrl-C (or any error here): cancel the work on the pool's loop, and wait for
+            # it to take its prompts off the servers' queues before going on.
+            future.cancel()
+            with contextlib.suppress(BaseException):
+                concurrent.futures.wait([future], timeout=self.options.client.request_timeout_s)
+            raise
+
+    def _started(self) -> tuple[asyncio.AbstractEventLoop, ComfyUIPool]:
+        with self._lock:
+            if self._loop is None or self._pool is None:
+                pool = ComfyUIPool(self.urls, options=self.options, transport=self.transport)
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="comfyui-pool", daemon=True
+                ).start()
+                self._loop, self._pool = loop, pool
+            return self._loop, self._pool
+
+
+async def _run(work: Callable[[ComfyUIPool], Awaitable[T]], pool: ComfyUIPool) -> T:
+    return await work(pool)
+
+
+async def _check(pool: ComfyUIPool, request: GenerationRequest) -> str:
+    graph = build_workflow(request.workflow_request(0, ServerNames()))
+    state = await pool.choose(graph, family=request.family)
+    state.inflight -= 1  # chosen, not run
+    return state.client.url
+
+
+async def _upload(pool: ComfyUIPool, request: GenerationRequest) -> str:
+    graph = build_workflow(request.workflow_request(0, ServerNames()))
+    state = await pool.choose(graph, family=request.family)
+    try:
+        for path in (request.reference_file, request.pose_file):
+            if path is not None:
+                await state.client.upload_image(path)
+    finally:
+        state.inflight -= 1  # chosen, not run
+    return state.client.url
 
 
 async def run_request(

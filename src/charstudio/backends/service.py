@@ -1,60 +1,83 @@
-"""The generation service: (character, prompt, variation, strengths, seed, count) in, stored
-images out, on whichever backend the user names.
+"""The generation service: a character and a :class:`GenerateRequest` in, stored images
+out, on whichever backend the request names.
 
-:meth:`GenerationService.generate` is one recipe:
+:meth:`GenerationService.generate` is one recipe (:meth:`~GenerationService.plan` is its
+first four steps, and ``workflow --print`` stops there):
 
-1. check the command's values (seed range, count, pose image, strengths) at the door;
-2. read the character's profile: method, parameters, LoRA, reference image;
-3. build the backend-neutral :class:`GenerationRequest` and validate its graph locally;
-4. record the job, run the backend;
-5. store each image under ``outputs/<name>/<job>/`` with its graph and parameters;
-6. record a ``generations`` row per image and close the job.
+1. check what the request alone decides: backend, base model, seeds, size;
+2. read the character's profile and apply the request's own values (strengths, steps,
+   cfg, sampler, scheduler, negative prompt, denoise);
+3. choose the reference (the face crop for face presets) and the pose path (a skeleton
+   goes straight to the ControlNet);
+4. build the backend-neutral :class:`GenerationRequest` and validate its graph locally;
+5. record the job (unless the queue did), run the backend;
+6. store each image under ``outputs/<name>/<job>/`` with its graph and parameters;
+7. record a ``generations`` row per image and close the job.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from PIL import Image, UnidentifiedImageError
-
-from charstudio.backends.base import Backend, SupportsCheck
+from charstudio.backends.base import Backend, SupportsCheck, SupportsUpload
+from charstudio.backends.comfyui_errors import preprocessor_warning
+from charstudio.backends.diffusers_schedulers import check_sampler
 from charstudio.backends.outputs import generation_parameters, store_image
+from charstudio.backends.planning import (
+    choose_reference,
+    resolve_params,
+    resolve_size,
+    seeds_for,
+)
+from charstudio.backends.poses import FaceDetector, classify_pose
 from charstudio.backends.records import finish_job, record_generations, start_job
 from charstudio.backends.service_types import (
     GeneratedImage,
-    GenerateSpec,
+    GenerateRequest,
     GenerationDefaults,
     GenerationResult,
     WorkflowPlan,
 )
 from charstudio.backends.types import (
-    MAX_COUNT,
     BackendImage,
     CancelToken,
     GenerationRequest,
     ProgressSink,
     ServerNames,
+    upload_name,
 )
-from charstudio.errors import (
-    GenerationCancelled,
-    InvalidParameter,
-    NotFound,
-    UnsupportedImage,
-)
+from charstudio.errors import GenerationCancelled, InvalidParameter
 from charstudio.library import AssetStore, CharacterConsistencyProfile, Database, Library
-from charstudio.library.profile import GenerationParams
-from charstudio.workflows import (
-    SEED_MAX,
-    Catalog,
-    build_workflow,
-    random_seed,
-    write_templates,
-)
+from charstudio.workflows import Catalog, build_workflow, write_templates
 
-__all__ = ["GenerationService"]
+__all__ = ["GenerationPlan", "GenerationService"]
+
+
+@dataclass(frozen=True)
+class GenerationPlan:
+    """A checked request: what the backend gets, the profile it came from, and what the
+    user should hear before it is queued (e.g. a pose preprocessor that needs weights)."""
+
+    request: GenerationRequest
+    profile: CharacterConsistencyProfile
+    warnings: tuple[str, ...] = ()
+
+
+def build_size(request: GenerationRequest) -> tuple[int, int]:
+    """The image size a request makes (the family's default where it gives none)."""
+    return request.workflow_request(0, ServerNames()).size
+
+
+def upload_names(request: GenerationRequest) -> dict[str, str]:
+    """Local image -> the name the upload gives it on a ComfyUI server."""
+    files = (request.reference_file, request.pose_file)
+    return {str(path): upload_name(path) for path in files if path is not None}
 
 
 class GenerationService:
@@ -66,6 +89,8 @@ class GenerationService:
         db: The database (jobs and generations).
         defaults: Base model and family from the settings.
         backends: Backend factories by ``--backend`` name.
+        faces: The face detector that tells a pose photo with a person from other images
+            (made only when a pose image is not a skeleton).
     """
 
     def __init__(
@@ -76,72 +101,101 @@ class GenerationService:
         db: Database,
         defaults: GenerationDefaults,
         backends: Mapping[str, Callable[[], Backend]],
+        faces: Callable[[], FaceDetector] | None = None,
     ) -> None:
         self.library = library
         self.store = store
         self.db = db
         self.defaults = defaults
         self.backends = dict(backends)
+        self.faces = faces
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The node catalog requests are checked against before anything is queued."""
+        return Catalog.builtin()
 
     def plan(
-        self, spec: GenerateSpec, *, job_id: str | None = None
-    ) -> tuple[GenerationRequest, CharacterConsistencyProfile]:
-        """Check ``spec`` and turn it into a request, without running anything.
+        self, name: str, request: GenerateRequest, *, job_id: str | None = None
+    ) -> GenerationPlan:
+        """Check ``request`` for ``name`` and turn it into a backend request; run nothing.
 
         Raises:
             InvalidParameter: a value out of range or not applicable (message names it).
             NotFound: no such character, or a file it names is gone.
-            UnsupportedImage: the pose image is not an image.
+            UnsupportedImage: the pose or reference image is not an image.
         """
-        # 1. The command's own values.
-        seeds, drawn = _seeds(spec.seed, spec.count)
-        if spec.backend not in self.backends:
+        # 1. What the request alone decides.
+        if request.backend not in self.backends:
             raise InvalidParameter(
-                f"unknown backend {spec.backend!r}: use one of {', '.join(sorted(self.backends))}"
+                f"unknown backend {request.backend!r}: use one of "
+                f"{', '.join(sorted(self.backends))}"
             )
-        if spec.pose is not None and spec.variation != "pose":
-            raise InvalidParameter(
-                f"--pose was given with variation {spec.variation or 'none'}: add --variation pose"
-            )
-        if spec.pose is not None:
-            _check_image(spec.pose, "pose image")
         if self.defaults.checkpoint is None:
             raise InvalidParameter(
                 "no base model is set: set CHARSTUDIO_COMFYUI_CHECKPOINT to a file in the "
                 "servers' models/checkpoints (e.g. v1-5-pruned-emaonly.safetensors)"
             )
-        # 2. The character's profile and the strengths it allows.
-        profile = self.library.profile(spec.name)
-        params = _override(profile, spec)
-        reference = Path(profile.reference_image) if profile.reference_image else None
-        if profile.method != "lora_only":
-            if reference is None:
-                raise InvalidParameter(
-                    f"{profile.name} has no reference image for {profile.method}: import some "
-                    f"with `charstudio character import {profile.name} PATH`"
-                )
-            _check_image(reference, "reference image")
-        # 3. The request, and its graph validated against the built-in catalog.
-        request = GenerationRequest(
+        seeds, drawn = seeds_for(request)
+        family = self.defaults.family
+        width, height = resolve_size(request, family)
+        # 2. The character's profile, with the request's own values.
+        profile = self.library.profile(name)
+        params = resolve_params(profile, request, self.catalog)
+        if request.backend == "diffusers":
+            check_sampler(params.sampler, params.scheduler)
+        preset = self.defaults.ipadapter_preset
+        reference, reference_input = choose_reference(
+            profile,
+            preset=preset,
+            face_crop=self.store.embeddings_dir / f"{profile.name}_reference_face.png",
+        )
+        # 3. The pose image: a skeleton goes straight to the ControlNet.
+        warnings: list[str] = []
+        pose_kind: Literal["skeleton", "photo"] = "photo"
+        if request.pose is not None:
+            pose_kind = self._pose_kind(request, warnings)
+        # 4. The backend request, and its graph validated against the built-in catalog.
+        built = GenerationRequest(
             character=profile.name,
             job=job_id or _job_id(),
             trigger_word=profile.trigger_word,
-            prompt=spec.prompt,
-            variation=spec.variation,
+            prompt=request.prompt,
+            variation=request.variation,
             method=profile.method,
             params=params,
             seeds=seeds,
             seeds_drawn=drawn,
             checkpoint=self.defaults.checkpoint,
-            family=self.defaults.family,
+            family=family,
+            width=width,
+            height=height,
             lora_file=Path(profile.lora_path) if profile.lora_path else None,
-            reference_file=reference if profile.method != "lora_only" else None,
-            pose_file=spec.pose,
-            controlnet=self.defaults.openpose_controlnet if spec.pose is not None else None,
-            ipadapter_preset=self.defaults.ipadapter_preset,
+            reference_file=reference,
+            reference_input=reference_input,
+            pose_file=request.pose,
+            pose_kind=pose_kind,
+            controlnet=self.defaults.openpose_controlnet if request.pose is not None else None,
+            ipadapter_preset=preset,
         )
-        build_workflow(request.workflow_request(0, ServerNames()))
-        return request, profile
+        build_workflow(built.workflow_request(0, ServerNames()), catalog=self.catalog)
+        return GenerationPlan(request=built, profile=profile, warnings=tuple(warnings))
+
+    def _pose_kind(
+        self, request: GenerateRequest, warnings: list[str]
+    ) -> Literal["skeleton", "photo"]:
+        """Skeleton or photo (see :mod:`charstudio.backends.poses` for the rule)."""
+        assert request.pose is not None
+        pose = classify_pose(request.pose, kind=request.pose_kind, faces=self.faces)
+        if pose.kind == "photo" and request.backend == "diffusers":
+            raise InvalidParameter(
+                f"the pose image {request.pose.name} is a photo ({pose.reason}) and the "
+                "in-process backend has no pose detector: give an OpenPose skeleton image "
+                "(--pose-kind skeleton) or generate with --backend comfyui"
+            )
+        if pose.kind == "photo":
+            warnings.append(preprocessor_warning(None))
+        return pose.kind
 
     def write_templates(self) -> list[Path]:
         """Write the base, outfit, background and pose templates to ``workflows/templates``.
@@ -151,52 +205,74 @@ class GenerationService:
         """
         return write_templates(self.store.templates_dir, family=self.defaults.family)
 
-    def workflow(self, spec: GenerateSpec, *, check_backend: bool = False) -> WorkflowPlan:
-        """Build and validate the first image's graph without sending it.
+    def workflow(
+        self,
+        name: str,
+        request: GenerateRequest,
+        *,
+        check_backend: bool = False,
+        upload: bool = False,
+    ) -> WorkflowPlan:
+        """The first image's graph exactly as ``generate`` would send it; nothing is queued.
 
         Args:
-            spec: As for :meth:`generate`.
             check_backend: Also ask the backend whether it could run it now (for ComfyUI:
                 which server would take it, with every node and model file it needs).
+            upload: Upload the images the graph loads to that server, so the printed
+                graph runs there as it is (ComfyUI only).
 
         Raises:
             UsageError: bad input (see :meth:`plan`).
-            BackendError: ``check_backend`` and the backend could not run it (the message
+            BackendError: the backend could not run it, or the upload failed (the message
                 names each server and why).
         """
-        request, profile = self.plan(spec)
-        catalog = Catalog.builtin()
-        graph = build_workflow(request.workflow_request(0, ServerNames()), catalog=catalog)
-        runs_on = None
-        if check_backend:
-            backend = self.backends[spec.backend]()
+        planned = self.plan(name, request)
+        built = planned.request
+        graph = build_workflow(built.workflow_request(0, ServerNames()), catalog=self.catalog)
+        runs_on = uploaded_to = None
+        if check_backend or upload:
+            backend = self.backends[request.backend]()
             if not isinstance(backend, SupportsCheck):
                 raise InvalidParameter(
-                    f"backend {spec.backend!r} cannot be checked without generating: "
-                    "leave out --check"
+                    f"backend {request.backend!r} has no server to check or upload to: "
+                    "leave out --check and --upload"
                 )
-            runs_on = backend.check(request)
+            if upload:
+                if not isinstance(backend, SupportsUpload):
+                    raise InvalidParameter(
+                        f"backend {request.backend!r} loads images itself: leave out --upload"
+                    )
+                uploaded_to = backend.upload(built)
+            runs_on = backend.check(built)
         return WorkflowPlan(
-            character=profile.name,
-            method=profile.method,
-            method_reason=profile.method_reason,
-            params=request.params,
-            seed=str(request.seeds[0]),
-            seeds_drawn=request.seeds_drawn,
-            validated_against=catalog.source,
+            character=planned.profile.name,
+            method=built.method,
+            method_reason=planned.profile.method_reason,
+            params=built.params,
+            seed=built.seeds[0],
+            seeds_drawn=built.seeds_drawn,
+            size=build_size(built),
+            reference=str(built.reference_file) if built.reference_file else None,
+            reference_input=built.reference_input,
+            pose_kind=built.pose_kind if built.pose_file else None,
+            uploads=upload_names(built),
+            validated_against=self.catalog.source,
             runs_on=runs_on,
+            uploaded_to=uploaded_to,
+            warnings=list(planned.warnings),
             graph=graph,
         )
 
     def generate(
         self,
-        spec: GenerateSpec,
+        name: str,
+        request: GenerateRequest,
         *,
         progress: ProgressSink | None = None,
         cancel: CancelToken | None = None,
         job_id: str | None = None,
     ) -> GenerationResult:
-        """Generate ``spec.count`` images, store them and record them.
+        """Generate ``request.count`` images of ``name``, store them and record them.
 
         Args:
             job_id: The queued job this runs under (charstudio.jobs owns that record); without
@@ -206,35 +282,35 @@ class GenerationService:
             UsageError: bad input (see :meth:`plan`).
             BackendError: the backend failed; the message names the server and the fix.
         """
-        # 1-3. Check, profile, request.
-        request, _ = self.plan(spec, job_id=job_id)
-        backend = self.backends[spec.backend]()
+        # 1-4. Check, profile, backend request.
+        built = self.plan(name, request, job_id=job_id).request
+        backend = self.backends[request.backend]()
         owns_job = job_id is None
-        # 4. Record the job (unless the queue already has) and run it.
-        summary = {"prompt": spec.prompt, "variation": spec.variation, "count": request.count}
+        # 5. Record the job (unless the queue already has) and run it.
+        summary = {"prompt": request.prompt, "variation": request.variation, "count": built.count}
         if owns_job:
-            start_job(self.db, job_id=request.job, character=request.character, params=summary)
+            start_job(self.db, job_id=built.job, character=built.character, params=summary)
         try:
-            made = backend.generate(request, progress=progress, cancel=cancel)
+            made = backend.generate(built, progress=progress, cancel=cancel)
         except GenerationCancelled as exc:
             if owns_job:
-                finish_job(self.db, job_id=request.job, state="cancelled", error=str(exc))
+                finish_job(self.db, job_id=built.job, state="cancelled", error=str(exc))
             raise
         except KeyboardInterrupt:
             # Ctrl-C: the backend has already taken its prompts off the servers' queues.
             if owns_job:
-                finish_job(self.db, job_id=request.job, state="cancelled", error="interrupted")
+                finish_job(self.db, job_id=built.job, state="cancelled", error="interrupted")
             raise
         except Exception as exc:
             if owns_job:
-                finish_job(self.db, job_id=request.job, state="failed", error=str(exc))
+                finish_job(self.db, job_id=built.job, state="failed", error=str(exc))
             raise
-        # 5-6. Store every image with what made it, and record them.
-        result = self._store(request, made, backend.name)
+        # 6-7. Store every image with what made it, and record them.
+        result = self._store(built, made, backend.name)
         if owns_job:
             finish_job(
                 self.db,
-                job_id=request.job,
+                job_id=built.job,
                 state="succeeded",
                 result=result.model_dump(mode="json"),
             )
@@ -260,7 +336,7 @@ class GenerationService:
         images = [
             GeneratedImage(
                 path=str(item.path),
-                seed=str(image.seed),
+                seed=image.seed,
                 index=image.index,
                 sha256=item.sha256,
                 width=item.width,
@@ -277,61 +353,12 @@ class GenerationService:
             backend=backend,
             method=request.method,
             params=request.params,
+            size=build_size(request),
+            reference_input=request.reference_input,
             seeds_drawn=request.seeds_drawn,
             output_dir=str(folder),
             images=images,
         )
-
-
-def _seeds(seed: int | None, count: int) -> tuple[tuple[int, ...], bool]:
-    if not 1 <= count <= MAX_COUNT:
-        raise InvalidParameter(f"--count {count} is out of range: make 1 to {MAX_COUNT} images")
-    if seed is None:
-        return tuple(random_seed() for _ in range(count)), True
-    if seed < 0:
-        raise InvalidParameter(
-            f"seed {seed} is out of range: seeds are 0 to {SEED_MAX} (2^64-1), and no value "
-            "means 'random'; leave --seed out for a random seed (it is recorded with the image)"
-        )
-    if seed + count - 1 > SEED_MAX:
-        raise InvalidParameter(
-            f"seed {seed} is out of range for {count} image(s): seeds are 0 to {SEED_MAX} "
-            f"(2^64-1) and each image takes the next one; use a seed up to {SEED_MAX - count + 1}"
-        )
-    return tuple(seed + i for i in range(count)), False
-
-
-def _override(profile: CharacterConsistencyProfile, spec: GenerateSpec) -> GenerationParams:
-    changes: dict[str, float] = {}
-    for key, value, used in (
-        ("lora_strength", spec.lora_strength, profile.params.lora_strength is not None),
-        (
-            "ipadapter_strength",
-            spec.ipadapter_strength,
-            profile.params.ipadapter_strength is not None,
-        ),
-    ):
-        if value is None:
-            continue
-        if not used:
-            raise InvalidParameter(
-                f"--{key.replace('_', '-')} does not apply: {profile.name} is generated with "
-                f"{profile.method} ({profile.method_reason}), which does not use it"
-            )
-        changes[key] = value
-    return profile.params.model_copy(update=changes)
-
-
-def _check_image(path: Path, what: str) -> None:
-    if not path.is_file():
-        raise NotFound(f"the {what} {path} does not exist: give an existing image file")
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UnsupportedImage(
-            f"the {what} {path} is not a readable image: use a PNG or JPEG file"
-        ) from exc
 
 
 def _job_id() -> str:

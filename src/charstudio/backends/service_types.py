@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from charstudio.library.profile import GenerationParams, Method
-from charstudio.workflows import ModelFamilyName, Variation
+from charstudio.backends.types import MAX_COUNT
+from charstudio.errors import InvalidParameter
+from charstudio.library.profile import NEGATIVE_PROMPT_MAX, GenerationParams, Method
+from charstudio.workflows import (
+    SEED_MAX,
+    ModelFamilyName,
+    Variation,
+    check_side,
+    parse_aspect,
+)
 
 __all__ = [
-    "GenerateSpec",
+    "PROMPT_MAX",
+    "GenerateRequest",
     "GeneratedImage",
     "GenerationDefaults",
     "GenerationResult",
     "WorkflowPlan",
+    "describe",
+    "parse_size",
 ]
+
+PROMPT_MAX = 2000
 
 
 class GenerationDefaults(BaseModel):
@@ -38,32 +58,143 @@ class GenerationDefaults(BaseModel):
     ipadapter_preset: str = "PLUS FACE (portraits)"
 
 
-class GenerateSpec(BaseModel):
-    """One ``charstudio generate`` as the user typed it (checked by the service).
+class GenerateRequest(BaseModel):
+    """"Generate images of this character": the one model of a generation request.
+
+    The CLI's options, the JSON API's body, the original form endpoint, the studio's form
+    and the ``generate`` job's record are all this model; it is checked here, once, and
+    what needs the character or the server (strengths the method uses, sizes for the
+    family, sampler names in the node catalog) is checked when the service plans it,
+    before anything is queued. Unset controls (``None``) keep the character's profile.
 
     Attributes:
-        name: Character name.
-        prompt: What to generate.
-        variation: ``outfit``, ``background``, ``pose`` or ``None``.
+        prompt: What to generate ("red dress").
+        variation: ``outfit``, ``background``, ``pose`` or ``None`` (the prompt as is).
         pose: Pose image for the OpenPose ControlNet (``pose`` variation only).
-        lora_strength: Override of the profile's LoRA strength.
-        ipadapter_strength: Override of the profile's IP-Adapter strength.
-        seed: First seed (the others follow it); ``None`` for random seeds.
-        count: How many images.
-        backend: ``comfyui`` (``diffusers`` with issue 7).
+        pose_kind: ``auto`` (detected), ``skeleton`` (an OpenPose render: no
+            preprocessor) or ``photo`` (a photo of a person: the preprocessor draws it).
+        lora_strength: The LoRA strength for this request.
+        ipadapter_strength: The IP-Adapter strength for this request.
+        seed: First seed, 0 to 2^64-1 (each further image takes the next); ``None``
+            draws random seeds (recorded with each image).
+        count: How many images (1 to ``MAX_COUNT``).
+        backend: ``comfyui`` (the server pool) or ``diffusers`` (in this process).
+        width: Image width, a multiple of 8 from 64 to the family's largest side.
+        height: Image height (with ``width``).
+        aspect: An aspect ratio (``2:3``) sized for the base model's family, instead of
+            width and height.
+        negative_prompt: Added to the character's negative prompt, or replacing it.
+        negative_mode: ``add`` (default) or ``replace``.
+        steps: Sampler steps.
+        cfg: Classifier-free guidance scale.
+        sampler: KSampler sampler name (from the node catalog).
+        scheduler: KSampler scheduler name (from the node catalog).
+        denoise: How much of the reference img2img repaints (img2img only).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    name: str
-    prompt: str
+    prompt: str = Field(min_length=1, max_length=PROMPT_MAX)
     variation: Variation | None = None
     pose: Path | None = None
-    lora_strength: float | None = None
-    ipadapter_strength: float | None = None
-    seed: int | None = None
-    count: int = 1
-    backend: str = "comfyui"
+    pose_kind: Literal["auto", "skeleton", "photo"] = "auto"
+    lora_strength: float | None = Field(default=None, ge=0.0, le=2.0)
+    ipadapter_strength: float | None = Field(default=None, ge=0.0, le=2.0)
+    seed: int | None = Field(
+        default=None, ge=0, le=SEED_MAX, description="First seed; null draws random seeds."
+    )
+    count: int = Field(default=1, ge=1, le=MAX_COUNT)
+    backend: str = Field(default="comfyui", min_length=1, max_length=32)
+    width: int | None = None
+    height: int | None = None
+    aspect: str | None = Field(default=None, max_length=16, examples=["2:3"])
+    negative_prompt: str | None = Field(default=None, max_length=NEGATIVE_PROMPT_MAX)
+    negative_mode: Literal["add", "replace"] = "add"
+    steps: int | None = Field(default=None, ge=1, le=150)
+    cfg: float | None = Field(default=None, ge=1.0, le=30.0)
+    sampler: str | None = Field(default=None, min_length=1, max_length=64)
+    scheduler: str | None = Field(default=None, min_length=1, max_length=64)
+    denoise: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the prompt is empty: say what to generate")
+        return value.strip()
+
+    @field_validator("width", "height")
+    @classmethod
+    def _side(cls, value: int | None) -> int | None:
+        if value is not None:
+            try:
+                check_side(value)
+            except InvalidParameter as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("aspect")
+    @classmethod
+    def _aspect(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                across, down = parse_aspect(value)
+            except InvalidParameter as exc:
+                raise ValueError(str(exc)) from None
+            return f"{across}:{down}"
+        return value
+
+    @model_validator(mode="after")
+    def _together(self) -> GenerateRequest:
+        if (self.width is None) != (self.height is None):
+            raise ValueError("give both width and height (or --size WxH), or an aspect ratio")
+        if self.aspect is not None and self.width is not None:
+            raise ValueError("give a size or an aspect ratio, not both")
+        if self.pose is not None and self.variation != "pose":
+            raise ValueError(
+                f"a pose image was given with variation {self.variation or 'none'}: "
+                "use variation pose"
+            )
+        if self.seed is not None and self.seed + self.count - 1 > SEED_MAX:
+            raise ValueError(
+                f"seed {self.seed} is out of range for {self.count} image(s): seeds are 0 to "
+                f"{SEED_MAX} (2^64-1) and each image takes the next one; use a seed up to "
+                f"{SEED_MAX - self.count + 1}"
+            )
+        return self
+
+    @classmethod
+    def parse(cls, **values: Any) -> GenerateRequest:
+        """Validate, raising :class:`InvalidParameter` naming each bad field (CLI, jobs).
+
+        Raises:
+            InvalidParameter: the same messages the API's 422 and the studio's form show.
+        """
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise InvalidParameter(f"invalid generation request ({describe(exc)})") from exc
+
+
+def describe(exc: ValidationError) -> str:
+    """Pydantic's errors as ``field: message; ...`` with our own messages as written."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'request'}: "
+        + err["msg"].removeprefix("Value error, ")
+        for err in exc.errors()
+    )
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"768x512"`` -> ``(768, 512)`` (the CLI's ``--size``).
+
+    Raises:
+        InvalidParameter: not ``WIDTHxHEIGHT``.
+    """
+    width, sep, height = text.lower().partition("x")
+    if not (sep and width.strip().isdigit() and height.strip().isdigit()):
+        raise InvalidParameter(f"size {text!r} does not parse: give WIDTHxHEIGHT, e.g. 768x512")
+    return int(width), int(height)
 
 
 class GeneratedImage(BaseModel):
@@ -72,7 +203,7 @@ class GeneratedImage(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     path: str
-    seed: str
+    seed: int
     index: int
     sha256: str
     width: int
@@ -92,13 +223,25 @@ class GenerationResult(BaseModel):
     backend: str
     method: Method
     params: GenerationParams
+    size: tuple[int, int]
+    reference_input: Literal["face", "full"] | None
     seeds_drawn: bool
     output_dir: str
     images: list[GeneratedImage]
 
 
 class WorkflowPlan(BaseModel):
-    """The graph a generate call would send, built and validated, without sending it."""
+    """The graph a generate call would send, built and validated, without sending it.
+
+    Attributes:
+        graph: Exactly what ``generate`` POSTs for the first image: LoadImage names are
+            the content-addressed names the upload gives the images (``uploads``).
+        reference: The file IP-Adapter / img2img is given; ``reference_input`` says
+            whether it is the face crop or the whole photo.
+        runs_on: The server that would run it (``--check``).
+        uploaded_to: The server the images were uploaded to (``--upload``).
+        warnings: What to know before queueing it.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -106,8 +249,15 @@ class WorkflowPlan(BaseModel):
     method: Method
     method_reason: str
     params: GenerationParams
-    seed: str
+    seed: int
     seeds_drawn: bool
+    size: tuple[int, int]
+    reference: str | None
+    reference_input: Literal["face", "full"] | None
+    pose_kind: Literal["skeleton", "photo"] | None
+    uploads: dict[str, str]
     validated_against: str
     runs_on: str | None = None
+    uploaded_to: str | None = None
+    warnings: list[str] = []
     graph: dict[str, Any]

@@ -14,6 +14,7 @@ Exceptions live in :mod:`charstudio.errors` (``ComfyUIUnavailable``, ``ServerLos
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ __all__ = [
     "ProgressKind",
     "ProgressSink",
     "ServerNames",
+    "upload_name",
 ]
 
 # More images than this in one command is a batch job, not a generate call.
@@ -127,6 +129,13 @@ class CancelToken:
             self._callbacks.remove(callback)
 
 
+def upload_name(path: Path) -> str:
+    """The content-addressed name an image is uploaded to ComfyUI under (same bytes, same
+    name): what ``workflow --print`` writes into LoadImage and what ``generate`` uploads."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return f"charstudio_{digest}{path.suffix.lower()}"
+
+
 @dataclass(frozen=True, slots=True)
 class ServerNames:
     """How one server names the request's files (upload answers, ``models/`` entries)."""
@@ -146,7 +155,8 @@ class GenerationRequest(BaseModel):
         prompt: What the user asked for.
         variation: ``outfit``, ``background``, ``pose`` or ``None`` (prompt as given).
         method: Consistency method (from the character's profile).
-        params: Strengths, cfg, steps, denoise.
+        params: Strengths, cfg, steps, denoise, sampler, scheduler, negative prompt: the
+            profile's values with the request's own applied.
         seeds: One image per seed, each in ``[0, 2^64-1]``.
         seeds_drawn: Whether charstudio drew the seeds (the user asked for random ones).
         checkpoint: Base model (file name in ``models/checkpoints``).
@@ -155,15 +165,16 @@ class GenerationRequest(BaseModel):
         height: Image height (multiple of 8) or ``None``.
         lora_file: The character's LoRA file (LoRA methods).
         lora_version_id: Its ``lora_versions`` row, recorded with each image.
-        reference_file: The IP-Adapter / img2img reference image.
+        reference_file: The IP-Adapter / img2img reference image: the square face crop
+            for face presets, the whole photo otherwise.
+        reference_input: ``face`` (the face crop) or ``full`` (the whole photo).
         pose_file: A pose image for the OpenPose ControlNet (pose variation).
+        pose_kind: ``skeleton`` (goes straight to the ControlNet) or ``photo`` (through
+            the OpenPose preprocessor first).
         controlnet: OpenPose ControlNet file (with ``pose_file``).
         ipadapter_preset: IP-Adapter preset.
         ipadapter_loader: ``explicit`` names the adapter files (checked in
             ``/object_info``); ``unified`` lets the preset loader find them by name.
-        negative_prompt: Negative prompt; ``None`` for the default.
-        sampler: Sampler name.
-        scheduler: Scheduler name.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -184,13 +195,12 @@ class GenerationRequest(BaseModel):
     lora_file: Path | None = None
     lora_version_id: int | None = None
     reference_file: Path | None = None
+    reference_input: Literal["face", "full"] | None = None
     pose_file: Path | None = None
+    pose_kind: Literal["skeleton", "photo"] = "photo"
     controlnet: str | None = None
     ipadapter_preset: str = "PLUS FACE (portraits)"
     ipadapter_loader: Literal["explicit", "unified"] = "explicit"
-    negative_prompt: str | None = None
-    sampler: str = "dpmpp_2m"
-    scheduler: str = "karras"
 
     @model_validator(mode="wrap")
     @classmethod
@@ -238,8 +248,20 @@ class GenerationRequest(BaseModel):
         """How many images the request makes."""
         return len(self.seeds)
 
+    @property
+    def sampler(self) -> str:
+        return self.params.sampler
+
+    @property
+    def scheduler(self) -> str:
+        return self.params.scheduler
+
     def workflow_request(self, index: int, names: ServerNames) -> WorkflowRequest:
         """The graph builders' request for image ``index``, with one server's file names.
+
+        Images the server has not named yet get the content-addressed names the upload
+        will give them (:func:`upload_name`), so a graph built without a server is the
+        graph ``generate`` sends.
 
         Raises:
             InvalidParameter: a value the builders refuse (the message names it).
@@ -247,11 +269,13 @@ class GenerationRequest(BaseModel):
         pose = None
         if self.pose_file is not None and self.controlnet is not None:
             pose = PoseControl(
-                image=names.pose_image or self.pose_file.name, controlnet=self.controlnet
+                image=names.pose_image or upload_name(self.pose_file),
+                controlnet=self.controlnet,
+                preprocessor=None if self.pose_kind == "skeleton" else "OpenposePreprocessor",
             )
-        extra: dict[str, Any] = {}
-        if self.negative_prompt is not None:
-            extra["negative_prompt"] = self.negative_prompt
+        reference = names.reference_image
+        if reference is None and self.reference_file is not None:
+            reference = upload_name(self.reference_file)
         return WorkflowRequest(
             character=self.character,
             job=self.job if self.count == 1 else f"{self.job}-{index + 1}",
@@ -266,14 +290,10 @@ class GenerationRequest(BaseModel):
             width=self.width,
             height=self.height,
             lora=names.lora or (self.lora_file.name if self.lora_file else None),
-            reference_image=names.reference_image
-            or (self.reference_file.name if self.reference_file else None),
+            reference_image=reference,
             ipadapter_preset=self.ipadapter_preset,
             ipadapter_loader=self.ipadapter_loader,
             pose=pose,
-            sampler=self.sampler,
-            scheduler=self.scheduler,
-            **extra,
         )
 
 

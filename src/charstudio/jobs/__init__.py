@@ -1,8 +1,19 @@
-"""Durable jobs: records in the library database, messages on huey, workers that survive."""
+"""Durable jobs: records in the library database, messages on huey, workers that survive.
 
-from charstudio.jobs.handlers import HANDLERS, Handler
+``kinds`` declares each kind of job (params model, result model, handler); ``submit``
+queues them after the checks that can be made first; ``queue`` runs and recovers them.
+"""
+
+from charstudio.jobs.kinds import KINDS, JobKind
 from charstudio.jobs.queue import JobQueue, build_huey, worker_id
 from charstudio.jobs.store import JobStore
+from charstudio.jobs.submit import (
+    submit_dataset_prepare,
+    submit_faces_extract,
+    submit_faces_score,
+    submit_generate,
+    submit_train,
+)
 from charstudio.jobs.types import (
     JobCancelled,
     JobContext,
@@ -14,17 +25,22 @@ from charstudio.jobs.types import (
 )
 
 __all__ = [
-    "HANDLERS",
-    "Handler",
+    "KINDS",
     "JobCancelled",
     "JobContext",
     "JobFinished",
     "JobInfo",
+    "JobKind",
     "JobNotFound",
     "JobPage",
     "JobQueue",
     "JobState",
     "JobStore",
     "build_huey",
+    "submit_dataset_prepare",
+    "submit_faces_extract",
+    "submit_faces_score",
+    "submit_generate",
+    "submit_train",
     "worker_id",
 ]

@@ -28,12 +28,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel
+
 from huey import Huey, RedisHuey, SqliteHuey  # type: ignore[import-untyped]
 from huey.consumer import Consumer  # type: ignore[import-untyped]
 
 from charstudio.config import Settings
 from charstudio.errors import BackendUnavailable, CharstudioError, InvalidParameter
-from charstudio.jobs.handlers import HANDLERS, Handler
+from charstudio.jobs.kinds import KINDS, JobKind
 from charstudio.jobs.store import JobStore
 from charstudio.jobs.types import JobCancelled, JobContext, JobInfo
 from charstudio.services import Services
@@ -79,28 +81,45 @@ class JobQueue:
         services: Services,
         *,
         huey: Huey | None = None,
-        handlers: Mapping[str, Handler] | None = None,
+        kinds: Mapping[str, JobKind[Any, Any]] | None = None,
     ) -> None:
         self.services = services
         self.settings = services.settings
         self.store = JobStore(services.db)
         self.huey = huey or build_huey(services.settings)
-        self.handlers = dict(handlers or HANDLERS)
+        self.kinds = dict(kinds or KINDS)
         self._enqueue = self.huey.task(name=_TASK_NAME)(self._run_message)
         self._last_recovery = float("-inf")
 
     # -- submitting ---------------------------------------------------------------------
-    def submit(self, kind: str, *, character: str | None, params: dict[str, Any]) -> JobInfo:
-        """Record a queued job and enqueue it.
+    def submit(
+        self,
+        kind: JobKind[Any, Any],
+        *,
+        character: str | None,
+        params: BaseModel,
+        message: str = "",
+    ) -> JobInfo:
+        """Record a queued job and enqueue it (callers: :mod:`charstudio.jobs.submit`).
 
         Raises:
-            InvalidParameter: no handler for ``kind``.
+            InvalidParameter: ``kind`` is not one this queue runs, or ``params`` is not
+                its params model.
         """
-        if kind not in self.handlers:
+        if self.kinds.get(kind.name) is not kind:
             raise InvalidParameter(
-                f"unknown job kind {kind!r}; choose one of {', '.join(sorted(self.handlers))}"
+                f"unknown job kind {kind.name!r}; choose one of {', '.join(sorted(self.kinds))}"
             )
-        info = self.store.create(kind, character=character, params=params)
+        if not isinstance(params, kind.params):
+            raise InvalidParameter(
+                f"{kind.name} jobs take {kind.params.__name__}, not {type(params).__name__}"
+            )
+        info = self.store.create(
+            kind.name,
+            character=character,
+            params=params.model_dump(mode="json"),
+            message=message,
+        )
         self._enqueue(info.id)
         return info
 
@@ -125,7 +144,12 @@ class JobQueue:
         beats.start()
         # 3-4. Run and record.
         try:
-            result = self.handlers[job.kind](self.services, self._context(job))
+            kind = self.kinds.get(job.kind)
+            if kind is None:
+                raise InvalidParameter(
+                    f"job {job_id} is of kind {job.kind!r}, which this worker does not run"
+                )
+            result = kind.run(self.services, self._context(job))
         except JobCancelled:
             self.store.mark_cancelled(job_id)
         except CharstudioError as exc:

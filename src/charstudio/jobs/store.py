@@ -40,7 +40,9 @@ class JobStore:
         self.db = db
 
     # -- create and read --------------------------------------------------------------
-    def create(self, kind: str, *, character: str | None, params: dict[str, Any]) -> JobInfo:
+    def create(
+        self, kind: str, *, character: str | None, params: dict[str, Any], message: str = ""
+    ) -> JobInfo:
         """A new queued job. ``character`` must be the stored name (already resolved)."""
         with self.db.sessions.begin() as session:
             character_id = None
@@ -55,6 +57,7 @@ class JobStore:
                 state="queued",
                 params=params,
                 result={},
+                message=message,
             )
             session.add(job)
             session.flush()

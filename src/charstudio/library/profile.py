@@ -25,7 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from charstudio.errors import InvalidParameter
 
 __all__ = [
+    "DEFAULT_NEGATIVE_PROMPT",
+    "DEFAULT_SAMPLER",
+    "DEFAULT_SCHEDULER",
     "METHOD_DEFAULTS",
+    "NEGATIVE_PROMPT_MAX",
     "RECOMMENDED_RANGES",
     "Assets",
     "CharacterConsistencyProfile",
@@ -41,6 +45,16 @@ Method = Literal["lora_ipadapter", "lora_only", "ipadapter_only", "img2img"]
 METHODS: tuple[Method, ...] = get_args(Method)
 
 
+# The sampler and scheduler every method starts from (KSampler names; the diffusers
+# backend maps them), and the negative prompt a character starts from.
+DEFAULT_SAMPLER = "dpmpp_2m"
+DEFAULT_SCHEDULER = "karras"
+DEFAULT_NEGATIVE_PROMPT = (
+    "lowres, blurry, bad anatomy, deformed, extra limbs, multiple people, watermark, text"
+)
+NEGATIVE_PROMPT_MAX = 1000
+
+
 class GenerationParams(BaseModel):
     """Parameters a generation uses; ``None`` where the method does not use a value."""
 
@@ -51,6 +65,9 @@ class GenerationParams(BaseModel):
     cfg: float
     steps: int
     denoise: float
+    sampler: str = DEFAULT_SAMPLER
+    scheduler: str = DEFAULT_SCHEDULER
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
 
 
 METHOD_DEFAULTS: dict[Method, GenerationParams] = {
@@ -95,6 +112,10 @@ class Overrides(BaseModel):
     cfg: float | None = Field(default=None, ge=1.0, le=30.0)
     steps: int | None = Field(default=None, ge=1, le=150)
     denoise: float | None = Field(default=None, gt=0.0, le=1.0)
+    # Names are checked against the node catalog when a generation is planned.
+    sampler: str | None = Field(default=None, min_length=1, max_length=64)
+    scheduler: str | None = Field(default=None, min_length=1, max_length=64)
+    negative_prompt: str | None = Field(default=None, max_length=NEGATIVE_PROMPT_MAX)
 
 
 class Assets(BaseModel):

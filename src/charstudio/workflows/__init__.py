@@ -33,11 +33,13 @@ from charstudio.workflows.editor_format import editor_workflow
 from charstudio.workflows.families import (
     FACEID_PRESETS,
     IPADAPTER_PRESETS,
+    MIN_SIDE,
     MODEL_FAMILIES,
     IPAdapterPreset,
     ModelFamily,
     ModelFamilyName,
     default_ipadapter_preset,
+    parse_aspect,
 )
 from charstudio.workflows.graph import GraphBuilder, NodeRef
 from charstudio.workflows.rejections import describe_error, rejection, rejection_from_response
@@ -47,6 +49,7 @@ from charstudio.workflows.request import (
     PoseControl,
     Variation,
     WorkflowRequest,
+    check_side,
     random_seed,
 )
 from charstudio.workflows.templates import (
@@ -77,6 +80,7 @@ __all__ = [
     "FACEID_PRESETS",
     "IPADAPTER_PRESETS",
     "METHOD_RECIPES",
+    "MIN_SIDE",
     "MODEL_FAMILIES",
     "MODEL_FOLDERS",
     "REMOVED_NODES",
@@ -111,6 +115,7 @@ __all__ = [
     "build_workflow",
     "check_graph",
     "check_request",
+    "check_side",
     "default_ipadapter_preset",
     "describe_error",
     "editor_workflow",
@@ -118,6 +123,7 @@ __all__ = [
     "fill_template",
     "merge_catalogs",
     "node_pack_for",
+    "parse_aspect",
     "random_seed",
     "rejection",
     "rejection_from_response",

@@ -153,6 +153,15 @@ class Catalog:
         """The spec of ``class_type``, or ``None`` if the catalog does not have it."""
         return self.nodes.get(class_type)
 
+    def combo(self, class_type: str, name: str) -> tuple[str, ...]:
+        """The values a combo input allows (``KSampler``'s ``sampler_name``), or ``()``
+        when the catalog does not know the node or the input is not a combo."""
+        spec = self.nodes.get(class_type)
+        socket = spec.inputs.get(name) if spec is not None else None
+        if socket is None or socket.options is None:
+            return ()
+        return tuple(str(option) for option in socket.options)
+
     def spec(self, class_type: str) -> NodeSpec:
         """The spec of ``class_type``.
 

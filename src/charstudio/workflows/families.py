@@ -10,8 +10,12 @@ is found by validation against its ``/object_info`` instead of failing mid-run w
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Literal
+
+from charstudio.errors import InvalidParameter
 
 __all__ = [
     "CLIP_VISION_BIGG",
@@ -22,7 +26,9 @@ __all__ = [
     "IPAdapterPreset",
     "ModelFamily",
     "ModelFamilyName",
+    "MIN_SIDE",
     "default_ipadapter_preset",
+    "parse_aspect",
 ]
 
 ModelFamilyName = Literal["sd15", "sdxl"]
@@ -39,16 +45,95 @@ class ModelFamily:
         name: ``sd15`` or ``sdxl``.
         label: Human name.
         default_size: Width and height the family was trained at.
+        max_side: The longest side charstudio accepts: about 3x the training size for
+            SD1.5 (past it the subject repeats and limbs multiply), 2x for SDXL.
+        presets: Named sizes offered in the studio and by ``--aspect``: the sizes the
+            family's users know (SD1.5: 512 on the short side; SDXL: its 1024-class
+            training buckets, about one megapixel each).
     """
 
     name: ModelFamilyName
     label: str
     default_size: tuple[int, int]
+    max_side: int
+    presets: dict[str, tuple[int, int]]
+
+    def size_for(self, aspect: str) -> tuple[int, int]:
+        """Width and height for an aspect ratio such as ``2:3``.
+
+        A preset's size when the ratio has one; otherwise the family's pixel area
+        (``default_size``) at that ratio, each side rounded to a multiple of 64.
+
+        Raises:
+            InvalidParameter: the ratio does not parse, or is past 4:1.
+        """
+        across, down = parse_aspect(aspect)
+        divisor = math.gcd(across, down)
+        key = f"{across // divisor}:{down // divisor}"
+        if key in self.presets:
+            return self.presets[key]
+        area = self.default_size[0] * self.default_size[1]
+        width = math.sqrt(area * across / down)
+        height = width * down / across
+        return max(64, round(width / 64) * 64), max(64, round(height / 64) * 64)
+
+
+# The smallest side the latent (1/8 of the image) still makes sense at.
+MIN_SIDE = 64
+_ASPECT = re.compile(r"\s*(\d{1,4})\s*[:x/]\s*(\d{1,4})\s*")
+
+
+def parse_aspect(text: str) -> tuple[int, int]:
+    """``"2:3"`` -> ``(2, 3)``.
+
+    Raises:
+        InvalidParameter: not ``W:H`` with positive whole numbers, or past 4:1.
+    """
+    found = _ASPECT.fullmatch(text)
+    across, down = (int(found[1]), int(found[2])) if found else (0, 0)
+    if not (across and down):
+        raise InvalidParameter(
+            f"aspect {text!r} does not parse: give width:height as whole numbers, e.g. 2:3 or 16:9"
+        )
+    if max(across / down, down / across) > 4:
+        raise InvalidParameter(
+            f"aspect {text!r} is past 4:1: the model makes repeated subjects that far off "
+            "square; use a ratio from 1:4 to 4:1"
+        )
+    return across, down
 
 
 MODEL_FAMILIES: dict[ModelFamilyName, ModelFamily] = {
-    "sd15": ModelFamily(name="sd15", label="Stable Diffusion 1.5", default_size=(512, 512)),
-    "sdxl": ModelFamily(name="sdxl", label="Stable Diffusion XL", default_size=(1024, 1024)),
+    "sd15": ModelFamily(
+        name="sd15",
+        label="Stable Diffusion 1.5",
+        default_size=(512, 512),
+        max_side=1536,
+        presets={
+            "1:1": (512, 512),
+            "2:3": (512, 768),
+            "3:2": (768, 512),
+            "3:4": (576, 768),
+            "4:3": (768, 576),
+            "9:16": (512, 912),
+            "16:9": (912, 512),
+        },
+    ),
+    "sdxl": ModelFamily(
+        name="sdxl",
+        label="Stable Diffusion XL",
+        default_size=(1024, 1024),
+        max_side=2048,
+        presets={
+            "1:1": (1024, 1024),
+            "2:3": (832, 1216),
+            "3:2": (1216, 832),
+            "3:4": (896, 1152),
+            "4:3": (1152, 896),
+            "9:16": (768, 1344),
+            "16:9": (1344, 768),
+        },
+    ),
 }
 
 
@@ -64,6 +149,8 @@ class IPAdapterPreset:
             for that family.
         clip_vision: ``models/clip_vision`` file the preset's image encoder needs.
         lora_files: ``models/loras`` file FaceID presets load with the adapter.
+        face_input: Whether the preset was trained on face crops (PLUS FACE, FULL FACE,
+            FaceID): it is given the character's square face crop, not the whole photo.
     """
 
     name: str
@@ -71,6 +158,7 @@ class IPAdapterPreset:
     ipadapter_files: dict[ModelFamilyName, str | None]
     clip_vision: str = CLIP_VISION_VIT_H
     lora_files: dict[ModelFamilyName, str | None] | None = None
+    face_input: bool = False
 
     def ipadapter_file(self, family: ModelFamilyName) -> str | None:
         """The adapter file for ``family``, or ``None`` if the preset does not support it."""
@@ -85,6 +173,7 @@ def _preset(
     clip_vision: str = CLIP_VISION_VIT_H,
     loras: tuple[str | None, str | None] | None = None,
     faceid: bool = False,
+    face_input: bool = False,
 ) -> IPAdapterPreset:
     lora_files: dict[ModelFamilyName, str | None] | None = None
     if loras is not None:
@@ -95,6 +184,7 @@ def _preset(
         ipadapter_files={"sd15": sd15, "sdxl": sdxl},
         clip_vision=clip_vision,
         lora_files=lora_files,
+        face_input=face_input or faceid,
     )
 
 
@@ -103,6 +193,7 @@ _PRESETS = (
         "PLUS FACE (portraits)",
         "ip-adapter-plus-face_sd15.safetensors",
         "ip-adapter-plus-face_sdxl_vit-h.safetensors",
+        face_input=True,
     ),
     _preset(
         "PLUS (high strength)",
@@ -118,6 +209,7 @@ _PRESETS = (
         "FULL FACE - SD1.5 only (portraits stronger)",
         "ip-adapter-full-face_sd15.safetensors",
         None,
+        face_input=True,
     ),
     _preset("LIGHT - SD1.5 only (low strength)", "ip-adapter_sd15_light_v11.bin", None),
     _preset(

@@ -7,7 +7,8 @@ against the node catalog by the builders; what never depends on it is checked he
 * the seed is one integer in ComfyUI's range ``[0, 2^64-1]``. There is no "random" seed
   value (the original design's seed 0, or -1): call :func:`random_seed`, record what it
   returns, and pass it in;
-* width and height are multiples of 8 (the latent is 1/8 of the image);
+* width and height are multiples of 8 (the latent is 1/8 of the image), from 64 to the
+  family's largest side;
 * the variation is one of DESIGN.md's three prompt templates (or none, the base);
 * the method's inputs exist (a LoRA for the LoRA methods, a reference image for
   IP-Adapter and img2img).
@@ -31,9 +32,10 @@ from pydantic import (
 
 from charstudio.errors import InvalidParameter
 from charstudio.library.names import validate_name, validate_trigger_word
-from charstudio.library.profile import GenerationParams, Method
+from charstudio.library.profile import DEFAULT_NEGATIVE_PROMPT, GenerationParams, Method
 from charstudio.workflows.families import (
     IPADAPTER_PRESETS,
+    MIN_SIDE,
     MODEL_FAMILIES,
     IPAdapterPreset,
     ModelFamilyName,
@@ -44,6 +46,7 @@ __all__ = [
     "DEFAULT_NEGATIVE_PROMPT",
     "SEED_MAX",
     "VARIATION_PROMPTS",
+    "check_side",
     "PoseControl",
     "Variation",
     "WorkflowRequest",
@@ -61,13 +64,27 @@ VARIATION_PROMPTS: dict[Variation, str] = {
     "pose": "{prompt}, same outfit, same appearance",
 }
 BASE_PROMPT = "{prompt}"
-DEFAULT_NEGATIVE_PROMPT = (
-    "lowres, blurry, bad anatomy, deformed, extra limbs, multiple people, watermark, text"
-)
 
 # KSampler.seed in ComfyUI's nodes.py: INT, min 0, max 0xffffffffffffffff.
 SEED_MAX = 2**64 - 1
 _JOB = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def check_side(value: int) -> int:
+    """A width or height: a multiple of 8, at least 64 (family maxima are checked later).
+
+    Raises:
+        InvalidParameter: naming the two nearest sizes that would do.
+    """
+    if value % 8 or value < MIN_SIDE:
+        low = max(MIN_SIDE, value - value % 8)
+        high = max(MIN_SIDE, value - value % 8 + 8)
+        sizes = f"{low} or {high}" if low != high and value >= MIN_SIDE else str(MIN_SIDE)
+        raise InvalidParameter(
+            f"image size {value} is not a multiple of 8 of at least {MIN_SIDE} (the latent is "
+            f"1/8 of the image): use {sizes}"
+        )
+    return value
 
 
 def random_seed() -> int:
@@ -130,7 +147,8 @@ class WorkflowRequest(_Strict):
         variation: ``outfit``, ``background`` or ``pose`` (DESIGN.md's templates); ``None``
             uses the prompt as it is (the base template).
         method: One of the four consistency methods.
-        params: Strengths, cfg, steps, denoise (from the character profile).
+        params: Strengths, cfg, steps, denoise, sampler, scheduler and negative prompt
+            (the character's profile with the request's own values applied).
         seed: ``0`` to ``2^64-1``; see :func:`random_seed`.
         checkpoint: Base model file in ``models/checkpoints``.
         family: ``sd15`` or ``sdxl``; picks IP-Adapter files and the default size.
@@ -146,9 +164,6 @@ class WorkflowRequest(_Strict):
         faceid_provider: InsightFace execution provider for FaceID presets.
         prep_reference: Crop the reference for CLIP vision (PrepImageForClipVision).
         pose: OpenPose ControlNet for the pose variation.
-        negative_prompt: Negative prompt.
-        sampler: KSampler ``sampler_name``.
-        scheduler: KSampler ``scheduler``.
         batch_size: Images per run.
     """
 
@@ -171,9 +186,6 @@ class WorkflowRequest(_Strict):
     faceid_provider: str = "CPU"
     prep_reference: bool = False
     pose: PoseControl | None = None
-    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
-    sampler: str = "dpmpp_2m"
-    scheduler: str = "karras"
     batch_size: int = 1
 
     @field_validator("character")
@@ -237,12 +249,8 @@ class WorkflowRequest(_Strict):
     @field_validator("width", "height")
     @classmethod
     def _size(cls, value: int | None) -> int | None:
-        if value is not None and (value % 8 or not 16 <= value <= 16384):
-            low, high = max(16, value - value % 8), max(16, value - value % 8 + 8)
-            raise InvalidParameter(
-                f"image size {value} is not a multiple of 8 from 16 to 16384 (the latent is 1/8 "
-                f"of the image): use {low} or {high}"
-            )
+        if value is not None:
+            check_side(value)
         return value
 
     @field_validator("ipadapter_preset")
@@ -274,6 +282,13 @@ class WorkflowRequest(_Strict):
                 f"IP-Adapter preset {self.ipadapter_preset!r} has no {self.family} model: "
                 "use 'PLUS FACE (portraits)'"
             )
+        family = MODEL_FAMILIES[self.family]
+        for side in (self.width, self.height):
+            if side is not None and side > family.max_side:
+                raise InvalidParameter(
+                    f"image size {side} is over {family.label}'s largest side "
+                    f"{family.max_side}: generate smaller and upscale afterwards"
+                )
         if self.pose is not None and self.variation != "pose":
             raise InvalidParameter(
                 f"a pose image was given with variation {self.variation!r}: use variation 'pose'"
@@ -295,6 +310,21 @@ class WorkflowRequest(_Strict):
         """Width and height, the family's default where not given."""
         default_width, default_height = MODEL_FAMILIES[self.family].default_size
         return self.width or default_width, self.height or default_height
+
+    @property
+    def negative_prompt(self) -> str:
+        """The negative prompt (the profile's, with the request's additions)."""
+        return self.params.negative_prompt
+
+    @property
+    def sampler(self) -> str:
+        """KSampler ``sampler_name``."""
+        return self.params.sampler
+
+    @property
+    def scheduler(self) -> str:
+        """KSampler ``scheduler``."""
+        return self.params.scheduler
 
     @property
     def positive_prompt(self) -> str:

@@ -1,0 +1,142 @@
+"""From a :class:`GenerateRequest` and the character's profile to the values a backend
+runs with: seeds, parameters, size, reference image, pose. Pure checks and choices; the
+generation service calls them in order (:meth:`GenerationService.plan`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image, UnidentifiedImageError
+
+from charstudio.backends.service_types import GenerateRequest
+from charstudio.errors import InvalidParameter, NotFound, UnsupportedImage
+from charstudio.library import CharacterConsistencyProfile
+from charstudio.library.profile import GenerationParams
+from charstudio.workflows import (
+    IPADAPTER_PRESETS,
+    MODEL_FAMILIES,
+    Catalog,
+    ModelFamilyName,
+    random_seed,
+)
+
+__all__ = ["check_image", "choose_reference", "resolve_params", "resolve_size", "seeds_for"]
+
+
+def seeds_for(request: GenerateRequest) -> tuple[tuple[int, ...], bool]:
+    """One seed per image (the first and the ones after it, or random ones), and whether
+    they were drawn."""
+    if request.seed is None:
+        return tuple(random_seed() for _ in range(request.count)), True
+    return tuple(request.seed + i for i in range(request.count)), False
+
+
+def resolve_params(
+    profile: CharacterConsistencyProfile, request: GenerateRequest, catalog: Catalog
+) -> GenerationParams:
+    """The profile's parameters with the request's own values applied.
+
+    Raises:
+        InvalidParameter: a value the character's method does not use (a LoRA strength
+            without a LoRA, denoise outside img2img), or a sampler/scheduler the node
+            catalog does not know (the message lists the valid names).
+    """
+    changes: dict[str, object] = {}
+    for key, used in (
+        ("lora_strength", profile.params.lora_strength is not None),
+        ("ipadapter_strength", profile.params.ipadapter_strength is not None),
+        ("denoise", profile.method == "img2img"),
+    ):
+        value = getattr(request, key)
+        if value is None:
+            continue
+        if not used:
+            raise InvalidParameter(
+                f"{key.replace('_', ' ')} does not apply: {profile.name} is generated with "
+                f"{profile.method} ({profile.method_reason}), which does not use it; "
+                "leave it out"
+            )
+        changes[key] = value
+    for key in ("steps", "cfg", "sampler", "scheduler"):
+        if getattr(request, key) is not None:
+            changes[key] = getattr(request, key)
+    if request.negative_prompt is not None:
+        own = request.negative_prompt.strip()
+        base = profile.params.negative_prompt
+        replace = request.negative_mode == "replace" or not base
+        changes["negative_prompt"] = own if replace else f"{base}, {own}" if own else base
+    params = profile.params.model_copy(update=changes)
+    for key, field in (("sampler", "sampler_name"), ("scheduler", "scheduler")):
+        names = catalog.combo("KSampler", field)
+        if names and getattr(params, key) not in names:
+            raise InvalidParameter(
+                f"unknown {key} {getattr(params, key)!r}: use one of {', '.join(names)}"
+            )
+    return params
+
+
+def resolve_size(
+    request: GenerateRequest, family: ModelFamilyName
+) -> tuple[int | None, int | None]:
+    """Width and height: as given, from the aspect ratio, or ``None`` (the family's default).
+
+    Raises:
+        InvalidParameter: a side over the family's largest.
+    """
+    spec = MODEL_FAMILIES[family]
+    if request.aspect is not None:
+        return spec.size_for(request.aspect)
+    for side in (request.width, request.height):
+        if side is not None and side > spec.max_side:
+            raise InvalidParameter(
+                f"image size {side} is over {spec.label}'s largest side {spec.max_side}: "
+                "generate smaller and upscale afterwards"
+            )
+    return request.width, request.height
+
+
+def choose_reference(
+    profile: CharacterConsistencyProfile, *, preset: str, face_crop: Path
+) -> tuple[Path | None, Literal["face", "full"] | None]:
+    """The image IP-Adapter (or img2img) starts from, and which it is.
+
+    Face presets (PLUS FACE, FULL FACE, FaceID) were trained on face crops: they get the
+    square crop ``faces extract`` wrote. Full-image presets and img2img get the photo.
+
+    Raises:
+        InvalidParameter: the method needs a reference and the character has none.
+        NotFound / UnsupportedImage: the file is gone or unreadable.
+    """
+    if profile.method == "lora_only":
+        return None, None
+    if profile.reference_image is None:
+        raise InvalidParameter(
+            f"{profile.name} has no reference image for {profile.method}: import some "
+            f"with `charstudio character import {profile.name} PATH`"
+        )
+    uses_ipadapter = profile.method in ("lora_ipadapter", "ipadapter_only")
+    if uses_ipadapter and IPADAPTER_PRESETS[preset].face_input and face_crop.is_file():
+        check_image(face_crop, "reference face crop")
+        return face_crop, "face"
+    reference = Path(profile.reference_image)
+    check_image(reference, "reference image")
+    return reference, "full"
+
+
+def check_image(path: Path, what: str) -> None:
+    """The file exists and decodes as an image.
+
+    Raises:
+        NotFound: no such file; UnsupportedImage: not an image.
+    """
+    if not path.is_file():
+        raise NotFound(f"the {what} {path} does not exist: give an existing image file")
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise UnsupportedImage(
+            f"the {what} {path.name} is not a readable image ({exc}): use a PNG or JPEG file"
+        ) from exc

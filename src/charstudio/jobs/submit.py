@@ -1,0 +1,102 @@
+"""Queueing work: one ``submit_*`` function per job kind, with the checks that can be made
+before anything is queued (the character exists, the settings parse, the generation can
+be planned). The CLI, the API and the studio call these, never the queue directly, so a
+request refused on one surface is refused with the same message on the others.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from charstudio.backends import GenerateRequest
+from charstudio.dataset import DatasetConfig
+from charstudio.jobs.kinds import (
+    DATASET_PREPARE,
+    FACES_EXTRACT,
+    FACES_SCORE,
+    GENERATE,
+    TRAIN,
+    DatasetPrepareParams,
+    FacesScoreParams,
+    NoParams,
+    TrainParams,
+)
+from charstudio.jobs.queue import JobQueue
+from charstudio.jobs.types import JobInfo
+from charstudio.services import Services
+from charstudio.training.config import load_config
+
+__all__ = [
+    "submit_dataset_prepare",
+    "submit_faces_extract",
+    "submit_faces_score",
+    "submit_generate",
+    "submit_train",
+]
+
+
+def submit_faces_extract(services: Services, queue: JobQueue, name: str) -> JobInfo:
+    """Queue face identity extraction. Raises NotFound: no such character."""
+    stored = services.library.get_name(name)
+    return queue.submit(FACES_EXTRACT, character=stored, params=NoParams())
+
+
+def submit_dataset_prepare(
+    services: Services, queue: JobQueue, name: str, config: DatasetConfig
+) -> JobInfo:
+    """Queue training-set preparation. Raises NotFound: no such character."""
+    stored = services.library.get_name(name)
+    return queue.submit(
+        DATASET_PREPARE, character=stored, params=DatasetPrepareParams(config=config)
+    )
+
+
+def submit_faces_score(
+    services: Services,
+    queue: JobQueue,
+    name: str,
+    paths: list[Path],
+    *,
+    for_job: str | None = None,
+) -> JobInfo:
+    """Queue identity scores of stored images. Raises NotFound: no such character."""
+    stored = services.library.get_name(name)
+    return queue.submit(
+        FACES_SCORE, character=stored, params=FacesScoreParams(paths=paths, for_job=for_job)
+    )
+
+
+def submit_train(
+    services: Services, queue: JobQueue, name: str, overrides: list[str], *, resume: bool = False
+) -> JobInfo:
+    """Queue a LoRA training run; the settings are parsed now (a bad key is refused now).
+
+    Raises:
+        NotFound: no such character; InvalidParameter: a bad override.
+    """
+    stored = services.library.get_name(name)
+    if not resume:
+        load_config(None, overrides)
+    return queue.submit(
+        TRAIN, character=stored, params=TrainParams(overrides=overrides, resume=resume)
+    )
+
+
+def submit_generate(
+    services: Services, queue: JobQueue, name: str, request: GenerateRequest
+) -> JobInfo:
+    """Queue a generation, planned first: what the worker would refuse is refused now.
+
+    The job's message carries the plan's warnings (e.g. a pose photo that needs the
+    preprocessor's weights on the server).
+
+    Raises:
+        InvalidParameter, NotFound, UnsupportedImage: see ``GenerationService.plan``.
+    """
+    plan = services.generation.plan(name, request)
+    return queue.submit(
+        GENERATE,
+        character=plan.profile.name,
+        params=request,
+        message="; ".join(plan.warnings),
+    )
