@@ -25,7 +25,11 @@ LAYERS = [
     {"qc"},
     {"services", "demo"},
     {"jobs"},
-    {"api", "web", "cli", "__main__"},
+    {"http"},  # what both HTTP surfaces share: deps, uploads, limits, errors, job events
+    {"api"},
+    {"web"},  # may not import api although api ranks below it: see the test below
+    {"server"},  # the app: API + studio
+    {"cli", "__main__"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
@@ -85,10 +89,77 @@ def test_public_surface_is_declared(package: str) -> None:
         assert hasattr(module, name), f"{package}.__all__ names missing {name!r}"
 
 
+def test_api_and_web_never_import_each_other() -> None:
+    """The REST API and the studio are two surfaces over the same services and job layer;
+    what they share lives in ``charstudio.http``, and only ``charstudio.server`` holds both."""
+    crossing = []
+    for own, other in (("api", "web"), ("web", "api")):
+        for path in (SRC / own).rglob("*.py"):
+            for module in _imports(path):
+                if _top(module) == other:
+                    crossing.append(f"{path.relative_to(SRC)} imports {module}")
+    assert crossing == []
+
+
+MODULE_CAP = 400  # lines (STYLE.md habit 2)
+FUNCTION_CAP = 80  # lines from ``def`` to the last line, decorators not counted (habit 4)
+
+# Split after the issue-17 branch merges: these three files are being edited on that branch,
+# so each may stay over a cap, for exactly what is over it today (a module, or one
+# function). Anything else over a cap fails, in these files too; so does an entry here that
+# is no longer over, so the list shrinks as they are split.
+ISSUE_17_OVER_CAP = {
+    "dataset/service.py": "DatasetService.prepare",
+    "faces/service.py": "<module>",
+    "training/trainer.py": "<module>",
+}
+
+
+def _checked_sources() -> list[Path]:
+    # Alembic revisions are exempt: each is a frozen record of one schema change, applied to
+    # existing databases as written, so it is never edited (or split) after it ships; its
+    # ``upgrade`` is long because the first one creates every table.
+    migrations = SRC / "library" / "migrations" / "versions"
+    return [p for p in sorted(SRC.rglob("*.py")) if not p.is_relative_to(migrations)]
+
+
+def _functions(tree: ast.AST, prefix: str = "") -> list[tuple[str, int]]:
+    """``(qualified name, lines)`` of every function and method, nested ones included."""
+    found = []
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.ClassDef):
+            found += _functions(node, f"{prefix}{node.name}.")
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            assert node.end_lineno is not None
+            found.append((prefix + node.name, node.end_lineno - node.lineno + 1))
+            found += _functions(node, f"{prefix}{node.name}.")
+        else:
+            found += _functions(node, prefix)
+    return found
+
+
+def _allowed(what: str) -> set[str]:
+    return {
+        f"{path}: {name}"
+        for path, name in ISSUE_17_OVER_CAP.items()
+        if (name == "<module>") == (what == "<module>")
+    }
+
+
 def test_no_module_is_too_long() -> None:
     long = {
-        str(p.relative_to(SRC)): n
-        for p in SRC.rglob("*.py")
-        if "versions" not in p.parts and (n := len(p.read_text().splitlines())) > 420
+        f"{p.relative_to(SRC)}: <module>": n
+        for p in _checked_sources()
+        if (n := len(p.read_text().splitlines())) > MODULE_CAP
     }
-    assert long == {}
+    assert set(long) == _allowed("<module>"), f"modules over {MODULE_CAP} lines: {long}"
+
+
+def test_no_function_is_too_long() -> None:
+    long = {
+        f"{p.relative_to(SRC)}: {name}": n
+        for p in _checked_sources()
+        for name, n in _functions(ast.parse(p.read_text()))
+        if n > FUNCTION_CAP
+    }
+    assert set(long) == _allowed("function"), f"functions over {FUNCTION_CAP} lines: {long}"

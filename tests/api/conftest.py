@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from charstudio.api import create_app
 from charstudio.jobs import JobQueue
+from charstudio.server import create_app
 from charstudio.services import Services
 from tests.backends.fake_comfyui import FakeComfyUI
 from tests.faces.conftest import DATA

@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from charstudio.api import create_app
 from charstudio.jobs import JobQueue
 from charstudio.library.models import Generation, Job
+from charstudio.server import create_app
 from charstudio.services import Services, build_services
 from tests.api.conftest import PHOTOS, TOKEN, files
 from tests.backends.fake_comfyui import FakeComfyUI

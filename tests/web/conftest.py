@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from charstudio.api import create_app
 from charstudio.jobs import JobQueue
+from charstudio.server import create_app
 from charstudio.services import Services
 from tests.api.conftest import PHOTOS, TOKEN, files
 from tests.backends.fake_comfyui import FakeComfyUI

@@ -1,5 +1,5 @@
-"""The REST API: FastAPI over the services, versioned under ``/api/v1``."""
+"""The REST API: FastAPI routes over the services, versioned under ``/api/v1``."""
 
-from charstudio.api.app import create_app
+from charstudio.api.app import include_api
 
-__all__ = ["create_app"]
+__all__ = ["include_api"]

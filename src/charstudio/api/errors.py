@@ -1,9 +1,9 @@
-"""charstudio errors as HTTP responses, in one place.
+"""charstudio errors as JSON responses, in one place.
 
-Every :class:`~charstudio.errors.CharstudioError` carries its HTTP status (errors.py draws
-the tree); this handler turns it into ``{"detail": message, "type": class name}``. Request
-validation stays FastAPI's 422, whose body names each bad field. No route catches
-exceptions itself.
+The status, type and message come from the mapping both HTTP surfaces share
+(:func:`charstudio.http.http_error`); this handler answers them as
+``{"detail": message, "type": class name}``. Request validation stays FastAPI's 422, whose
+body names each bad field. No route catches exceptions itself.
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from charstudio.errors import CharstudioError
+from charstudio.http import http_error
 
 __all__ = ["install_error_handlers"]
 
 
 async def _charstudio_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CharstudioError)
-    return JSONResponse(
-        status_code=exc.http_status,
-        content={"detail": str(exc), "type": type(exc).__name__},
-    )
+    error = http_error(exc)
+    return JSONResponse(status_code=error.status, content=error.body())
 
 
 def install_error_handlers(app: FastAPI) -> None:

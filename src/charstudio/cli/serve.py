@@ -25,7 +25,7 @@ def serve(
     """Serve the REST API (docs at /docs); run `charstudio worker` beside it for jobs."""
     import uvicorn
 
-    from charstudio.api import create_app
+    from charstudio.server import create_app
 
     services = services_of(ctx)
     services.init()

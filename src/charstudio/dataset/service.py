@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -219,6 +220,22 @@ class DatasetService:
             return None
         fields = DatasetConfig.model_fields
         return DatasetConfig.parse(**{k: v for k, v in latest.settings.items() if k in fields})
+
+    def current(self, name: str) -> dict[str, Any]:
+        """The current training set's ``config.json``: images, captions, rejections, settings.
+
+        Raises:
+            NotFound: no such character, or no training set prepared yet.
+        """
+        stored_name = self.library.get_name(name)
+        path = self.store.training_set_dir(stored_name) / "config.json"
+        if not path.is_file():
+            raise NotFound(
+                f"{stored_name!r} has no training set yet; prepare one (`charstudio dataset "
+                f"prepare {stored_name}`, POST /api/v1/characters/{stored_name}/dataset)"
+            )
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
 
     # -- steps ------------------------------------------------------------------------
     def _analyse(self, name: str, refs: list[ReferenceImage]) -> list[Candidate]:

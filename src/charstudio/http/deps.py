@@ -1,6 +1,7 @@
-"""What routes depend on, as named ``Annotated`` aliases: the services, the job queue, the
-token check. Everything is built once by :func:`charstudio.api.app.create_app` and kept on
-``app.state``; tests build their own app around their own services.
+"""What API routes and studio pages depend on, as named ``Annotated`` aliases: the services,
+the job queue, the token check. Everything is built once by
+:func:`charstudio.server.create_app` and kept on ``app.state``; tests build their own app
+around their own services.
 
 The dependencies are ``async def`` although they never await: they do no I/O, and FastAPI
 would otherwise run each one in its thread pool — three thread hops per request.

@@ -11,6 +11,9 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from charstudio.errors import PayloadTooLarge
+from charstudio.http.errors import http_error
+
 __all__ = ["BodyLimit"]
 
 
@@ -53,17 +56,17 @@ class BodyLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "detail": f"request body over the {self.max_bytes:,}-byte limit; send fewer or "
-                "smaller files (setting api_max_upload_bytes)",
-                "type": "PayloadTooLarge",
-            }
-        ).encode()
+        error = http_error(
+            PayloadTooLarge(
+                f"request body over the {self.max_bytes:,}-byte limit; send fewer or "
+                "smaller files (setting api_max_upload_bytes)"
+            )
+        )
+        body = json.dumps(error.body()).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": error.status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),

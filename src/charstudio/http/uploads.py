@@ -1,6 +1,6 @@
 """Uploaded images: parsed with limits, written under the data root with safe names.
 
-The multipart body was already capped by :mod:`charstudio.api.limits`. Here:
+The multipart body was already capped by :mod:`charstudio.http.limits`. Here:
 
 * at most ``api_max_files`` files per request (Starlette's own ``max_files``), else 413;
 * each file is written into a fresh temporary folder under ``<home>/tmp/`` as

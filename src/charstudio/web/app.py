@@ -1,4 +1,4 @@
-"""Mount the studio into the API's app: static files, the login form and the pages."""
+"""Mount the studio into the app: static files, the login form and the pages."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def mount_web(app: FastAPI) -> None:
     """Add ``/studio`` (pages), ``/studio/static`` (CSS, JS) and ``/`` (-> ``/studio``).
 
     The app must already hold ``state.services``, ``state.queue`` and ``state.token``, as
-    :func:`charstudio.api.create_app` sets them.
+    :func:`charstudio.server.create_app` sets them.
     """
     app.mount("/studio/static", StaticFiles(directory=STATIC_DIR), name="studio-static")
     for module in (login, library, character, generate, jobs, files):

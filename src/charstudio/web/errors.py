@@ -1,11 +1,12 @@
 """charstudio errors as studio pages, in one place.
 
 Studio routes use :class:`StudioRoute`: a missing or bad session becomes a redirect to the
-login form, any :class:`~charstudio.errors.CharstudioError` becomes the error page with the
-error's HTTP status and its message in plain words (the API answers JSON for the same
-errors, in :mod:`charstudio.api.errors`), and a request FastAPI cannot parse becomes the
-error page with status 422 naming the field. Page handlers catch nothing themselves; the
-forms that show field errors validate with :func:`field_errors` before calling a service.
+login form; any :class:`~charstudio.errors.CharstudioError` becomes the error page with the
+status and message of the mapping both surfaces share (:func:`charstudio.http.http_error`,
+which the API answers as JSON), upload folders left out of the message; and a request
+FastAPI cannot parse becomes the error page with status 422 naming the field. Page handlers
+catch nothing themselves; the forms that show field errors validate with
+:func:`field_errors` before calling a service.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from charstudio.errors import CharstudioError
+from charstudio.http import http_error
 from charstudio.web.auth import LoginRequired
 from charstudio.web.render import render
 
@@ -40,7 +42,7 @@ def error_page(request: Request, *, status: int, title: str, message: str) -> Re
     )
 
 
-# Where uploads wait (api/uploads.py) or pose images are kept: the user knows the file name.
+# Where uploads wait (http/uploads.py) or pose images are kept: the user knows the file name.
 _UPLOAD_DIR = re.compile(r"/\S*/(?:tmp/upload-[^/\s]+/\d{4}|uploads/poses/[0-9a-f]{32})/")
 _TITLES = {400: "That did not work", 404: "Not found", 409: "Not now", 413: "Too large"}
 
@@ -57,10 +59,10 @@ class StudioRoute(APIRoute):
             except LoginRequired as exc:
                 return RedirectResponse(exc.login_url, status_code=303)
             except CharstudioError as exc:
-                status = exc.http_status
-                title = _TITLES.get(status, "Something went wrong")
-                message = _UPLOAD_DIR.sub("", str(exc))
-                return error_page(request, status=status, title=title, message=message)
+                error = http_error(exc)
+                title = _TITLES.get(error.status, "Something went wrong")
+                message = _UPLOAD_DIR.sub("", error.detail)
+                return error_page(request, status=error.status, title=title, message=message)
             except RequestValidationError as exc:
                 fields = ", ".join(
                     f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()

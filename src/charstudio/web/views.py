@@ -12,7 +12,6 @@ from typing import Any
 
 from markupsafe import Markup
 
-from charstudio.api.routes.datasets import current_dataset
 from charstudio.errors import NotFound
 from charstudio.jobs import JobInfo, JobQueue
 from charstudio.library.types import ReferenceInfo
@@ -137,7 +136,7 @@ def reference_views(services: Services, refs: list[ReferenceInfo]) -> list[Refer
 def dataset_view(services: Services, name: str) -> dict[str, Any] | None:
     """The current training set (``config.json``) with image URLs, or ``None`` before one."""
     try:
-        data = current_dataset(name, services)
+        data = services.datasets.current(name)
     except NotFound:
         return None
     folder = services.store.training_set_dir(name) / "images"

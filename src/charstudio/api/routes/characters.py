@@ -7,9 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from charstudio.api.deps import Limit, Offset, ServicesDep
-from charstudio.api.schemas import CharacterUpdate, Page
-from charstudio.api.uploads import receive_upload
+from charstudio.api.schemas import Page
+from charstudio.http import CharacterUpdate, Limit, Offset, ServicesDep, receive_upload
 from charstudio.library import (
     CharacterConsistencyProfile,
     CharacterDetail,
@@ -85,10 +84,9 @@ def update_character(
     name: str, body: CharacterUpdate, services: ServicesDep
 ) -> CharacterConsistencyProfile:
     """Change generation overrides (null keeps), reset some, or edit text fields."""
-    overrides = body.model_dump(exclude={"reset", "trigger_word", "description"})
     return services.library.update(
         name,
-        overrides=overrides,
+        overrides=body.overrides(),
         reset=body.reset,
         trigger_word=body.trigger_word,
         description=body.description,

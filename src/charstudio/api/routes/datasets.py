@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, status
 
-from charstudio.api.deps import QueueDep, ServicesDep
-from charstudio.api.schemas import CaptionEdit, DatasetRequest
-from charstudio.dataset import DatasetConfig
-from charstudio.errors import NotFound
-from charstudio.jobs import JobInfo
+from charstudio.http import CaptionEdit, DatasetRequest, QueueDep, ServicesDep
+from charstudio.jobs import JobInfo, submit_dataset_prepare
 
 router = APIRouter(prefix="/characters/{name}/dataset", tags=["datasets"])
 
@@ -21,24 +17,13 @@ def prepare_dataset(
     name: str, body: DatasetRequest, services: ServicesDep, queue: QueueDep
 ) -> JobInfo:
     """Queue training-set preparation with these settings (checked now, 400 if wrong)."""
-    stored = services.library.get_name(name)
-    config = DatasetConfig.parse(**body.model_dump())
-    return queue.submit(
-        "dataset_prepare", character=stored, params={"config": config.model_dump(mode="json")}
-    )
+    return submit_dataset_prepare(services, queue, name, body.config())
 
 
 @router.get("")
 def current_dataset(name: str, services: ServicesDep) -> dict[str, Any]:
     """The current training set's ``config.json``: images, captions, rejections, settings."""
-    stored = services.library.get_name(name)
-    path = services.store.training_set_dir(stored) / "config.json"
-    if not path.is_file():
-        raise NotFound(
-            f"{stored!r} has no training set yet; POST /api/v1/characters/{stored}/dataset"
-        )
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    return services.datasets.current(name)
 
 
 @router.put("/captions/{image}")

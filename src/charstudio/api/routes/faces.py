@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from pathlib import Path
 
 from fastapi import APIRouter, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from charstudio.api.deps import QueueDep, ServicesDep
 from charstudio.api.routes.characters import FILES_BODY
-from charstudio.api.schemas import ReferenceChoice
-from charstudio.api.uploads import receive_upload
 from charstudio.faces import ReferenceReport
-from charstudio.jobs import JobInfo
+from charstudio.http import QueueDep, ReferenceChoice, ServicesDep, receive_upload
+from charstudio.jobs import JobInfo, submit_faces_extract, submit_faces_score
 
 router = APIRouter(prefix="/characters/{name}", tags=["faces"])
 
@@ -21,8 +20,7 @@ router = APIRouter(prefix="/characters/{name}", tags=["faces"])
 @router.post("/faces/extract", status_code=status.HTTP_202_ACCEPTED)
 def extract_faces(name: str, services: ServicesDep, queue: QueueDep) -> JobInfo:
     """Queue face identity extraction; follow it at ``/api/v1/jobs/{id}``."""
-    stored = services.library.get_name(name)
-    return queue.submit("faces_extract", character=stored, params={})
+    return submit_faces_extract(services, queue, name)
 
 
 @router.get("/faces/reference")
@@ -49,9 +47,9 @@ async def score_images(
         request, home=settings.home, max_files=settings.api_max_files
     ) as form:
         kept.mkdir(parents=True)
-        paths: list[str] = []
+        paths: list[Path] = []
         for path in form.files:
             target = kept / f"{len(paths):04d}-{path.name}"
             shutil.move(path, target)
-            paths.append(str(target))
-    return queue.submit("faces_score", character=stored, params={"paths": paths})
+            paths.append(target)
+    return submit_faces_score(services, queue, stored, paths)

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
-from charstudio.api.deps import Limit, Offset, QueueDep
+from charstudio.http import Limit, Offset, QueueDep, event_stream, open_job_events
 from charstudio.jobs import JobInfo, JobPage, JobState
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-
-_POLL_S = 0.25
 
 
 @router.get("")
@@ -48,22 +42,4 @@ def cancel_job(job_id: str, queue: QueueDep) -> JobInfo:
 @router.get("/{job_id}/events", response_class=StreamingResponse)
 async def job_events(job_id: str, queue: QueueDep) -> StreamingResponse:
     """``text/event-stream``: a ``progress`` event whenever the job changes, then ``end``."""
-    first = await run_in_threadpool(queue.store.get, job_id)  # 404 before streaming
-
-    async def events() -> AsyncIterator[str]:
-        last = None
-        info = first
-        while True:
-            payload = info.model_dump_json()
-            if payload != last:
-                yield f"event: progress\ndata: {payload}\n\n"
-                last = payload
-            if info.finished:
-                yield f"event: end\ndata: {json.dumps({'state': info.state})}\n\n"
-                return
-            await asyncio.sleep(_POLL_S)
-            info = await run_in_threadpool(queue.store.get, job_id)
-
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    return event_stream(await open_job_events(queue, job_id))  # 404 before streaming

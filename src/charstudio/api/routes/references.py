@@ -8,11 +8,10 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from charstudio.api.deps import Limit, Offset, ServicesDep
 from charstudio.api.routes.characters import FILES_BODY
 from charstudio.api.schemas import Page
-from charstudio.api.uploads import receive_upload
 from charstudio.errors import NotFound
+from charstudio.http import Limit, Offset, ServicesDep, receive_upload
 from charstudio.library import ImportResult
 from charstudio.library.types import ReferenceInfo
 

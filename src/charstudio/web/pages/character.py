@@ -11,13 +11,14 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from charstudio.api.deps import QueueDep, ServicesDep
-from charstudio.api.routes.characters import update_character
-from charstudio.api.routes.datasets import prepare_dataset
-from charstudio.api.routes.faces import choose_reference, extract_faces
-from charstudio.api.routes.training import TrainRequest, promote_lora, train
-from charstudio.api.schemas import CharacterUpdate, DatasetRequest, ReferenceChoice
-from charstudio.api.uploads import receive_upload
+from charstudio.http import (
+    CharacterUpdate,
+    DatasetRequest,
+    QueueDep,
+    ServicesDep,
+    receive_upload,
+)
+from charstudio.jobs import submit_dataset_prepare, submit_faces_extract, submit_train
 from charstudio.services import Services
 from charstudio.web.auth import require_session
 from charstudio.web.errors import StudioRoute, field_errors
@@ -84,13 +85,13 @@ async def add_references(request: Request, name: str, services: ServicesDep) -> 
 
 @router.post("/faces")
 def extract(name: str, services: ServicesDep, queue: QueueDep) -> Response:
-    job = extract_faces(name, services, queue)
+    job = submit_faces_extract(services, queue, name)
     return _back(job.character or name, job=job.id, at="#references")
 
 
 @router.post("/reference")
 def choose(name: str, image: Annotated[str, Form()], services: ServicesDep) -> Response:
-    report = choose_reference(name, ReferenceChoice(image=image), services)
+    report = services.faces.choose_reference(name, image)
     return _back(
         report.character, notice=f"{report.original_name} is now the IP-Adapter reference."
     )
@@ -108,7 +109,7 @@ def prepare(
     last = services.datasets.last_config(name)
     kept = last.model_dump(include=set(DatasetRequest.model_fields)) if last else {}
     body = DatasetRequest(**{**kept, "resolution": resolution, "max_upscale": max_upscale})
-    job = prepare_dataset(name, body, services, queue)
+    job = submit_dataset_prepare(services, queue, name, body.config())
     return _back(job.character or name, job=job.id, at="#dataset")
 
 
@@ -143,17 +144,23 @@ def save_defaults(
         body = CharacterUpdate.model_validate({**given, "method": method or None, "reset": reset})
     except ValidationError as exc:
         return _page(request, services, name, status=422, errors=field_errors(exc), values=values)
-    profile = update_character(name, body, services)
+    profile = services.library.update(
+        name,
+        overrides=body.overrides(),
+        reset=body.reset,
+        trigger_word=body.trigger_word,
+        description=body.description,
+    )
     return _back(profile.name, notice="Generation defaults saved.", at="#defaults")
 
 
 @router.post("/train")
 def start_training(name: str, services: ServicesDep, queue: QueueDep) -> Response:
-    job = train(name, TrainRequest(), services, queue)
+    job = submit_train(services, queue, name, [])
     return _back(job.character or name, job=job.id, at="#loras")
 
 
 @router.post("/loras/{version}/promote")
 def promote(name: str, version: str, services: ServicesDep) -> Response:
-    info = promote_lora(name, version, services)
+    info = services.training.promote(name, version)
     return _back(name, notice=f"LoRA v{info.version} is now the one generation uses.", at="#loras")

@@ -11,8 +11,8 @@ from pathlib import Path
 from fastapi import APIRouter, Depends
 from starlette.responses import FileResponse, Response
 
-from charstudio.api.deps import ServicesDep
 from charstudio.errors import NotFound
+from charstudio.http import ServicesDep
 from charstudio.web.auth import require_session
 from charstudio.web.errors import StudioRoute
 

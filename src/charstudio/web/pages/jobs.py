@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import cast
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from charstudio.api.deps import QueueDep
-from charstudio.api.routes.jobs import job_events
+from charstudio.http import QueueDep, event_stream, open_job_events
 from charstudio.web.auth import require_session
 from charstudio.web.errors import StudioRoute
 from charstudio.web.render import render
@@ -52,11 +50,10 @@ _RETRY_MS = 1000
 
 @router.get("/studio/jobs/{job_id}/events")
 async def events(job_id: str, queue: QueueDep) -> StreamingResponse:
-    """The API's job stream behind the session cookie (``EventSource`` sends no header),
-    ended after :data:`STREAM_S` seconds; the first event after a reconnect is the job's
-    state then, so nothing is missed."""
-    response = await job_events(job_id, queue)
-    inner = cast(AsyncIterator[str], response.body_iterator)
+    """The job stream the API sends too, behind the session cookie (``EventSource`` sends no
+    header), ended after :data:`STREAM_S` seconds; the first event after a reconnect is the
+    job's state then, so nothing is missed."""
+    inner = await open_job_events(queue, job_id)
 
     async def bounded() -> AsyncIterator[str]:
         yield f"retry: {_RETRY_MS}\n\n"
@@ -70,8 +67,6 @@ async def events(job_id: str, queue: QueueDep) -> StreamingResponse:
                     return
                 yield chunk
         finally:
-            await cast(AsyncGenerator[str, None], inner).aclose()
+            await inner.aclose()
 
-    return StreamingResponse(
-        bounded(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    return event_stream(bounded())

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from charstudio.api.deps import QueueDep, ServicesDep
-from charstudio.api.uploads import receive_upload
+from charstudio.http import QueueDep, ServicesDep, receive_upload
 from charstudio.web.auth import require_session
 from charstudio.web.errors import StudioRoute
 from charstudio.web.render import render
