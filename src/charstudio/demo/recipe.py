@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from charstudio.backends import GenerateSpec, WorkflowPlan
+from charstudio.backends import GenerateRequest, WorkflowPlan
 from charstudio.dataset import DatasetConfig, PrepareResult
 from charstudio.faces import ExtractReport, ScoreReport
 from charstudio.library import CharacterConsistencyProfile, ImportResult
@@ -78,79 +78,37 @@ def sample_images(folder: str = "samples") -> list[Path]:
 def run_demo(services: Services, *, on_step: Callable[[DemoStep], None]) -> DemoReport:
     """Run the demo on ``services`` (a fresh or earlier demo data root)."""
     images = sample_images()
-    steps: list[DemoStep] = []
-
-    def done(title: str, command: str, summary: str) -> None:
-        step = DemoStep(number=len(steps) + 1, title=title, command=command, summary=summary)
-        steps.append(step)
-        on_step(step)
-
+    steps = _Steps(on_step)
     # 1. Create the data root and database.
     init = services.init()
-    done("library", "charstudio init", f"data root {init.home}, schema {init.schema_revision}")
-
+    steps.done(
+        "library", "charstudio init", f"data root {init.home}, schema {init.schema_revision}"
+    )
     # 2. Add the character (replacing an earlier demo run's), then import the photos again.
-    library = services.library
-    if DEMO_CHARACTER in {c.name for c in library.list_characters()}:
-        library.remove(DEMO_CHARACTER, purge=True)
-    added = library.create(DEMO_CHARACTER, images, description="charstudio demo subject")
-    reimported = library.import_images(DEMO_CHARACTER, images[:1])
-    done(
+    added = _add_character(services, images)
+    reimported = services.library.import_images(DEMO_CHARACTER, images[:1])
+    steps.done(
         "references",
         f"charstudio character add {DEMO_CHARACTER} --images ...",
         f"{len(added.added)} photos stored by content hash; importing one again was reported "
         f"as {len(reimported.duplicates)} duplicate",
     )
-
     # 3. Face identity and the IP-Adapter reference.
-    identity = services.faces.extract(DEMO_CHARACTER)
-    reference = identity.reference.original_name if identity.reference else "none"
-    done(
-        "identity",
-        f"charstudio faces extract {DEMO_CHARACTER}",
-        f"{identity.backend} identity from {identity.inliers} photos; IP-Adapter reference "
-        f"{reference}",
-    )
-
-    # 4. The training set (the bundled photos are small: 512 px, upscaled at most 2x).
-    training_set = services.datasets.prepare(
-        DEMO_CHARACTER, DatasetConfig.parse(resolution=512, max_upscale=2.0)
-    )
-    done(
-        "training set",
-        f"charstudio dataset prepare {DEMO_CHARACTER} --resolution 512 --max-upscale 2",
-        f"{len(training_set.kept)} face-centred 512 px crops, captioned like "
-        f'"{training_set.kept[0].caption}"; contact sheet {training_set.contact_sheet}',
-    )
-
+    identity = _extract_identity(services, steps)
+    # 4. The training set.
+    training_set = _prepare_training_set(services, steps)
     # 5. Identity scores: the character's photos pass, someone else's fails.
-    scores = services.faces.score(DEMO_CHARACTER, [*images, *sample_images("samples/others")])
-    done(
-        "scores",
-        f"charstudio faces score {DEMO_CHARACTER} IMAGES...",
-        f"face consistency {scores.face_consistency:.0%} ({scores.passed}/{scores.total}; the "
-        f"photo of someone else fails); contact sheet {scores.contact_sheet}",
-    )
-
+    scores = _score(services, images, steps)
     # 6. The consistency profile.
-    profile = library.profile(DEMO_CHARACTER)
-    done(
+    profile = services.library.profile(DEMO_CHARACTER)
+    steps.done(
         "profile",
         f"charstudio character show {DEMO_CHARACTER}",
         f"method {profile.method} ({profile.method_reason})",
     )
     # 7. The graph a generation would send to ComfyUI, validated but not sent.
-    workflow = services.generation.workflow(
-        GenerateSpec(name=DEMO_CHARACTER, prompt="a red raincoat", variation="outfit", seed=42)
-    )
     workflow_file = services.store.generated_workflows_dir.parent / "demo_workflow.json"
-    write_json_atomic(workflow_file, workflow.graph)
-    done(
-        "workflow",
-        f'charstudio workflow {DEMO_CHARACTER} "a red raincoat" --variation outfit --seed 42',
-        f"{len(workflow.graph)}-node {workflow.method} graph validated against "
-        f"{workflow.validated_against}; saved to {workflow_file}",
-    )
+    workflow = _save_workflow(services, workflow_file, steps)
     return DemoReport(
         init=init,
         added=added,
@@ -161,5 +119,76 @@ def run_demo(services: Services, *, on_step: Callable[[DemoStep], None]) -> Demo
         profile=profile,
         workflow=workflow,
         workflow_file=str(workflow_file),
-        steps=steps,
+        steps=steps.steps,
     )
+
+
+class _Steps:
+    """The steps done so far, each reported to ``on_step`` as it ends."""
+
+    def __init__(self, on_step: Callable[[DemoStep], None]) -> None:
+        self.steps: list[DemoStep] = []
+        self._on_step = on_step
+
+    def done(self, title: str, command: str, summary: str) -> None:
+        step = DemoStep(number=len(self.steps) + 1, title=title, command=command, summary=summary)
+        self.steps.append(step)
+        self._on_step(step)
+
+
+def _add_character(services: Services, images: list[Path]) -> ImportResult:
+    library = services.library
+    if DEMO_CHARACTER in {c.name for c in library.list_characters()}:
+        library.remove(DEMO_CHARACTER, purge=True)
+    return library.create(DEMO_CHARACTER, images, description="charstudio demo subject")
+
+
+def _extract_identity(services: Services, steps: _Steps) -> ExtractReport:
+    identity = services.faces.extract(DEMO_CHARACTER)
+    reference = identity.reference.original_name if identity.reference else "none"
+    steps.done(
+        "identity",
+        f"charstudio faces extract {DEMO_CHARACTER}",
+        f"{identity.backend} identity from {identity.inliers} photos; IP-Adapter reference "
+        f"{reference}",
+    )
+    return identity
+
+
+def _prepare_training_set(services: Services, steps: _Steps) -> PrepareResult:
+    # The bundled photos are small: 512 px crops, upscaled at most 2x.
+    training_set = services.datasets.prepare(
+        DEMO_CHARACTER, DatasetConfig.parse(resolution=512, max_upscale=2.0)
+    )
+    steps.done(
+        "training set",
+        f"charstudio dataset prepare {DEMO_CHARACTER} --resolution 512 --max-upscale 2",
+        f"{len(training_set.kept)} face-centred 512 px crops, captioned like "
+        f'"{training_set.kept[0].caption}"; contact sheet {training_set.contact_sheet}',
+    )
+    return training_set
+
+
+def _score(services: Services, images: list[Path], steps: _Steps) -> ScoreReport:
+    scores = services.faces.score(DEMO_CHARACTER, [*images, *sample_images("samples/others")])
+    steps.done(
+        "scores",
+        f"charstudio faces score {DEMO_CHARACTER} IMAGES...",
+        f"face consistency {scores.face_consistency:.0%} ({scores.passed}/{scores.total}; the "
+        f"photo of someone else fails); contact sheet {scores.contact_sheet}",
+    )
+    return scores
+
+
+def _save_workflow(services: Services, workflow_file: Path, steps: _Steps) -> WorkflowPlan:
+    workflow = services.generation.workflow(
+        DEMO_CHARACTER, GenerateRequest(prompt="a red raincoat", variation="outfit", seed=42)
+    )
+    write_json_atomic(workflow_file, workflow.graph)
+    steps.done(
+        "workflow",
+        f'charstudio workflow {DEMO_CHARACTER} "a red raincoat" --variation outfit --seed 42',
+        f"{len(workflow.graph)}-node {workflow.method} graph validated against "
+        f"{workflow.validated_against}; saved to {workflow_file}",
+    )
+    return workflow

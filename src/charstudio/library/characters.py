@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from charstudio.errors import CharacterExists, DatabaseError, InvalidParameter, NotFound
+from charstudio.errors import CharacterExists, InvalidParameter, NotFound
 from charstudio.library.assets import read_assets, read_assets_many
 from charstudio.library.database import Database
 from charstudio.library.images import ImageInfo
@@ -95,7 +95,7 @@ class Library:
         with (
             self.store.character_lock(name),
             _removed_on_failure() as written,
-            self._transaction() as session,
+            self.db.transaction() as session,
         ):
             if self._find(session, name) is not None:
                 raise CharacterExists(_exists_message(name))
@@ -131,7 +131,7 @@ class Library:
         with (
             self.store.character_lock(name),
             _removed_on_failure() as written,
-            self._transaction() as session,
+            self.db.transaction() as session,
         ):
             character = self._require(session, name)
             added, duplicates = self._store_references(session, character, scan.images, written)
@@ -175,7 +175,7 @@ class Library:
     # -- read -------------------------------------------------------------------------
     def list_characters(self) -> list[CharacterSummary]:
         """Every character, by name."""
-        with self._session() as session:
+        with self.db.session() as session:
             characters = session.scalars(
                 select(Character)
                 .options(selectinload(Character.references))
@@ -209,12 +209,12 @@ class Library:
         Raises:
             NotFound: no such character.
         """
-        with self._session() as session:
+        with self.db.session() as session:
             return self._require(session, name).name
 
     def show(self, name: str) -> CharacterDetail:
         """A character with its profile and reference images."""
-        with self._session() as session:
+        with self.db.session() as session:
             character = self._require(session, name)
             folder = self.store.references_dir(character.name)
             return CharacterDetail(
@@ -231,7 +231,7 @@ class Library:
 
     def profile(self, name: str) -> CharacterConsistencyProfile:
         """The character's consistency profile (method and parameters)."""
-        with self._session() as session:
+        with self.db.session() as session:
             return self._profile(session, self._require(session, name))
 
     # -- change -----------------------------------------------------------------------
@@ -254,7 +254,7 @@ class Library:
         if trigger_word is not None:
             validate_trigger_word(trigger_word)
         self.store.ensure_writable()
-        with self.store.character_lock(name), self._transaction() as session:
+        with self.store.character_lock(name), self.db.transaction() as session:
             character = self._require(session, name)
             merged = {**character.overrides, **changes}
             for key in reset or []:
@@ -285,7 +285,7 @@ class Library:
         """Delete a character's records; its files are kept unless ``purge``."""
         self.store.ensure_writable()
         with self.store.character_lock(name):
-            with self._transaction() as session:
+            with self.db.transaction() as session:
                 character = self._require(session, name)
                 stored_name = character.name
                 session.delete(character)
@@ -311,7 +311,7 @@ class Library:
         """
         self.store.ensure_writable()
         with self.store.character_lock(name):
-            with self._transaction() as session:
+            with self.db.transaction() as session:
                 character = self._require(session, name)
                 ref = next((r for r in character.references if r.sha256 == sha256), None)
                 if ref is None:
@@ -345,7 +345,7 @@ class Library:
         )
 
     def _ensure_absent(self, name: str) -> None:
-        with self._session() as session:
+        with self.db.session() as session:
             if self._find(session, name) is not None:
                 raise CharacterExists(_exists_message(name))
 
@@ -361,22 +361,6 @@ class Library:
                 f"or create it with `charstudio character add {name} --images PATH`"
             )
         return character
-
-    @contextlib.contextmanager
-    def _session(self) -> Iterator[Session]:
-        try:
-            with self.db.sessions() as session:
-                yield session
-        except SQLAlchemyError as exc:
-            raise _database_error(exc) from exc
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        try:
-            with self.db.sessions.begin() as session:
-                yield session
-        except SQLAlchemyError as exc:
-            raise _database_error(exc) from exc
 
 
 @contextlib.contextmanager
@@ -395,11 +379,4 @@ def _exists_message(name: str) -> str:
     return (
         f"a character named {name!r} already exists (names ignore case); choose another "
         f"name, or add images with `charstudio character import {name} PATH`"
-    )
-
-
-def _database_error(exc: SQLAlchemyError) -> DatabaseError:
-    first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    return DatabaseError(
-        f"database error: {first}; check that the data directory is writable and not full"
     )

@@ -3,11 +3,15 @@
 :func:`open_database` is the only way in. It creates a new database at the newest schema,
 upgrades an older one in place (SQLite files are copied to ``charstudio.db.bak-<rev>``
 first), and refuses one made by a newer charstudio rather than guessing at its schema.
+Services open sessions with :meth:`Database.session` and :meth:`Database.transaction`, which
+turn SQLAlchemy's errors into :class:`~charstudio.errors.DatabaseError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from charstudio.errors import DatabaseError, SchemaTooNew
 
-__all__ = ["Database", "alembic_config", "head_revision", "open_database"]
+__all__ = ["Database", "alembic_config", "database_error", "head_revision", "open_database"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -36,6 +40,36 @@ class Database:
     sessions: sessionmaker[Session]
     url: str
     revision: str
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session for reading. Raises DatabaseError for any SQLAlchemy error."""
+        try:
+            with self.sessions() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise database_error(exc) from exc
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction, committed at the end unless something raised.
+
+        Raises:
+            DatabaseError: any SQLAlchemy error, the commit's included.
+        """
+        try:
+            with self.sessions.begin() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise database_error(exc) from exc
+
+
+def database_error(exc: SQLAlchemyError) -> DatabaseError:
+    """``exc`` as a :class:`DatabaseError` naming its first line and the likely fix."""
+    first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return DatabaseError(
+        f"database error: {first}; check that the data directory is writable and not full"
+    )
 
 
 def alembic_config(url: str) -> Config:
