@@ -140,7 +140,8 @@ def test_original_endpoint_generates_without_a_lora(
     assert body["consistency_expected"].startswith("medium")
     done = queue.run(body["prompt_id"])
     assert done.state == "succeeded", done.error
-    assert done.result["images"][0]["seed"] == "42"
+    seed = done.result["images"][0]["seed"]
+    assert type(seed) is int and seed == 42  # a JSON number now, as the request's seed
     assert Path(done.result["images"][0]["path"]).is_file()
     with api_services.db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Job)) == 2  # extract + generate
@@ -155,7 +156,12 @@ def test_generate_json_and_bad_values(studio: tuple[TestClient, JobQueue]) -> No
         json={"prompt": "in a park", "variation": "background", "seed": 2**64 - 1},
     )
     assert job.status_code == 202, job.text
-    assert job.json()["params"]["spec"]["seed"] == str(2**64 - 1)  # exact, as text
+    params = job.json()["params"]
+    assert "spec" not in params and params["prompt"] == "in a park"
+    assert type(params["seed"]) is int and params["seed"] == 2**64 - 1  # exact, as a number
+    stored = queue.store.get(job.json()["id"]).params
+    assert "spec" not in stored
+    assert type(stored["seed"]) is int and stored["seed"] == 2**64 - 1
     done = queue.run(job.json()["id"])
     assert done.state == "succeeded", done.error
     assert done.result["method"] == "img2img"

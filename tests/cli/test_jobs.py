@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from charstudio.config import load_settings
-from charstudio.jobs import JobQueue
+from charstudio.jobs import JobQueue, submit_faces_extract
 from charstudio.services import build_services
 from tests.conftest import CliRunner
 from tests.faces.conftest import DATA
@@ -16,9 +16,9 @@ def test_list_show_cancel(cli: CliRunner, home: Path) -> None:
     assert cli("character", "add", "obama", "--images", str(DATA / "obama_2009.jpg")).code == 0
     services = build_services(load_settings(home=home))
     queue = JobQueue(services)
-    done = queue.submit("faces_extract", character="obama", params={})
+    done = submit_faces_extract(services, queue, "obama")
     queue.run(done.id)
-    waiting = queue.submit("faces_extract", character="obama", params={})
+    waiting = submit_faces_extract(services, queue, "obama")
     listing = cli("jobs", "list", "--json")
     assert listing.code == 0, listing.err
     states = {j["id"]: j["state"] for j in json.loads(listing.out)["items"]}

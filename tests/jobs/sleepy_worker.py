@@ -1,7 +1,7 @@
 """A worker process for the kill test: the real consumer and queue, plus one slow job kind.
 
 ``python -m tests.jobs.sleepy_worker HOME`` runs huey's consumer exactly as ``charstudio
-worker`` does, with a ``sleep`` handler added so a test can kill it mid-job.
+worker`` does, with a ``sleep`` kind added so a test can kill it mid-job.
 """
 
 from __future__ import annotations
@@ -12,23 +12,37 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from charstudio.config import load_settings
-from charstudio.jobs import HANDLERS, JobContext, JobQueue
+from charstudio.jobs import KINDS, JobContext, JobKind, JobQueue
 from charstudio.services import Services, build_services
 
 
-def sleep(services: Services, ctx: JobContext) -> dict[str, Any]:
-    seconds = float(ctx.params["seconds"])
+class SleepParams(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seconds: float
+
+
+class Slept(BaseModel):
+    slept: float
+
+
+def sleep(services: Services, ctx: JobContext, params: SleepParams) -> Slept:
     steps = 20
     for step in range(steps):
         ctx.progress(step, steps, "sleeping")
-        time.sleep(seconds / steps)
-    return {"slept": seconds}
+        time.sleep(params.seconds / steps)
+    return Slept(slept=params.seconds)
+
+
+SLEEP = JobKind("sleep", SleepParams, Slept, sleep)
 
 
 def queue_for(home: Path, **settings: Any) -> JobQueue:
     services = build_services(load_settings(home=home, **settings))
-    return JobQueue(services, handlers={**HANDLERS, "sleep": sleep})
+    return JobQueue(services, kinds={**KINDS, SLEEP.name: SLEEP})
 
 
 if __name__ == "__main__":

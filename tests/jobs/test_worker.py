@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from charstudio.jobs import JobInfo, JobQueue
+from charstudio.dataset import DatasetConfig
+from charstudio.jobs import JobInfo, JobQueue, submit_dataset_prepare, submit_faces_extract
 from charstudio.services import Services
 from tests.faces.conftest import DATA
-from tests.jobs.sleepy_worker import queue_for
+from tests.jobs.sleepy_worker import SLEEP, SleepParams, queue_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,11 +62,9 @@ def test_charstudio_worker_runs_queued_jobs(
     services.library.create("obama", [DATA / f"obama_{y}.jpg" for y in (2009, 2010, 2012)])
     queue = JobQueue(services)
     jobs = [
-        queue.submit("faces_extract", character="obama", params={}),
-        queue.submit(
-            "dataset_prepare",
-            character="obama",
-            params={"config": {"resolution": 512, "max_upscale": 2.0}},
+        submit_faces_extract(services, queue, "obama"),
+        submit_dataset_prepare(
+            services, queue, "obama", DatasetConfig(resolution=512, max_upscale=2.0)
         ),
     ]
     processes.append(start([sys.executable, "-m", "charstudio", "worker"], home))
@@ -80,7 +79,7 @@ def test_a_killed_worker_job_is_requeued_and_finished_by_the_next(
 ) -> None:
     services.init()
     queue = queue_for(home)
-    job = queue.submit("sleep", character=None, params={"seconds": 4})
+    job = queue.submit(SLEEP, character=None, params=SleepParams(seconds=4))
     first = start([sys.executable, "-m", "tests.jobs.sleepy_worker", str(home)], home)
     processes.append(first)
     running = wait_for(lambda: queue.store.get(job.id), lambda i: i.progress_step >= 2, 30)
@@ -92,6 +91,7 @@ def test_a_killed_worker_job_is_requeued_and_finished_by_the_next(
     processes.append(second)
     done = wait_for(lambda: queue.store.get(job.id), lambda i: i.finished, 60)
     assert done.state == "succeeded", done
+    assert done.result == {"slept": 4.0}
     assert done.attempts == 2 and done.worker is not None
     assert done.worker.split(":")[1] == str(second.pid)
 
@@ -101,7 +101,7 @@ def test_a_job_killed_twice_fails_with_the_reason(
 ) -> None:
     services.init()
     queue = queue_for(home)
-    job = queue.submit("sleep", character=None, params={"seconds": 30})
+    job = queue.submit(SLEEP, character=None, params=SleepParams(seconds=30))
     for attempt in (1, 2):
         proc = start([sys.executable, "-m", "tests.jobs.sleepy_worker", str(home)], home)
         processes.append(proc)
