@@ -64,6 +64,7 @@ class ComfyUIBackend:
         self.transport = transport
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._pool: ComfyUIPool | None = None
 
     def generate(
@@ -87,11 +88,21 @@ class ComfyUIBackend:
     def close(self) -> None:
         """Close the servers' connections and stop the pool's thread."""
         with self._lock:
-            loop, pool, self._loop, self._pool = self._loop, self._pool, None, None
-        if loop is None or pool is None:
+            loop, thread, pool = self._loop, self._thread, self._pool
+            self._loop = self._thread = self._pool = None
+        if loop is None or thread is None or pool is None:
             return
-        asyncio.run_coroutine_threadsafe(pool.aclose(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
+        try:
+            asyncio.run_coroutine_threadsafe(pool.aclose(), loop).result(timeout=30)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=30)
+
+    def __enter__(self) -> ComfyUIBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _call(self, work: Callable[[ComfyUIPool], Awaitable[T]]) -> T:
         loop, pool = self._started()
@@ -111,11 +122,28 @@ class ComfyUIBackend:
             if self._loop is None or self._pool is None:
                 pool = ComfyUIPool(self.urls, options=self.options, transport=self.transport)
                 loop = asyncio.new_event_loop()
-                threading.Thread(
-                    target=loop.run_forever, name="comfyui-pool", daemon=True
-                ).start()
-                self._loop, self._pool = loop, pool
+                thread = threading.Thread(
+                    target=_serve_forever, args=(loop,), name="comfyui-pool", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread, self._pool = loop, thread, pool
             return self._loop, self._pool
+
+
+def _serve_forever(loop: asyncio.AbstractEventLoop) -> None:
+    """The pool's thread: run its loop until :meth:`ComfyUIBackend.close` stops it."""
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        # As asyncio.run ends: what is still running (an event listener) is cancelled and
+        # awaited, so its sockets close before the loop does.
+        left = asyncio.all_tasks(loop)
+        for task in left:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 async def _run(work: Callable[[ComfyUIPool], Awaitable[T]], pool: ComfyUIPool) -> T:

@@ -117,7 +117,8 @@ def choose_reference(
             f"with `charstudio character import {profile.name} PATH`"
         )
     uses_ipadapter = profile.method in ("lora_ipadapter", "ipadapter_only")
-    if uses_ipadapter and IPADAPTER_PRESETS[preset].face_input and face_crop.is_file():
+    known = IPADAPTER_PRESETS.get(preset)  # an unknown preset is refused with the graph
+    if uses_ipadapter and known is not None and known.face_input and face_crop.is_file():
         check_image(face_crop, "reference face crop")
         return face_crop, "face"
     reference = Path(profile.reference_image)

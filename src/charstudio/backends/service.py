@@ -271,19 +271,22 @@ class GenerationService:
         progress: ProgressSink | None = None,
         cancel: CancelToken | None = None,
         job_id: str | None = None,
+        planned: GenerationPlan | None = None,
     ) -> GenerationResult:
         """Generate ``request.count`` images of ``name``, store them and record them.
 
         Args:
             job_id: The queued job this runs under (charstudio.jobs owns that record); without
                 one, the generation records a job of its own.
+            planned: What :meth:`plan` made of this request already (the CLI plans first
+                to say its warnings before the progress bar starts).
 
         Raises:
             UsageError: bad input (see :meth:`plan`).
             BackendError: the backend failed; the message names the server and the fix.
         """
         # 1-4. Check, profile, backend request.
-        built = self.plan(name, request, job_id=job_id).request
+        built = (planned or self.plan(name, request, job_id=job_id)).request
         backend = self.backends[request.backend]()
         owns_job = job_id is None
         # 5. Record the job (unless the queue already has) and run it.

@@ -59,7 +59,7 @@ class GenerationDefaults(BaseModel):
 
 
 class GenerateRequest(BaseModel):
-    """"Generate images of this character": the one model of a generation request.
+    """ "Generate images of this character": the one model of a generation request.
 
     The CLI's options, the JSON API's body, the original form endpoint, the studio's form
     and the ``generate`` job's record are all this model; it is checked here, once, and
@@ -122,6 +122,29 @@ class GenerateRequest(BaseModel):
         if not value.strip():
             raise ValueError("the prompt is empty: say what to generate")
         return value.strip()
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            raise ValueError(
+                f"seed {value} is out of range: seeds are 0 to {SEED_MAX} (2^64-1), and no "
+                "value means 'random'; leave the seed out for a random one (it is recorded "
+                "with the image)"
+            )
+        if isinstance(value, int) and value > SEED_MAX:
+            raise ValueError(
+                f"seed {value} is out of range: seeds are 0 to {SEED_MAX} (2^64-1); use a seed "
+                "in range, or leave it out for a random one"
+            )
+        return value
+
+    @field_validator("count", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        if isinstance(value, int) and not 1 <= value <= MAX_COUNT:
+            raise ValueError(f"count {value} is out of range: make 1 to {MAX_COUNT} images")
+        return value
 
     @field_validator("width", "height")
     @classmethod

@@ -1,19 +1,25 @@
-"""``charstudio generate``: images of a character on ComfyUI, with progress and output paths."""
+"""``charstudio generate``: images of a character, with progress and output paths.
+
+The options map one to one onto :class:`~charstudio.backends.GenerateRequest` (the model
+the API, the studio and the job record use too); ``--size WxH`` is a shorthand for
+``--width``/``--height``. ``charstudio workflow`` shares them (see :func:`build_request`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 
-from charstudio.backends import GenerateSpec, GenerationResult, ProgressEvent, ProgressSink
+from charstudio.backends import GenerateRequest, GenerationResult, ProgressEvent, ProgressSink
+from charstudio.backends.service_types import parse_size
 from charstudio.cli.console import Console
 from charstudio.cli.context import services_of
 from charstudio.library.types import ProgressCallback
 from charstudio.workflows import Variation
 
-__all__ = ["generate", "spec_options"]
+__all__ = ["build_request", "generate"]
 
 NameArg = Annotated[str, typer.Argument(help="Character name.")]
 PromptArg = Annotated[str, typer.Argument(help='What to generate, e.g. "red dress".')]
@@ -23,6 +29,13 @@ VariationOpt = Annotated[
 ]
 PoseOpt = Annotated[
     Path | None, typer.Option(help="Pose image for the OpenPose ControlNet (--variation pose).")
+]
+PoseKindOpt = Annotated[
+    Literal["auto", "skeleton", "photo"],
+    typer.Option(
+        help="The pose image is an OpenPose skeleton (used as is) or a photo of a person "
+        "(the server's preprocessor draws the skeleton; needs its annotator weights)."
+    ),
 ]
 LoraOpt = Annotated[
     float | None, typer.Option(help="LoRA strength (profile default; 0.6-0.8 recommended).")
@@ -39,32 +52,53 @@ CountOpt = Annotated[int, typer.Option(help="How many images (seeds follow the f
 BackendOpt = Annotated[
     str, typer.Option(help="Where to generate: comfyui (servers) or diffusers (in this process).")
 ]
+SizeOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Image size WIDTHxHEIGHT, multiples of 8 (default: 512x512 SD1.5, 1024x1024 SDXL)."
+    ),
+]
+WidthOpt = Annotated[int | None, typer.Option(help="Image width (with --height).")]
+HeightOpt = Annotated[int | None, typer.Option(help="Image height (with --width).")]
+AspectOpt = Annotated[
+    str | None,
+    typer.Option(help="Aspect ratio W:H sized for the base model, e.g. 2:3 (SD1.5: 512x768)."),
+]
+NegativeOpt = Annotated[
+    str | None,
+    typer.Option("--negative", help="Negative prompt added to the character's own."),
+]
+ReplaceNegativeOpt = Annotated[
+    bool,
+    typer.Option("--replace-negative", help="--negative replaces the character's negative prompt."),
+]
+StepsOpt = Annotated[int | None, typer.Option(help="Sampler steps, 1-150 (profile default).")]
+CfgOpt = Annotated[float | None, typer.Option(help="CFG scale, 1-30 (profile default).")]
+SamplerOpt = Annotated[
+    str | None, typer.Option(help="KSampler sampler, e.g. euler_ancestral (default dpmpp_2m).")
+]
+SchedulerOpt = Annotated[
+    str | None, typer.Option(help="KSampler scheduler, e.g. normal (default karras).")
+]
+DenoiseOpt = Annotated[
+    float | None, typer.Option(help="img2img only: how much of the reference is repainted.")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
-def spec_options(
-    name: str,
-    prompt: str,
-    variation: Variation | None,
-    pose: Path | None,
-    lora_strength: float | None,
-    ipadapter_strength: float | None,
-    seed: int | None,
-    count: int,
-    backend: str,
-) -> GenerateSpec:
-    """The typed spec of the options ``generate`` and ``workflow`` share."""
-    return GenerateSpec(
-        name=name,
-        prompt=prompt,
-        variation=variation,
-        pose=pose,
-        lora_strength=lora_strength,
-        ipadapter_strength=ipadapter_strength,
-        seed=seed,
-        count=count,
-        backend=backend,
-    )
+def build_request(**options: Any) -> GenerateRequest:
+    """The request from the CLI's options (``size`` and ``replace_negative`` unpacked).
+
+    Raises:
+        InvalidParameter: a bad value, with the message the API and the studio give.
+    """
+    size = options.pop("size", None)
+    if size is not None:
+        options["width"], options["height"] = parse_size(size)
+    if options.pop("replace_negative", False):
+        options["negative_mode"] = "replace"
+    given = {key: value for key, value in options.items() if value is not None}
+    return GenerateRequest.parse(**given)
 
 
 def generate(
@@ -73,20 +107,55 @@ def generate(
     prompt: PromptArg,
     variation: VariationOpt = None,
     pose: PoseOpt = None,
+    pose_kind: PoseKindOpt = "auto",
     lora_strength: LoraOpt = None,
     ipadapter_strength: IPAdapterOpt = None,
     seed: SeedOpt = None,
     count: CountOpt = 1,
     backend: BackendOpt = "comfyui",
+    size: SizeOpt = None,
+    width: WidthOpt = None,
+    height: HeightOpt = None,
+    aspect: AspectOpt = None,
+    negative: NegativeOpt = None,
+    replace_negative: ReplaceNegativeOpt = False,
+    steps: StepsOpt = None,
+    cfg: CfgOpt = None,
+    sampler: SamplerOpt = None,
+    scheduler: SchedulerOpt = None,
+    denoise: DenoiseOpt = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Generate images of NAME (method and strengths from its profile), store and record them."""
+    """Generate images of NAME (method and defaults from its profile), store and record them."""
     console = Console(json_mode=json_output)
-    spec = spec_options(
-        name, prompt, variation, pose, lora_strength, ipadapter_strength, seed, count, backend
+    request = build_request(
+        prompt=prompt,
+        variation=variation,
+        pose=pose,
+        pose_kind=pose_kind,
+        lora_strength=lora_strength,
+        ipadapter_strength=ipadapter_strength,
+        seed=seed,
+        count=count,
+        backend=backend,
+        size=size,
+        width=width,
+        height=height,
+        aspect=aspect,
+        negative_prompt=negative,
+        replace_negative=replace_negative,
+        steps=steps,
+        cfg=cfg,
+        sampler=sampler,
+        scheduler=scheduler,
+        denoise=denoise,
     )
+    generation = services_of(ctx).generation
+    planned = generation.plan(name, request)
+    for warning in planned.warnings:
+        console.warning(warning)
     with console.progress("Generating") as bar:
-        result = services_of(ctx).generation.generate(spec, progress=_feed(bar, count))
+        result = generation.generate(name, request, progress=_feed(bar, count), planned=planned)
     if json_output:
         console.json(result)
         return
@@ -117,10 +186,12 @@ def _render(console: Console, result: GenerationResult) -> None:
         if value is not None
     )
     drawn = " (random)" if result.seeds_drawn else ""
+    width, height = result.size
     console.success(
         f"{result.character}: {len(result.images)} image(s) with {result.method}"
         + (f" ({strengths})" if strengths else "")
-        + f" on {result.backend}, job {result.job}"
+        + f", {width}x{height}, {params.steps} steps {params.sampler}/{params.scheduler} "
+        f"cfg {params.cfg}, on {result.backend}, job {result.job}"
     )
     console.table(
         None,

@@ -28,10 +28,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
-
 from huey import Huey, RedisHuey, SqliteHuey  # type: ignore[import-untyped]
 from huey.consumer import Consumer  # type: ignore[import-untyped]
+from pydantic import BaseModel
 
 from charstudio.config import Settings
 from charstudio.errors import BackendUnavailable, CharstudioError, InvalidParameter

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from charstudio.backends import GenerateRequest
 from charstudio.dataset import DatasetConfig
+from charstudio.errors import InvalidParameter
 from charstudio.jobs.kinds import (
     DATASET_PREPARE,
     FACES_EXTRACT,
@@ -91,8 +92,17 @@ def submit_generate(
     preprocessor's weights on the server).
 
     Raises:
-        InvalidParameter, NotFound, UnsupportedImage: see ``GenerationService.plan``.
+        InvalidParameter, NotFound, UnsupportedImage: see ``GenerationService.plan``;
+            a pose image outside the data root.
     """
+    if request.pose is not None and not request.pose.resolve().is_relative_to(
+        services.store.home.resolve()
+    ):
+        raise InvalidParameter(
+            f"pose image {request.pose.name}: a queued generation reads its pose image from "
+            "the data root (where every worker finds it); upload it with the studio, or "
+            "generate from the CLI with a local file"
+        )
     plan = services.generation.plan(name, request)
     return queue.submit(
         GENERATE,

@@ -22,11 +22,11 @@ __all__ = [
     "CLIP_VISION_VIT_H",
     "FACEID_PRESETS",
     "IPADAPTER_PRESETS",
+    "MIN_SIDE",
     "MODEL_FAMILIES",
     "IPAdapterPreset",
     "ModelFamily",
     "ModelFamilyName",
-    "MIN_SIDE",
     "default_ipadapter_preset",
     "parse_aspect",
 ]

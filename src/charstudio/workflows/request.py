@@ -46,10 +46,10 @@ __all__ = [
     "DEFAULT_NEGATIVE_PROMPT",
     "SEED_MAX",
     "VARIATION_PROMPTS",
-    "check_side",
     "PoseControl",
     "Variation",
     "WorkflowRequest",
+    "check_side",
     "random_seed",
 ]
 

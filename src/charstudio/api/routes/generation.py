@@ -5,16 +5,16 @@ job id at once; the images arrive with the job's result.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, status
+from fastapi import APIRouter, Form, Path, status
 
-from charstudio.api.deps import QueueDep, ServicesDep
-from charstudio.api.schemas import GenerateBody, LegacyGenerateResponse
+from charstudio.api.schemas import LegacyGenerateResponse
+from charstudio.backends import GenerateRequest
 from charstudio.backends.accepted import accept_generated
-from charstudio.backends.service_types import GenerateSpec
-from charstudio.jobs import JobInfo
-from charstudio.library import CharacterConsistencyProfile
+from charstudio.http import QueueDep, ServicesDep
+from charstudio.jobs import JobInfo, submit_generate
+from charstudio.library.profile import NEGATIVE_PROMPT_MAX
 from charstudio.workflows import SEED_MAX
 
 router = APIRouter(tags=["generation"])
@@ -32,10 +32,13 @@ EXPECTED = {
 @router.post(
     "/api/v1/characters/{name}/generate", status_code=status.HTTP_202_ACCEPTED, tags=["generation"]
 )
-def generate(name: str, body: GenerateBody, services: ServicesDep, queue: QueueDep) -> JobInfo:
-    """Queue a generation by the best method the character's assets allow."""
-    profile = services.library.profile(name)
-    return submit_generation(services, queue, profile, body.model_dump())
+def generate(name: str, body: GenerateRequest, services: ServicesDep, queue: QueueDep) -> JobInfo:
+    """Queue a generation by the best method the character's assets allow.
+
+    Unset controls keep the character's profile; everything is checked before the job is
+    queued (400 names the problem). A ``pose`` must be a file under the data root.
+    """
+    return submit_generate(services, queue, name, body)
 
 
 @router.post("/character/{character_id}/generate_consistent")
@@ -45,18 +48,26 @@ def generate_consistent(
     queue: QueueDep,
     prompt: Annotated[str, Form(min_length=1, max_length=2000)],
     variation_type: Annotated[Literal["outfit", "background", "pose"], Form()] = "outfit",
-    lora_strength: Annotated[float, Form(ge=0.0, le=2.0)] = 0.7,
-    ipadapter_strength: Annotated[float, Form(ge=0.0, le=2.0)] = 0.6,
+    lora_strength: Annotated[float | None, Form(ge=0.0, le=2.0)] = None,
+    ipadapter_strength: Annotated[float | None, Form(ge=0.0, le=2.0)] = None,
     seed: Annotated[int, Form(ge=-1, le=SEED_MAX, description="-1 draws a random seed")] = -1,
+    width: Annotated[int | None, Form()] = None,
+    height: Annotated[int | None, Form()] = None,
+    negative_prompt: Annotated[str | None, Form(max_length=NEGATIVE_PROMPT_MAX)] = None,
+    steps: Annotated[int | None, Form()] = None,
+    cfg: Annotated[float | None, Form()] = None,
+    sampler: Annotated[str | None, Form()] = None,
+    scheduler: Annotated[str | None, Form()] = None,
 ) -> LegacyGenerateResponse:
     """The original design's endpoint, same contract; ``prompt_id`` is charstudio's job id.
 
-    A character without a LoRA still generates, by the best method its assets allow; a
-    strength the method does not use is ignored here (the original contract always sends
-    both), and ``method`` says which was used.
+    Absent fields keep the character's profile values. A character without a LoRA still
+    generates, by the best method its assets allow; a strength the method does not use is
+    ignored here (the original contract always sends both), and ``method`` says which was
+    used. The other fields are ``GenerateRequest``'s, checked the same way.
     """
     profile = services.library.profile(character_id)
-    body = GenerateBody(
+    request = GenerateRequest.parse(
         prompt=prompt,
         variation=variation_type,
         lora_strength=lora_strength if profile.params.lora_strength is not None else None,
@@ -64,8 +75,15 @@ def generate_consistent(
             ipadapter_strength if profile.params.ipadapter_strength is not None else None
         ),
         seed=None if seed == -1 else seed,
+        width=width,
+        height=height,
+        negative_prompt=negative_prompt,
+        steps=steps,
+        cfg=cfg,
+        sampler=sampler,
+        scheduler=scheduler,
     )
-    job = submit_generation(services, queue, profile, body.model_dump())
+    job = submit_generate(services, queue, profile.name, request)
     return LegacyGenerateResponse(
         success=True,
         prompt_id=job.id,
@@ -75,21 +93,9 @@ def generate_consistent(
 
 
 @router.post("/api/v1/generations/{generation_id}/accept", tags=["generation"])
-def accept(generation_id: int, services: ServicesDep) -> dict[str, str]:
+def accept(
+    generation_id: Annotated[int, Path(ge=1, le=2**63 - 1)], services: ServicesDep
+) -> dict[str, str]:
     """Accept a generated image: its workflow is saved to ``workflows/generated/``."""
     path = accept_generated(services.store, services.db, generation_id=generation_id)
     return {"workflow": str(path)}
-
-
-def submit_generation(
-    services: ServicesDep,
-    queue: QueueDep,
-    profile: CharacterConsistencyProfile,
-    spec: dict[str, Any],
-) -> JobInfo:
-    """Queue a generation job for ``profile`` (shared by the API and the studio)."""
-    # Check now (400 with the reason) rather than queue a job that can only fail.
-    services.generation.plan(GenerateSpec(name=profile.name, **spec))
-    if spec.get("seed") is not None:
-        spec["seed"] = str(spec["seed"])  # JSON numbers lose precision past 2^53
-    return queue.submit("generate", character=profile.name, params={"spec": spec})

@@ -15,23 +15,23 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from charstudio.api.deps import QueueDep, ServicesDep
-from charstudio.api.routes.generation import submit_generation
-from charstudio.api.schemas import GenerateBody
-from charstudio.api.uploads import safe_name
+from charstudio.backends import GenerateRequest
 from charstudio.backends.accepted import accept_generated
 from charstudio.errors import CharstudioError, InvalidParameter
-from charstudio.jobs import JobInfo, JobQueue
+from charstudio.http import QueueDep, ServicesDep, safe_name
+from charstudio.jobs import JobInfo, JobQueue, submit_faces_score, submit_generate
 from charstudio.library.profile import RECOMMENDED_RANGES
 from charstudio.services import Services
 from charstudio.web.auth import require_session
 from charstudio.web.errors import StudioRoute, field_errors
 from charstudio.web.render import render
 from charstudio.web.views import generation_results, latest_score_job
+from charstudio.workflows import MODEL_FAMILIES
 
 router = APIRouter(route_class=StudioRoute, dependencies=[Depends(require_session)])
 
-_FIELDS = ("prompt", "variation", "lora_strength", "ipadapter_strength", "seed", "count", "backend")
+# The form's fields: GenerateRequest's, less the pose file (an upload, stored first).
+_FIELDS = tuple(name for name in GenerateRequest.model_fields if name != "pose")
 
 
 def _page(
@@ -43,9 +43,10 @@ def _page(
     results = generation_results(services, queue, job) if job else None
     values: dict[str, Any] = {"count": 4, "backend": "comfyui", "variation": ""}
     if job is not None:  # the form shows what made the results
-        values.update({k: v for k, v in job.params.get("spec", {}).items() if v is not None})
+        values.update({k: v for k, v in job.params.items() if v is not None and k != "pose"})
     for key in ("lora_strength", "ipadapter_strength"):
         values.setdefault(key, getattr(profile.params, key))
+    generation = services.generation
     return render(
         request,
         "generate.html",
@@ -53,7 +54,10 @@ def _page(
         nav="library",
         profile=profile,
         ranges=RECOMMENDED_RANGES,
-        backends=sorted(services.generation.backends),
+        backends=sorted(generation.backends),
+        family=MODEL_FAMILIES[generation.defaults.family],
+        samplers=generation.catalog.combo("KSampler", "sampler_name"),
+        schedulers=generation.catalog.combo("KSampler", "scheduler"),
         job=job,
         results=results,
         notice=request.query_params.get("notice"),
@@ -69,17 +73,9 @@ def generate_page(request: Request, name: str, services: ServicesDep, queue: Que
 @router.post("/studio/characters/{name}/generate")
 async def generate(request: Request, name: str, services: ServicesDep, queue: QueueDep) -> Response:
     """Check the form (field errors re-show it, 422), then queue the job and follow it."""
-    async with request.form(max_files=1, max_fields=20) as form:
+    async with request.form(max_files=1, max_fields=40) as form:
         values = {k: str(form.get(k) or "").strip() for k in _FIELDS}
-        given = {k: v for k, v in values.items() if v}
-        try:
-            body = GenerateBody.model_validate({**given, "variation": given.get("variation")})
-        except ValidationError as exc:
-            errors = field_errors(exc)
-            return await run_in_threadpool(
-                _page, request, services, queue, name, status=422, errors=errors, values=values
-            )
-        spec = body.model_dump()
+        given: dict[str, Any] = {k: v for k, v in values.items() if v}
         pose = form.get("pose")
         folder = None
         if isinstance(pose, UploadFile) and pose.filename:
@@ -87,20 +83,24 @@ async def generate(request: Request, name: str, services: ServicesDep, queue: Qu
             folder.mkdir(parents=True)
             target = folder / safe_name(pose.filename, 0)
             target.write_bytes(await pose.read())
-            spec["pose"] = str(target)
+            given["pose"] = str(target)
+        try:
+            body = GenerateRequest.model_validate(given)
+        except ValidationError as exc:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+            errors = field_errors(exc)
+            return await run_in_threadpool(
+                _page, request, services, queue, name, status=422, errors=errors, values=values
+            )
     # The service reads the database and checks images: off the event loop.
     try:
-        job = await run_in_threadpool(_submit, services, queue, name, spec)
+        job = await run_in_threadpool(submit_generate, services, queue, name, body)
     except CharstudioError:
         if folder is not None:  # a refused pose image is not kept
             shutil.rmtree(folder, ignore_errors=True)
         raise
     return RedirectResponse(_here(job), status_code=303)
-
-
-def _submit(services: Services, queue: JobQueue, name: str, spec: dict[str, Any]) -> JobInfo:
-    # Checked before queueing (the error page says why), as the API does.
-    return submit_generation(services, queue, services.library.profile(name), spec)
 
 
 def _here(job: JobInfo, notice: str | None = None) -> str:
@@ -123,7 +123,7 @@ def results(request: Request, job_id: str, services: ServicesDep, queue: QueueDe
 
 
 @router.post("/studio/jobs/{job_id}/score")
-def score(job_id: str, queue: QueueDep) -> Response:
+def score(job_id: str, services: ServicesDep, queue: QueueDep) -> Response:
     """Queue identity scores of a finished generation's images (once; later calls return it)."""
     job = _generation(queue, job_id)
     found = latest_score_job(queue, job.character or "", for_job=job.id)
@@ -131,8 +131,8 @@ def score(job_id: str, queue: QueueDep) -> Response:
         paths = [image["path"] for image in job.result.get("images", [])]
         if job.state != "succeeded" or not paths:
             raise InvalidParameter(f"job {job_id} is {job.state} and has no images to score")
-        found = queue.submit(
-            "faces_score", character=job.character, params={"paths": paths, "for_job": job.id}
+        found = submit_faces_score(
+            services, queue, job.character or "", [Path(p) for p in paths], for_job=job.id
         )
     return JSONResponse({"job": found.id, "state": found.state})
 
@@ -141,8 +141,10 @@ def score(job_id: str, queue: QueueDep) -> Response:
 def more_like_this(job_id: str, services: ServicesDep, queue: QueueDep) -> Response:
     """The same parameters with new random seeds."""
     job = _generation(queue, job_id)
-    spec = {**job.params.get("spec", {}), "seed": None}
-    return RedirectResponse(_here(_submit(services, queue, job.character or "", spec)), 303)
+    again = GenerateRequest.parse(**{**job.params, "seed": None})
+    return RedirectResponse(
+        _here(submit_generate(services, queue, job.character or "", again)), 303
+    )
 
 
 @router.post("/studio/jobs/{job_id}/accept/{index}")
