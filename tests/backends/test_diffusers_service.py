@@ -11,7 +11,7 @@ import pytest
 import torch
 from sqlalchemy import select
 
-from charstudio.backends import GenerateSpec, read_parameters
+from charstudio.backends import GenerateRequest, read_parameters
 from charstudio.config import load_settings
 from charstudio.errors import InvalidParameter
 from charstudio.library.models import Generation, Job
@@ -47,16 +47,19 @@ def embedded(sd15_world: World, home: Path, monkeypatch: pytest.MonkeyPatch) -> 
     torch.set_num_threads(threads)
 
 
+PORTRAIT = Path(__file__).parents[1] / "data" / "faces" / "obama_2009.jpg"
+
+
 def test_generates_stores_and_records_like_comfyui(
     embedded: Services, sd15_world: World, refs: Path
 ) -> None:
     embedded.library.create("yuki", [refs])
     give_lora_and_identity(embedded, "yuki", sd15_world.lora)
     embedded.library.update("yuki", overrides={"steps": 2})
-    spec = GenerateSpec(
-        name="yuki", prompt="red dress", variation="outfit", seed=7, count=2, backend="diffusers"
+    request = GenerateRequest(
+        prompt="red dress", variation="outfit", seed=7, count=2, backend="diffusers"
     )
-    result = embedded.generation.generate(spec)
+    result = embedded.generation.generate("yuki", request)
     assert (result.backend, result.method) == ("diffusers", "lora_ipadapter")
     folder = embedded.store.outputs_dir("yuki") / result.job
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -80,13 +83,44 @@ def test_generates_stores_and_records_like_comfyui(
     assert job is not None and job.state == "succeeded"
 
 
+def test_per_request_controls_are_applied_in_process(
+    embedded: Services, sd15_world: World, refs: Path
+) -> None:
+    embedded.library.create("yuki", [refs])
+    give_lora_and_identity(embedded, "yuki", sd15_world.lora)
+    request = GenerateRequest(
+        prompt="red dress",
+        seed=3,
+        backend="diffusers",
+        width=64,
+        height=96,
+        steps=2,
+        cfg=4.0,
+        sampler="euler",
+        scheduler="normal",
+        negative_prompt="hat",
+        negative_mode="replace",
+    )
+    result = embedded.generation.generate("yuki", request)
+    assert (result.images[0].width, result.images[0].height) == (64, 96)
+    params = read_parameters(Path(result.images[0].path))["parameters"]
+    assert params["size"] == [64, 96] and params["negative_prompt"] == "hat"
+    assert (params["params"]["sampler"], params["params"]["scheduler"]) == ("euler", "normal")
+    assert (params["params"]["steps"], params["params"]["cfg"]) == (2, 4.0)
+    photo = GenerateRequest(
+        prompt="arms up", variation="pose", pose=PORTRAIT, backend="diffusers", steps=2
+    )
+    with pytest.raises(InvalidParameter, match="in-process backend has no pose detector"):
+        embedded.generation.plan("yuki", photo)
+
+
 def test_character_with_neither_lora_nor_references(embedded: Services, refs: Path) -> None:
     embedded.library.create("mika", [refs])
     for reference in embedded.library.show("mika").references:
         embedded.library.remove_reference("mika", reference.sha256)
-    spec = GenerateSpec(name="mika", prompt="red dress", backend="diffusers")
+    request = GenerateRequest(prompt="red dress", backend="diffusers")
     with pytest.raises(InvalidParameter) as info:
-        embedded.generation.generate(spec)
+        embedded.generation.generate("mika", request)
     assert str(info.value) == (
         "mika has no reference image for img2img: import some with "
         "`charstudio character import mika PATH`"

@@ -242,7 +242,7 @@ def test_pose_checks(services: Services, yuki: str, fake: FakeComfyUI, tmp_path:
         )
     text = tmp_path / "pose.txt"
     text.write_text("no")
-    with pytest.raises(UnsupportedImage, match="pose.txt"):
+    with pytest.raises(UnsupportedImage, match=r"pose\.txt"):
         service.plan(yuki, GenerateRequest(prompt="x", variation="pose", pose=text))
     blank = write_image(tmp_path / "blank.png", size=(256, 256))
     with pytest.raises(InvalidParameter, match="neither an OpenPose skeleton") as caught:

@@ -32,7 +32,9 @@ def test_generate_prints_output_paths(cli: CliRunner, yuki: str, server: FakeCom
     result = cli("generate", yuki, "red dress", "--variation", "outfit", "--seed", "7")
     assert result.code == 0, result.err
     lines = result.out.splitlines()
-    assert lines[0].startswith("yuki: 1 image(s) with img2img on comfyui, job ")
+    assert lines[0].startswith(
+        "yuki: 1 image(s) with img2img, 512x512, 30 steps dpmpp_2m/karras cfg 7.5, on comfyui, job "
+    )
     job = lines[0].rsplit(" ", 1)[1]
     assert f"outputs/yuki/{job}/yuki_{job}_01_7.png" in result.out
     assert server.url in result.out
@@ -53,7 +55,7 @@ def test_generate_json(cli: CliRunner, yuki: str, server: FakeComfyUI) -> None:
     )
     assert result.code == 0, result.err
     report = json.loads(result.out)
-    assert [i["seed"] for i in report["images"]] == ["40", "41"]
+    assert [i["seed"] for i in report["images"]] == [40, 41]
     assert all(Path(i["path"]).is_file() for i in report["images"])
     assert report["method"] == "img2img" and report["params"]["denoise"] == 0.4
 
@@ -68,16 +70,21 @@ def test_workflow_print_builds_without_sending(
     assert classes[0] == "CheckpointLoaderSimple" and classes[-1] == "SaveImage"
     assert "VAEEncode" in classes and server.prompts_received == []
     summary = cli("workflow", yuki, "red dress", "--seed", "5")
+    reference = json.loads(cli("workflow", yuki, "red dress", "--seed", "5", "--json").out)
+    assert reference["reference_input"] == "full" and len(reference["uploads"]) == 1
+    [(local, remote)] = reference["uploads"].items()
     assert summary.out == (
-        "yuki: 9-node img2img graph, seed 5, valid against the built-in catalog (ComfyUI 0.3.64)\n"
+        "yuki: 9-node img2img graph, 512x512, seed 5, valid against the built-in catalog "
+        f"(ComfyUI 0.3.64)\nIP-Adapter/img2img input: {local} (full)\n"
+        f"LoadImage {remote} <- {local}\n"
     )
 
 
 def test_bad_seed_exits_2(cli: CliRunner, yuki: str, server: FakeComfyUI) -> None:
     result = cli("generate", yuki, "red dress", "--seed", "-1")
     assert result.code == 2
-    assert result.err.startswith("error: seed -1 is out of range")
-    assert "leave --seed out for a random seed" in result.err
+    assert result.err.startswith("error: invalid generation request (seed: seed -1 is out of range")
+    assert "leave the seed out for a random one" in result.err
 
 
 def test_unreachable_server_exits_1(
@@ -98,7 +105,7 @@ def test_unknown_variation_exits_2(cli: CliRunner, yuki: str) -> None:
 def test_workflow_check_names_the_server(cli: CliRunner, yuki: str, server: FakeComfyUI) -> None:
     result = cli("workflow", yuki, "red dress", "--seed", "5", "--check")
     assert result.code == 0, result.err
-    assert result.out.splitlines()[1] == f"{server.url} has every node and model file it needs"
+    assert result.out.splitlines()[-1] == f"{server.url} has every node and model file it needs"
     assert server.prompts_received == []
     server.models["checkpoints"] = ["other.safetensors"]
     result = cli("workflow", yuki, "red dress", "--seed", "5", "--check")

@@ -74,6 +74,7 @@ def root(
 ) -> None:
     """charstudio: character LoRA + IP-Adapter, ComfyUI or diffusers, identity checks."""
     ctx.obj = CliState(home=home)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def main() -> None:

@@ -27,6 +27,12 @@ class CliState:
             self._services = build_services(settings)
         return self._services
 
+    def close(self) -> None:
+        """Close what the invocation opened (the database, the ComfyUI pool's connections)."""
+        if self._services is not None:
+            self._services.close()
+            self._services = None
+
 
 def services_of(ctx: typer.Context) -> Services:
     """The invocation's services (settings loaded on first use)."""
