@@ -226,3 +226,67 @@ def test_accept_saves_the_workflow(
     with api_services.db.sessions() as session:
         accepted = session.scalars(select(Generation.accepted).order_by(Generation.id)).all()
     assert accepted == [True, True]
+
+
+def test_per_request_controls_over_json_and_the_original_form(
+    studio: tuple[TestClient, JobQueue],
+) -> None:
+    client, queue = studio
+    controls = {
+        "prompt": "a red coat",
+        "aspect": "3:2",
+        "negative_prompt": "hat",
+        "steps": 9,
+        "cfg": 4.5,
+        "sampler": "euler",
+        "scheduler": "normal",
+        "seed": 1,
+    }
+    job = client.post("/api/v1/characters/obama/generate", json=controls)
+    assert job.status_code == 202, job.text
+    done = queue.run(job.json()["id"])
+    assert done.state == "succeeded", done.error
+    assert done.result["size"] == [768, 512]
+    params = done.result["params"]
+    assert (params["steps"], params["cfg"], params["sampler"]) == (9, 4.5, "euler")
+    assert params["negative_prompt"].endswith(", hat")
+    # The original form: absent fields keep the profile, not the old 0.7/0.6 defaults.
+    client.patch("/api/v1/characters/obama", json={"steps": 14, "cfg": 5.0})
+    legacy = client.post(
+        "/character/obama/generate_consistent",
+        data={"prompt": "a hat", "seed": "2", "width": "512", "height": "640"},
+    )
+    assert legacy.status_code == 200, legacy.text
+    done = queue.run(legacy.json()["prompt_id"])
+    assert done.state == "succeeded", done.error
+    assert (done.result["params"]["steps"], done.result["params"]["cfg"]) == (14, 5.0)
+    assert done.result["size"] == [512, 640]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"width": 500, "height": 512}, 422, "image size 500 is not a multiple of 8"),
+        ({"aspect": "tall"}, 422, "aspect 'tall' does not parse"),
+        ({"steps": 0}, 422, "greater than or equal to 1"),
+        ({"negative_prompt": "x" * 1001}, 422, "at most 1000 characters"),
+        ({"width": 4096, "height": 512}, 400, "over Stable Diffusion 1.5's largest side 1536"),
+        ({"sampler": "magic"}, 400, "unknown sampler 'magic': use one of euler, "),
+        ({"scheduler": "weekly"}, 400, "unknown scheduler 'weekly': use one of simple, "),
+        ({"denoise": 0.5, "backend": "nope"}, 400, "unknown backend 'nope'"),
+        (
+            {"pose": "/etc/hosts", "variation": "pose"},
+            400,
+            "reads its pose image from the data root",
+        ),
+    ],
+)
+def test_bad_controls_are_refused_before_queueing(
+    studio: tuple[TestClient, JobQueue], body: dict[str, object], status: int, needle: str
+) -> None:
+    client, queue = studio
+    before = queue.store.page(limit=200, offset=0).total
+    answer = client.post("/api/v1/characters/obama/generate", json={"prompt": "x", **body})
+    assert answer.status_code == status, answer.text
+    assert needle in answer.text
+    assert queue.store.page(limit=200, offset=0).total == before  # nothing queued

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -213,7 +214,7 @@ def test_corrupt_file_is_unsupported(tmp_path: Path, kind: str) -> None:
     text.write_text("not an image")
 
     for path in (truncated, text):
-        with pytest.raises(UnsupportedImage, match=rf"pose image {path}"):
+        with pytest.raises(UnsupportedImage, match=rf"pose image {re.escape(path.name)} is "):
             classify_pose(path, kind=kind, faces=NoDetector())  # type: ignore[arg-type]
 
 

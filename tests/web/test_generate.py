@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -59,8 +60,8 @@ def test_a_strength_the_method_does_not_use_is_refused(
     assert response.status_code == 400
     reason = web_services.library.profile("obama").method_reason
     assert message(response.text) == (
-        f"--lora-strength does not apply: obama is generated with ipadapter_only ({reason}), "
-        "which does not use it"
+        f"lora strength does not apply: obama is generated with ipadapter_only ({reason}), "
+        "which does not use it; leave it out"
     )
 
 
@@ -104,7 +105,7 @@ def test_generation_scores_more_like_this_and_accept(
     more = analysed.post(f"/studio/jobs/{job_id}/more")
     assert more.status_code == 303
     again = queue.store.get(job_in(more.headers["location"]))
-    assert again.params["spec"]["prompt"] == "a red coat" and again.params["spec"]["seed"] is None
+    assert again.params["prompt"] == "a red coat" and again.params["seed"] is None
 
     accepted = analysed.post(f"/studio/jobs/{job_id}/accept/1")
     assert accepted.status_code == 303
@@ -140,8 +141,8 @@ def test_pose_images_go_with_the_pose_variation_only(
     wrong = analysed.post(
         "/studio/characters/obama/generate", data={"prompt": "waving"}, files=pose
     )
-    assert wrong.status_code == 400
-    assert message(wrong.text) == "--pose was given with variation none: add --variation pose"
+    assert wrong.status_code == 422  # the form again, with the reason
+    assert "a pose image was given with variation none: use variation pose" in wrong.text
 
     broken = {"pose": ("pose.png", b"not a png", "image/png")}
     refused = analysed.post(
@@ -151,7 +152,8 @@ def test_pose_images_go_with_the_pose_variation_only(
     )
     assert refused.status_code == 400
     assert message(refused.text) == (
-        "the pose image pose.png is not a readable image: use a PNG or JPEG file"
+        "pose image pose.png is not an image file (or a format Pillow cannot read); use PNG, "
+        "JPEG or WEBP"
     )
     kept = web_services.settings.home / "uploads" / "poses"
     assert not kept.exists() or list(kept.iterdir()) == []  # refused poses are not kept
@@ -162,9 +164,9 @@ def test_pose_images_go_with_the_pose_variation_only(
         files=pose,
     )
     assert queued.status_code == 303
-    spec = queue.store.get(job_in(queued.headers["location"])).params["spec"]
-    assert spec["variation"] == "pose" and spec["pose"].startswith(str(kept))
-    assert spec["pose"].endswith("/pose.jpg")
+    params = queue.store.get(job_in(queued.headers["location"])).params
+    assert params["variation"] == "pose" and params["pose"].startswith(str(kept))
+    assert params["pose"].endswith("/pose.jpg") and params["pose_kind"] == "auto"
 
 
 def test_without_a_face_identity_results_are_not_scored(obama: TestClient, queue: JobQueue) -> None:
@@ -177,3 +179,52 @@ def test_without_a_face_identity_results_are_not_scored(obama: TestClient, queue
         "Not scored: obama has no face identity yet (analyse faces on the character page)."
     ) in results
     assert results.count('alt="Result ') == 1  # no count sent: one image
+
+
+def test_the_form_takes_every_control(
+    analysed: TestClient, queue: JobQueue, web_services: Services
+) -> None:
+    page = analysed.get("/studio/characters/obama/generate").text
+    assert '<option value="2:3" >2:3: 512x768</option>' in page.replace("  ", " ")
+    assert re.search(r"<option\s*>euler_ancestral</option>", page)
+    assert re.search(r"<option\s*>normal</option>", page)
+    queued = analysed.post(
+        "/studio/characters/obama/generate",
+        data={
+            "prompt": "a red coat",
+            "aspect": "2:3",
+            "negative_prompt": "hat",
+            "negative_mode": "replace",
+            "steps": "12",
+            "cfg": "6",
+            "sampler": "euler",
+            "scheduler": "normal",
+        },
+    )
+    assert queued.status_code == 303, queued.text
+    params = queue.store.get(job_in(queued.headers["location"])).params
+    assert (params["aspect"], params["steps"], params["cfg"]) == ("2:3", 12, 6.0)
+    assert (params["negative_prompt"], params["negative_mode"]) == ("hat", "replace")
+    assert (params["sampler"], params["scheduler"]) == ("euler", "normal")
+    done = queue.run(job_in(queued.headers["location"]))
+    assert done.state == "succeeded", done.error
+    assert done.result["size"] == [512, 768] and done.result["params"]["negative_prompt"] == "hat"
+
+
+def test_bad_controls_show_the_same_messages(analysed: TestClient, queue: JobQueue) -> None:
+    before = queue.store.page(limit=200).total
+    wrong = analysed.post(
+        "/studio/characters/obama/generate",
+        data={"prompt": "x", "width": "500", "height": "512"},
+    )
+    assert wrong.status_code == 422
+    assert "image size 500 is not a multiple of 8 of at least 64" in wrong.text
+    assert 'id="width" name="width"' in wrong.text and 'aria-invalid="true"' in wrong.text
+    unknown = analysed.post(
+        "/studio/characters/obama/generate", data={"prompt": "x", "sampler": "magic"}
+    )
+    assert unknown.status_code == 400
+    assert html.unescape(message(unknown.text)).startswith(
+        "unknown sampler 'magic': use one of euler, "
+    )
+    assert queue.store.page(limit=200).total == before

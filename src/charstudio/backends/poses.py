@@ -301,7 +301,7 @@ def _shrink(image: RGBImage) -> npt.NDArray[np.uint8]:
 def _load(path: Path) -> RGBImage:
     """The image as ComfyUI's LoadImage reads it: EXIF-upright, RGB (alpha dropped)."""
     if not path.is_file():
-        raise NotFound(f"pose image {path} not found")
+        raise NotFound(f"pose image {path.name} not found: give an existing image file")
     try:
         with Image.open(path) as opened:
             opened.load()
@@ -309,16 +309,17 @@ def _load(path: Path) -> RGBImage:
             return np.asarray(upright.convert("RGB"), dtype=np.uint8)
     except UnidentifiedImageError as exc:
         raise UnsupportedImage(
-            f"pose image {path} is not an image file (or a format Pillow cannot read); "
+            f"pose image {path.name} is not an image file (or a format Pillow cannot read); "
             "use PNG, JPEG or WEBP"
         ) from exc
     except Image.DecompressionBombError as exc:
         raise UnsupportedImage(
-            f"pose image {path} has too many pixels ({exc}); downscale it"
+            f"pose image {path.name} has too many pixels ({exc}); downscale it"
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnsupportedImage(
-            f"pose image {path} is corrupt or truncated ({exc}); re-export or re-download it"
+            f"pose image {path.name} is corrupt or truncated ({exc}); re-export or "
+            "re-download it"
         ) from exc
 
 
