@@ -41,7 +41,9 @@ __all__ = [
     "tiny_sdxl",
 ]
 
-SIZE = 32  # pixels; the tiny VAE halves it, the tiny UNet halves it again
+# Pixels: the smallest side a request takes (MIN_SIDE; the latent is 1/8 of the image).
+# The tiny VAE halves it and the tiny UNet halves it again.
+SIZE = 64
 OPENPOSE = "control_v11p_sd15_openpose_fp16.safetensors"
 DIFFUSERS_CONTROLNET = "openpose_diffusers.safetensors"  # diffusers' key names
 
@@ -59,7 +61,7 @@ class World:
         lora: The character's kohya LoRA (this family).
         foreign_lora: A LoRA of the other family.
         reference: The reference image.
-        pose: An OpenPose-style skeleton image.
+        pose: An OpenPose-style skeleton image (requests say ``pose_kind="skeleton"``).
         model: The trainer's tiny model fixture.
     """
 
@@ -84,7 +86,11 @@ class World:
         return DiffusersOptions(**values)
 
     def request(self, method: Method = "lora_ipadapter", **changes: Any) -> GenerationRequest:
-        """A 2-step, 32x32 request for yuki with this world's files."""
+        """A 2-step, SIZE x SIZE request for yuki with this world's files.
+
+        Sampler, scheduler and negative prompt are ``params`` values: pass ``params=``
+        (e.g. ``request.params.model_copy(update={"sampler": "euler"})``).
+        """
         values: dict[str, Any] = {
             "character": "yuki",
             "job": "job-1",
@@ -100,6 +106,7 @@ class World:
             "height": SIZE,
             "lora_file": self.lora if method in ("lora_ipadapter", "lora_only") else None,
             "reference_file": None if method == "lora_only" else self.reference,
+            "pose_kind": "skeleton",  # the world's pose image is a skeleton (with pose_file)
         }
         values.update(changes)
         return GenerationRequest(**values)
@@ -108,7 +115,7 @@ class World:
 def _pose_image(path: Path) -> Path:
     from PIL import Image, ImageDraw
 
-    image = Image.new("RGB", (SIZE * 2, SIZE * 2), (0, 0, 0))
+    image = Image.new("RGB", (64, 64), (0, 0, 0))
     draw = ImageDraw.Draw(image)
     draw.line([(32, 8), (32, 40), (16, 60)], fill=(255, 0, 0), width=3)
     draw.line([(32, 40), (48, 60)], fill=(0, 255, 0), width=3)

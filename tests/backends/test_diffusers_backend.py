@@ -14,11 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from charstudio.backends import BackendImage, CancelToken, ProgressEvent
+from charstudio.backends import BackendImage, CancelToken, ProgressEvent, upload_name
 from charstudio.backends.diffusers_backend import DiffusersBackend
 from charstudio.backends.diffusers_pipelines import PipelineCache
 from charstudio.backends.diffusers_schedulers import make_scheduler
 from charstudio.errors import GenerationCancelled
+from charstudio.library.profile import METHOD_DEFAULTS
 from charstudio.training.loading import load_base_model
 from tests.backends.diffusers_fixtures import (
     DIFFUSERS_CONTROLNET,
@@ -68,6 +69,10 @@ def test_every_method_makes_an_image_with_its_graph(
     assert ("IPAdapterAdvanced" in classes) == (method in ("lora_ipadapter", "ipadapter_only"))
     assert ("VAEEncode" in classes) == (method == "img2img")
     assert image.workflow is not None and len(image.workflow["nodes"]) == len(image.graph)
+    # Images are named as the ComfyUI upload would name them (content-addressed).
+    loaded = [n["inputs"]["image"] for n in image.graph.values() if n["class_type"] == "LoadImage"]
+    expected = [] if method == "lora_only" else [upload_name(sd15_world.reference)]
+    assert loaded == expected
     assert image.extra["device"] == "cpu" and image.extra["seconds"] > 0
 
 
@@ -208,6 +213,12 @@ def test_pose_controlnet_path_runs_and_steers(
     [with_pose] = sd15_backend.generate(posed)
     classes = {node["class_type"] for node in with_pose.graph.values()}
     assert "ControlNetApplyAdvanced" in classes
+    # A skeleton goes straight to the ControlNet, as the backend used it.
+    assert posed.pose_kind == "skeleton" and "OpenposePreprocessor" not in classes
+    loaded = {
+        n["inputs"]["image"] for n in with_pose.graph.values() if n["class_type"] == "LoadImage"
+    }
+    assert loaded == {upload_name(sd15_world.reference), upload_name(sd15_world.pose)}
     assert differ(with_pose, sd15_backend.generate(plain)[0]) > 0
 
 
@@ -291,8 +302,14 @@ def test_each_request_gets_its_own_scheduler(
     karras: bool | None,
 ) -> None:
     sd15_backend.generate(sd15_world.request("lora_only"))  # dpmpp_2m karras first
-    request = sd15_world.request("lora_only", sampler=sampler, scheduler=scheduler)
-    sd15_backend.generate(request)
+    params = METHOD_DEFAULTS["lora_only"].model_copy(
+        update={"steps": 2, "sampler": sampler, "scheduler": scheduler}
+    )
+    request = sd15_world.request("lora_only", params=params)
+    assert (request.sampler, request.scheduler) == (sampler, scheduler)
+    [image] = sd15_backend.generate(request)
+    [sampling] = [n["inputs"] for n in image.graph.values() if n["class_type"] == "KSampler"]
+    assert (sampling["sampler_name"], sampling["scheduler"]) == (sampler, scheduler)
     model, _ = sd15_backend.cache.get(
         sd15_world.base.resolve(), family="sd15", config_dir=sd15_world.config_dir, device="cpu"
     )

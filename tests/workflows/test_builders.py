@@ -191,17 +191,17 @@ def test_unified_loader_rebuilds_the_graph_that_ran(
     make_request: RequestFactory, recorded_graph: Graph
 ) -> None:
     params = GenerationParams(
-        lora_strength=None, ipadapter_strength=0.6, cfg=7.0, steps=2, denoise=1.0
-    )
-    request = make_request(
-        "ipadapter_only",
-        params=params,
-        ipadapter_loader="unified",
-        seed=0,
-        width=64,
-        height=64,
+        lora_strength=None,
+        ipadapter_strength=0.6,
+        cfg=7.0,
+        steps=2,
+        denoise=1.0,
         negative_prompt="multiple people, deformed",
     )
+    request = make_request(
+        "ipadapter_only", params=params, ipadapter_loader="unified", seed=0, width=64, height=64
+    )
+    assert request.negative_prompt == "multiple people, deformed"
     graph = build_workflow(request)
     for node in graph.values():
         node.pop("_meta", None)
@@ -302,11 +302,19 @@ def test_ranges_come_from_the_live_catalog(
         build_workflow(make_request("ipadapter_only"), catalog=live)
 
 
-def test_sampler_the_server_does_not_have(make_request: RequestFactory, live: Catalog) -> None:
-    with pytest.raises(
-        InvalidParameter, match=r"sampler 'euler_x' is not offered by KSampler\.sampler_name"
-    ):
-        build_workflow(make_request("ipadapter_only", sampler="euler_x"), catalog=live)
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("sampler", r"sampler 'euler_x' is not offered by KSampler\.sampler_name"),
+        ("scheduler", r"scheduler 'euler_x' is not offered by KSampler\.scheduler"),
+    ],
+)
+def test_sampler_the_server_does_not_have(
+    make_request: RequestFactory, live: Catalog, field: str, message: str
+) -> None:
+    params = METHOD_DEFAULTS["ipadapter_only"].model_copy(update={field: "euler_x"})
+    with pytest.raises(InvalidParameter, match=message):
+        build_workflow(make_request("ipadapter_only", params=params), catalog=live)
 
 
 def test_pose_controlnet_strength_range(make_request: RequestFactory) -> None:

@@ -42,16 +42,37 @@ def test_seed_limits_are_accepted(make_request: RequestFactory) -> None:
     assert make_request(seed=SEED_MAX).seed == SEED_MAX
 
 
-@pytest.mark.parametrize(("size", "fix"), [(500, "use 496 or 504"), (8, "use 16 or 16")])
+@pytest.mark.parametrize(
+    ("size", "fix"),
+    [(500, "use 496 or 504"), (65, "use 64 or 72"), (8, "use 64"), (32, "use 64"), (60, "use 64")],
+)
 def test_size_must_be_a_multiple_of_8(make_request: RequestFactory, size: int, fix: str) -> None:
     with pytest.raises(InvalidParameter) as caught:
         make_request(width=size)
     assert str(caught.value) == (
-        f"image size {size} is not a multiple of 8 from 16 to 16384 (the latent is 1/8 of the "
+        f"image size {size} is not a multiple of 8 of at least 64 (the latent is 1/8 of the "
         f"image): {fix}"
     )
-    with pytest.raises(InvalidParameter, match="not a multiple of 8"):
+    with pytest.raises(InvalidParameter, match="not a multiple of 8 of at least 64"):
         make_request(height=size)
+
+
+@pytest.mark.parametrize("side", ["width", "height"])
+def test_size_over_the_family_maximum(make_request: RequestFactory, side: str) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        make_request(**{side: 1544})  # a multiple of 8, one step past SD1.5's 1536
+    assert str(caught.value) == (
+        "image size 1544 is over Stable Diffusion 1.5's largest side 1536: generate smaller "
+        "and upscale afterwards"
+    )
+    with pytest.raises(InvalidParameter, match="over Stable Diffusion XL's largest side 2048"):
+        make_request(family="sdxl", **{side: 2056})
+
+
+def test_size_limits_are_accepted(make_request: RequestFactory) -> None:
+    assert make_request(width=64, height=64).size == (64, 64)
+    assert make_request(width=1536, height=1536).size == (1536, 1536)
+    assert make_request(family="sdxl", width=1544, height=2048).size == (1544, 2048)
 
 
 def test_size_defaults_come_from_the_family(make_request: RequestFactory) -> None:
