@@ -11,25 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from charstudio.backends import (
     CancelToken,
     ClientOptions,
+    ComfyUIBackend,
     ComfyUIClient,
     ComfyUIPool,
     GenerationRequest,
     PoolOptions,
     ProgressEvent,
+    ServerNames,
     run_request,
 )
 from charstudio.errors import ComfyUIUnavailable, GenerationCancelled, GenerationFailed
 from charstudio.library.profile import METHOD_DEFAULTS
-from charstudio.workflows import ModelMissing, WorkflowRejected
+from charstudio.workflows import ModelMissing, WorkflowRejected, build_workflow
 from tests.backends.fake_comfyui import free_port
+from tests.backends.pose_images import write_skeleton
 from tests.conftest import write_image
 
 # Read at import: the autouse fixture clears CHARSTUDIO_* before each test runs.
@@ -178,3 +183,49 @@ def test_unreachable_beside_the_live_server(
     assert images[0].server == LIVE_URL
     with pytest.raises(ComfyUIUnavailable, match=f"cannot reach ComfyUI at {dead}"):
         run(live_request(tmp_path, server_files), [dead])
+
+
+@pytest.mark.parametrize("method", ["img2img", "ipadapter_only"])
+def test_printed_graph_runs_as_printed(
+    tmp_path: Path, server_files: dict[str, list[str]], method: str
+) -> None:
+    """What `charstudio workflow ... --upload --print` gives, POSTed by a plain client."""
+    if method == "ipadapter_only" and (
+        "ip-adapter-plus-face_sd15.safetensors" not in server_files["ipadapter"]
+    ):
+        pytest.skip(f"{LIVE_URL} has no models/ipadapter/ip-adapter-plus-face_sd15.safetensors")
+    request = live_request(tmp_path, server_files, method=method)
+    with ComfyUIBackend([LIVE_URL], options=SLOW_CPU) as backend:
+        assert backend.upload(request) == LIVE_URL
+    graph = build_workflow(request.workflow_request(0, ServerNames()))
+    with httpx.Client(base_url=LIVE_URL, timeout=60.0) as client:
+        answer = client.post("/prompt", json={"prompt": graph})
+        assert answer.status_code == 200, answer.text
+        prompt_id = answer.json()["prompt_id"]
+        deadline = time.monotonic() + 900
+        entry = None
+        while entry is None and time.monotonic() < deadline:
+            time.sleep(1.0)
+            entry = client.get(f"/history/{prompt_id}").json().get(prompt_id)
+    assert entry is not None and entry["status"]["status_str"] == "success", entry
+
+
+def test_skeleton_pose_needs_no_preprocessor(
+    tmp_path: Path, server_files: dict[str, list[str]]
+) -> None:
+    """A ready OpenPose skeleton goes straight to the ControlNet: no annotator download."""
+    controlnets = on_server(lambda client: client.models("controlnet"))
+    name = "control_v11p_sd15_openpose_fp16.safetensors"
+    if name not in controlnets:
+        pytest.skip(f"{LIVE_URL} has no models/controlnet/{name}")
+    request = live_request(
+        tmp_path,
+        server_files,
+        variation="pose",
+        pose_file=write_skeleton(tmp_path / "pose.png", size=(64, 64)),
+        pose_kind="skeleton",
+        controlnet=name,
+    )
+    graph = build_workflow(request.workflow_request(0, ServerNames()))
+    assert "OpenposePreprocessor" not in {node["class_type"] for node in graph.values()}
+    assert run(request, [LIVE_URL])[0].png.startswith(b"\x89PNG")

@@ -377,3 +377,13 @@ def test_faceid_preset_from_the_settings(services: Services, yuki: str, fake: Fa
     assert "IPAdapterAdvanced" not in classes
     with pytest.raises(InvalidParameter, match="unknown IP-Adapter preset 'FACE SWAP'"):
         service("FACE SWAP").workflow(yuki, request)
+
+
+def test_one_pool_per_process(services: Services, yuki: str, fake: FakeComfyUI) -> None:
+    """Jobs of one process share the pool: the server's catalog is read once, not per job."""
+    service = service_for(services, fake.url)
+    for seed in (1, 2, 3):
+        service.generate(yuki, GenerateRequest(prompt="a hat", seed=seed))
+    assert fake.requests["GET /object_info"] == 1
+    comfyui = services.generation.backends["comfyui"]
+    assert comfyui() is comfyui() is services.comfyui

@@ -113,3 +113,67 @@ def test_workflow_check_names_the_server(cli: CliRunner, yuki: str, server: Fake
     assert result.err.startswith(f"error: ComfyUI on {server.url} would refuse the workflow")
     assert "model 'rand_sd15.safetensors' not found" in result.err
     assert "put it in models/checkpoints (it has: other.safetensors)" in result.err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--size", "500x512"], "image size 500 is not a multiple of 8 of at least 64"),
+        (["--size", "big"], "size 'big' does not parse: give WIDTHxHEIGHT, e.g. 768x512"),
+        (["--size", "4096x512"], "image size 4096 is over Stable Diffusion 1.5's largest side"),
+        (["--aspect", "tall"], "aspect 'tall' does not parse"),
+        (["--aspect", "9:1"], "aspect '9:1' is past 4:1"),
+        (["--sampler", "magic"], "unknown sampler 'magic': use one of euler, euler_cfg_pp, "),
+        (["--scheduler", "weekly"], "unknown scheduler 'weekly': use one of simple, "),
+        (["--steps", "0"], "steps: Input should be greater than or equal to 1"),
+        (["--cfg", "31"], "cfg: Input should be less than or equal to 30"),
+        (["--cfg", "nan"], "cfg: Input should be a finite number"),
+        (["--negative", "x" * 1001], "negative_prompt: String should have at most 1000 characters"),
+        (["--denoise", "0"], "denoise: Input should be greater than 0"),
+    ],
+)
+def test_bad_controls_exit_2_before_anything_is_sent(
+    cli: CliRunner, yuki: str, server: FakeComfyUI, args: list[str], needle: str
+) -> None:
+    for command in ("generate", "workflow"):
+        result = cli(command, yuki, "red dress", "--seed", "1", *args)
+        assert result.code == 2, (command, result.err)
+        assert result.err.startswith("error: ") and needle in result.err
+    assert server.prompts_received == [] and server.inputs == {}
+
+
+def test_generate_with_controls(cli: CliRunner, yuki: str, server: FakeComfyUI) -> None:
+    result = cli(
+        "generate",
+        yuki,
+        "red dress",
+        "--seed",
+        "4",
+        "--size",
+        "768x512",
+        "--steps",
+        "8",
+        "--cfg",
+        "5",
+        "--sampler",
+        "euler",
+        "--scheduler",
+        "normal",
+        "--negative",
+        "hat",
+        "--json",
+    )
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["size"] == [768, 512]
+    params = report["params"]
+    assert (params["steps"], params["cfg"], params["sampler"], params["scheduler"]) == (
+        8,
+        5.0,
+        "euler",
+        "normal",
+    )
+    assert params["negative_prompt"].endswith(", hat")
+    sent = server.prompts_received[-1]["prompt"]
+    latent = next(n["inputs"] for n in sent.values() if n["class_type"] in ("ImageScale",))
+    assert (latent["width"], latent["height"]) == (768, 512)
