@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from charstudio.backends import GenerateRequest
-from charstudio.library.profile import Method
 from charstudio.config import load_settings
+from charstudio.library.profile import Method
 from charstudio.services import Services, build_services
 from tests.backends.conftest import give_lora_and_identity
 from tests.backends.fake_comfyui import FakeComfyUI
