@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from charstudio.backends.diffusers_schedulers import check_sampler
+from charstudio.backends.diffusers_checks import check_request
 from charstudio.backends.ipadapter_files import (
     AdapterFiles,
     base_cross_attention_dim,
@@ -168,10 +168,11 @@ def resolve_inputs(
     Raises:
         ModelFileMissing: a file is missing (named, with the folder searched).
         ModelMismatch: an IP-Adapter or LoRA of the other family.
-        InvalidParameter: a sampler without a diffusers equivalent, a method without inputs.
+        InvalidParameter: a sampler without a diffusers equivalent, a method without inputs,
+            a pose photo (no pose detector in-process).
         UnsupportedImage: the reference or pose image is not an image.
     """
-    check_sampler(request.sampler, request.scheduler)
+    check_request(request)
     base_path = _base_path(request, base, models_dir)
     adapter = None
     if request.method in ("lora_ipadapter", "ipadapter_only"):

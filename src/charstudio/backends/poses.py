@@ -318,8 +318,7 @@ def _load(path: Path) -> RGBImage:
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnsupportedImage(
-            f"pose image {path.name} is corrupt or truncated ({exc}); re-export or "
-            "re-download it"
+            f"pose image {path.name} is corrupt or truncated ({exc}); re-export or re-download it"
         ) from exc
 
 

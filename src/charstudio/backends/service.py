@@ -27,7 +27,7 @@ from typing import Literal
 
 from charstudio.backends.base import Backend, SupportsCheck, SupportsUpload
 from charstudio.backends.comfyui_errors import preprocessor_warning
-from charstudio.backends.diffusers_schedulers import check_sampler
+from charstudio.backends.diffusers_checks import check_request as check_diffusers_request
 from charstudio.backends.outputs import generation_parameters, store_image
 from charstudio.backends.planning import (
     choose_reference,
@@ -142,8 +142,6 @@ class GenerationService:
         # 2. The character's profile, with the request's own values.
         profile = self.library.profile(name)
         params = resolve_params(profile, request, self.catalog)
-        if request.backend == "diffusers":
-            check_sampler(params.sampler, params.scheduler)
         preset = self.defaults.ipadapter_preset
         reference, reference_input = choose_reference(
             profile,
@@ -179,6 +177,8 @@ class GenerationService:
             ipadapter_preset=preset,
         )
         build_workflow(built.workflow_request(0, ServerNames()), catalog=self.catalog)
+        if request.backend == "diffusers":
+            check_diffusers_request(built)
         return GenerationPlan(request=built, profile=profile, warnings=tuple(warnings))
 
     def _pose_kind(
@@ -187,13 +187,7 @@ class GenerationService:
         """Skeleton or photo (see :mod:`charstudio.backends.poses` for the rule)."""
         assert request.pose is not None
         pose = classify_pose(request.pose, kind=request.pose_kind, faces=self.faces)
-        if pose.kind == "photo" and request.backend == "diffusers":
-            raise InvalidParameter(
-                f"the pose image {request.pose.name} is a photo ({pose.reason}) and the "
-                "in-process backend has no pose detector: give an OpenPose skeleton image "
-                "(--pose-kind skeleton) or generate with --backend comfyui"
-            )
-        if pose.kind == "photo":
+        if pose.kind == "photo" and request.backend != "diffusers":
             warnings.append(preprocessor_warning(None))
         return pose.kind
 

@@ -256,6 +256,10 @@ class GenerationRequest(BaseModel):
     def scheduler(self) -> str:
         return self.params.scheduler
 
+    @property
+    def negative_prompt(self) -> str:
+        return self.params.negative_prompt
+
     def workflow_request(self, index: int, names: ServerNames) -> WorkflowRequest:
         """The graph builders' request for image ``index``, with one server's file names.
 
