@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,11 @@ def test_init_then_add_then_show_json_reports_img2img(
         "cfg": 7.5,
         "steps": 30,
         "denoise": 0.4,
+        "sampler": "dpmpp_2m",
+        "scheduler": "karras",
+        "negative_prompt": (
+            "lowres, blurry, bad anatomy, deformed, extra limbs, multiple people, watermark, text"
+        ),
     }
     assert shown["profile"]["has_lora"] is False and shown["profile"]["has_embedding"] is False
 
@@ -47,7 +53,8 @@ def test_list_and_human_show(cli: CliRunner, refs: Path) -> None:
     assert "yukicharacter" in table and "img2img" in table
     shown = cli("character", "show", "yuki").out
     assert "img2img (no LoRA and no face identity yet" in shown
-    assert "denoise  0.4" in shown and "yuki_0.png" in shown and "mage" in shown
+    assert re.search(r"denoise +0\.4\n", shown) and re.search(r"sampler +dpmpp_2m\n", shown)
+    assert "yuki_0.png" in shown and "mage" in shown
 
 
 def test_import_reports_duplicates(cli: CliRunner, refs: Path) -> None:
@@ -69,6 +76,20 @@ def test_set_overrides_and_reset(cli: CliRunner, refs: Path) -> None:
     assert shown["overrides"] == {"cfg": 6.0, "denoise": 0.5, "lora_strength": 1.5}
     result = cli("character", "set", "yuki", "--reset", "cfg", "--json")
     assert json.loads(result.out)["params"]["cfg"] == 7.5
+    result = cli(
+        "character",
+        "set",
+        "yuki",
+        "--negative-prompt",
+        "blurry, text",
+        "--sampler",
+        "euler",
+        "--json",
+    )
+    params = json.loads(result.out)["params"]
+    assert (params["negative_prompt"], params["sampler"]) == ("blurry, text", "euler")
+    too_long = cli("character", "set", "yuki", "--negative-prompt", "x" * 1001)
+    assert too_long.code == 2 and "negative_prompt" in too_long.err
 
 
 def test_remove_asks_first(cli: CliRunner, refs: Path, home: Path) -> None:

@@ -127,6 +127,18 @@ def set_(
     cfg: Annotated[float | None, typer.Option(help="CFG scale (1-30).")] = None,
     steps: Annotated[int | None, typer.Option(help="Sampling steps (1-150).")] = None,
     denoise: Annotated[float | None, typer.Option(help="img2img denoise (0-1].")] = None,
+    sampler: Annotated[
+        str | None, typer.Option(help="KSampler sampler (checked when generating).")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="KSampler scheduler (checked when generating).")
+    ] = None,
+    negative_prompt: Annotated[
+        str | None,
+        typer.Option(
+            help="The character's negative prompt (a generation's --negative adds to it)."
+        ),
+    ] = None,
     method: Annotated[
         Method | None, typer.Option(help="Pin a method the character's assets allow.")
     ] = None,
@@ -148,6 +160,9 @@ def set_(
             "cfg": cfg,
             "steps": steps,
             "denoise": denoise,
+            "sampler": sampler,
+            "scheduler": scheduler,
+            "negative_prompt": negative_prompt,
             "method": method,
         },
         reset=reset,
