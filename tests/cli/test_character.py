@@ -53,7 +53,7 @@ def test_list_and_human_show(cli: CliRunner, refs: Path) -> None:
     assert "yukicharacter" in table and "img2img" in table
     shown = cli("character", "show", "yuki").out
     assert "img2img (no LoRA and no face identity yet" in shown
-    assert re.search(r"denoise +0\.4\n", shown) and re.search(r"sampler +dpmpp_2m\n", shown)
+    assert re.search(r"denoise +0\.4\b", shown) and re.search(r"sampler +dpmpp_2m\b", shown)
     assert "yuki_0.png" in shown and "mage" in shown
 
 
