@@ -8,6 +8,7 @@ The original design's file, with its defaults::
                   train_steps 1500, save_every 500
     lora:         rank 32, alpha 32, dropout 0.1, target_modules [to_q, to_k, to_v, to_out]
     optimization: use_8bit_adam true, mixed_precision fp16, gradient_checkpointing true
+                  (charstudio: use_8bit_adam auto, see OptimizationSection)
     augmentation: random_flip true, color_jitter false, random_crop false
 
 and what a good trainer needs besides (lora-trainers.md, section 1): ``model.family``,
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from charstudio.errors import InvalidParameter
 
@@ -95,9 +96,18 @@ class LoraSection(_Section):
 
 
 class OptimizationSection(_Section):
-    use_8bit_adam: bool = True
+    # "auto": bitsandbytes' 8-bit AdamW where bitsandbytes and a CUDA GPU exist, else AdamW
+    # (the run says which). true: 8-bit or refuse; false: AdamW. The original design's
+    # default was true, which stopped every run on a machine without bitsandbytes.
+    use_8bit_adam: bool | Literal["auto"] = "auto"
     mixed_precision: Literal["no", "fp16", "bf16"] = "fp16"
     gradient_checkpointing: bool = True
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _no_is_false(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `no` (`--set optimization.mixed_precision=no`) as false.
+        return "no" if value is False else value
 
 
 class AugmentationSection(_Section):

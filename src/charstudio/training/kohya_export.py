@@ -50,7 +50,8 @@ def kohya_command(
         _flag("max_train_steps", t.train_steps),
         _flag("save_every_n_steps", t.save_every),
         _flag("gradient_accumulation_steps", t.gradient_accumulation_steps),
-        _flag("optimizer_type", "AdamW8bit" if o.use_8bit_adam else "AdamW"),
+        # sd-scripts runs on a CUDA box with bitsandbytes installed: "auto" is 8-bit there.
+        _flag("optimizer_type", "AdamW" if o.use_8bit_adam is False else "AdamW8bit"),
         _flag("mixed_precision", o.mixed_precision),
         _flag("save_precision", "float" if lora.save_precision == "fp32" else lora.save_precision),
         _flag("seed", t.seed),

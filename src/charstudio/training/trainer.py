@@ -39,7 +39,7 @@ from charstudio.training.config import TrainingConfig
 from charstudio.training.data import TrainingSetInfo, epoch_batches, read_training_set
 from charstudio.training.encoding import latent_cache, text_cache
 from charstudio.training.loading import BaseModel, load_base_model
-from charstudio.training.optim import build_optimizer, build_schedule, check_optimizer
+from charstudio.training.optim import build_optimizer, build_schedule, choose_optimizer
 from charstudio.training.output import write_step_lora
 from charstudio.training.samples import write_samples
 from charstudio.training.step import Batches, StepInputs, fixed_loss, micro_step
@@ -75,6 +75,10 @@ class TrainOutcome:
     precision: str
     seconds: float
     checkpoints: list[int] = field(default_factory=list)
+    # The config as run: use_8bit_adam settled to true/false for this machine.
+    config: TrainingConfig | None = None
+    # One line each, for the user: which optimizer "auto" chose.
+    notes: list[str] = field(default_factory=list)
 
 
 class Trainer:
@@ -88,10 +92,10 @@ class Trainer:
 
     def run(self) -> TrainOutcome:
         started = time.monotonic()
-        cfg = self.config
         # 1. Validate: device, optimizer, the training set (before any model loads).
         device = torch.device(request_device(self.request.device))
-        check_optimizer(cfg, device)
+        cfg, optimizer_note = choose_optimizer(self.config, device)
+        self.config = cfg
         read_training_set(self.request.set_folder, name=self.request.name, resolution=8, multiple=8)
         checkpoint = latest_checkpoint(self.request.run_dir) if self.request.resume else None
         if self.request.resume and checkpoint is None:
@@ -142,6 +146,8 @@ class Trainer:
             precision=precision if device.type == "cuda" else "fp32 (CPU)",
             seconds=time.monotonic() - started,
             checkpoints=loop.checkpoints,
+            config=cfg,
+            notes=[optimizer_note] if optimizer_note else [],
         )
 
     # -- steps ------------------------------------------------------------------------
