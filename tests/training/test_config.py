@@ -122,5 +122,5 @@ def test_use_8bit_adam_takes_auto_true_or_false() -> None:
     for raw, expected in (("auto", "auto"), ("true", True), ("false", False)):
         config = load_config(overrides=[f"optimization.use_8bit_adam={raw}"])
         assert config.optimization.use_8bit_adam == expected
-    with pytest.raises(InvalidParameter, match="optimization.use_8bit_adam"):
+    with pytest.raises(InvalidParameter, match=r"optimization\.use_8bit_adam"):
         load_config(overrides=["optimization.use_8bit_adam=sometimes"])

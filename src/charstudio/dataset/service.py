@@ -38,7 +38,7 @@ from charstudio.dataset.types import (
     PrepareResult,
 )
 from charstudio.dataset.writing import caption_for, crop_for
-from charstudio.errors import InvalidParameter, NotFound, UsageError
+from charstudio.errors import InvalidParameter, NotEnoughImages, NotFound
 from charstudio.faces.analysis import analyse_paths
 from charstudio.faces.identity import build_identity
 from charstudio.faces.registry import backend_from_spec
@@ -49,10 +49,6 @@ from charstudio.library.store import AssetStore
 from charstudio.library.types import ProgressCallback
 
 __all__ = ["DatasetService", "NotEnoughImages"]
-
-
-class NotEnoughImages(UsageError):
-    """Too few usable images to train a character LoRA."""
 
 
 class DatasetService:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from charstudio.errors import InvalidParameter
+from charstudio.errors import invalid_parameter_from
 
 __all__ = [
     "CropBox",
@@ -91,12 +91,7 @@ class DatasetConfig(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: "
-                + err["msg"].removeprefix("Value error, ")
-                for err in exc.errors()
-            )
-            raise InvalidParameter(f"invalid dataset setting ({problems})") from exc
+            raise invalid_parameter_from(exc, "invalid dataset setting") from exc
 
 
 class CropBox(BaseModel):

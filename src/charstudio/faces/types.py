@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from charstudio.errors import UsageError
+from charstudio.errors import IncompatibleEmbeddings, NoUsableFace
 
 __all__ = [
     "AnalysedFace",
@@ -50,14 +50,6 @@ corrupt or not an image (only in folder analysis, which must not stop at one bad
 """
 
 FloatArray = npt.NDArray[np.float32]
-
-
-class IncompatibleEmbeddings(UsageError):
-    """Two embeddings from different backends or models were compared."""
-
-
-class NoUsableFace(UsageError):
-    """No image in a set has one usable face, so no identity can be built."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from charstudio.errors import InvalidParameter
+from charstudio.errors import invalid_parameter_from
 
 __all__ = [
     "METHOD_DEFAULTS",
@@ -173,11 +173,7 @@ def parse_overrides(raw: dict[str, object]) -> Overrides:
     try:
         return Overrides.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'overrides'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise InvalidParameter(f"invalid override ({problems})") from exc
+        raise invalid_parameter_from(exc, "invalid override") from exc
 
 
 def build_profile(

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from charstudio.errors import InvalidParameter
+from charstudio.errors import InvalidParameter, invalid_parameter_from
 
 __all__ = [
     "AugmentationSection",
@@ -166,22 +166,11 @@ class TrainingConfig(_Section):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def _problems(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key; check the spelling against the documented keys"
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
-
-
 def _validate(data: dict[str, Any], source: str) -> TrainingConfig:
     try:
         return TrainingConfig.model_validate(data)
     except ValidationError as exc:
-        raise InvalidParameter(f"invalid training config ({source}): {_problems(exc)}") from exc
+        raise invalid_parameter_from(exc, f"invalid training config ({source})") from exc
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:

@@ -9,7 +9,8 @@
 7. Train: gradient accumulation, clipping, schedule, a JSON-lines loss log, progress, and
    every ``save_every`` steps a checkpoint (with a loadable kohya LoRA of that step) plus
    sample images. Ctrl-C or running out of memory saves a checkpoint of the last finished
-   step before stopping.
+   step before stopping; a NaN or infinite loss stops at that step, before the optimizer
+   touches the weights, keeping the last (finite) checkpoint.
 8. Hand back the adapter weights and the loss curve.
 
 Randomness is a function of ``(seed, micro-step)`` (see ``checkpoints.py``), which is what
@@ -43,7 +44,12 @@ from charstudio.training.optim import build_optimizer, build_schedule, choose_op
 from charstudio.training.output import write_step_lora
 from charstudio.training.samples import write_samples
 from charstudio.training.step import Batches, StepInputs, fixed_loss, micro_step
-from charstudio.training.types import NothingToResume, TrainingInterrupted, TrainingOutOfMemory
+from charstudio.training.types import (
+    NothingToResume,
+    TrainingDiverged,
+    TrainingInterrupted,
+    TrainingOutOfMemory,
+)
 
 __all__ = ["StepCallback", "TrainOutcome", "TrainRequest", "Trainer"]
 
@@ -338,6 +344,9 @@ class _Loop:
             )
             with self._autocast():
                 loss = micro_step(inputs)
+            if not bool(torch.isfinite(loss.detach())):
+                self.optimizer.zero_grad(set_to_none=True)
+                raise self._diverged(step + 1, float(loss.detach()))
             scaled = loss / accum
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             total += float(loss.detach())
@@ -354,6 +363,22 @@ class _Loop:
         self.schedule.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total / accum
+
+    def _diverged(self, step: int, loss: float) -> TrainingDiverged:
+        total, name = self.cfg.training.train_steps, self.t.request.name
+        kept = latest_checkpoint(self.t.request.run_dir)
+        where = (
+            f"the last finite checkpoint (step {kept.step}, {kept.folder}) is kept for "
+            f"`charstudio train {name} --resume`"
+            if kept
+            else "no checkpoint had been saved, so nothing is kept"
+        )
+        return TrainingDiverged(
+            f"the loss became {loss} at step {step} of {total}; training stopped, no LoRA "
+            f"version was registered and nothing was copied; {where}. Check the base model "
+            "(broken text-encoder or UNet weights give a NaN loss) or lower "
+            "training.learning_rate"
+        )
 
     def _log(self, step: int, loss: float, **extra: float) -> None:
         self.losses.append(loss)
