@@ -305,6 +305,13 @@ class LoginRequired(Unauthorized):
         self.next_url = next_url
         self.expired = expired
 
+    @property
+    def login_url(self) -> str:
+        from urllib.parse import quote
+
+        tail = "&expired=1" if self.expired else ""
+        return f"/studio/login?next={quote(self.next_url, safe='/')}{tail}"
+
 
 def invalid_parameter_from(exc: ValidationError, what: str) -> InvalidParameter:
     """One ``InvalidParameter`` for a pydantic ``ValidationError``, every problem named by key.

@@ -1,13 +1,15 @@
-"""Typed results of LoRA training, and the errors it raises (defined in ``charstudio.errors``)::
+"""Typed results of LoRA training.
 
-UsageError ── BaseModelInvalid        corrupt checkpoint, a LoRA, SDXL given as SD1.5
-           └─ NothingToResume         --resume with no interrupted run
-NotFound ──── NoTrainingSet           `charstudio dataset prepare` was never run
-StorageError ─ DiskFull               the disk filled while saving; no half file is kept
-BackendUnavailable ─ OptimizerUnavailable   8-bit AdamW without bitsandbytes/CUDA
-JobFailed ─── TrainingOutOfMemory     checkpoint saved; smaller batch/resolution advised
-           ├─ TrainingDiverged        NaN/inf loss; last finite checkpoint kept
-           └─ TrainingInterrupted     Ctrl-C; checkpoint saved; exit 130
+The errors training raises, defined in charstudio's one tree (``charstudio.errors``)::
+
+    UsageError ── BaseModelInvalid        corrupt checkpoint, a LoRA, SDXL as SD1.5, NaN weights
+               └─ NothingToResume         --resume with no interrupted run
+    NotFound ──── NoTrainingSet           `charstudio dataset prepare` was never run
+    StorageError ─ DiskFull               the disk filled while saving; no half file is kept
+    BackendUnavailable ─ OptimizerUnavailable   8-bit AdamW without bitsandbytes/CUDA
+    JobFailed ─── TrainingOutOfMemory     checkpoint saved; smaller batch/resolution advised
+               ├─ TrainingDiverged        NaN/inf loss; last finite checkpoint kept
+               └─ TrainingInterrupted     Ctrl-C; checkpoint saved; exit 130
 """
 
 from __future__ import annotations
