@@ -267,7 +267,7 @@ class DatasetService:
         edits = self._edits(character.id)
         images = []
         for index, cand in enumerate(kept, start=1):
-            out_w, out_h = target_size(cand.width, cand.height, config)
+            out_w, out_h = target_size(*cand.content_size, config)
             crop = crop_for(cand, (out_w, out_h))
             rendered = render_from_file(cand.path, crop, (cand.width, cand.height))
             auto_tags = tagger.tag(rendered) if tagger else ()

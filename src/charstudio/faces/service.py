@@ -180,6 +180,7 @@ class FaceService:
                 chosen_face.face,
                 out_dir=self.store.embeddings_dir,
                 name=f"{stored_name}_reference",
+                content=analyses[0].content,
             )
         return self.reference(stored_name)
 
@@ -286,6 +287,7 @@ class FaceService:
             chosen.face,
             out_dir=self.store.embeddings_dir,
             name=f"{name}_reference",
+            content=analyses[choice[0]].content,
         )
         return True
 
