@@ -137,7 +137,7 @@ def test_pillarbox_bars_are_cropped_away(services: Services, tmp_path: Path) -> 
     services.library.create("obama", [off_centre_refs(tmp_path / "refs", bars=True)])
     result = services.datasets.prepare("obama", CONFIG)
     frame = next(k for k in result.kept if k.source_name == "frame.jpg")
-    assert 528 <= frame.crop.left and frame.crop.right <= 528 + 864
+    assert frame.crop.left >= 528 and frame.crop.right <= 528 + 864
     # The largest square of the picture (the box is rounded inwards by at most a pixel).
     assert frame.crop.width == frame.crop.height and 862 <= frame.crop.width <= 864
     with Image.open(Path(result.path) / "images" / frame.file_name) as img:
