@@ -187,8 +187,30 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
         assert path in paths
     upload = paths["/api/v1/characters"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in upload
-    assert client.get("/docs").status_code == 200
-    assert json.dumps(schema)  # serialisable
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+    # The job routes declare their models, so clients can generate types from the schema:
+    # catches a route that loses its response model (its 200 would be an untyped `{}`) or a
+    # JobInfo field renamed or dropped. (It replaces `assert json.dumps(schema)`, which could
+    # not fail on a schema that had just been parsed from JSON.)
+    for path, method, model in (
+        ("/api/v1/jobs", "get", "JobPage"),
+        ("/api/v1/jobs/{job_id}", "get", "JobInfo"),
+        ("/api/v1/jobs/{job_id}/cancel", "post", "JobInfo"),
+    ):
+        ok = paths[path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok == {"$ref": f"#/components/schemas/{model}"}, (path, ok)
+    job = schema["components"]["schemas"]["JobInfo"]
+    assert {"id", "kind", "state", "progress_step", "progress_total", "message", "error"} <= set(
+        job["required"]
+    )
+    assert set(job["properties"]["state"]["enum"]) == {
+        "queued",
+        "running",
+        "succeeded",
+        "failed",
+        "cancelled",
+    }
 
 
 def test_reading_jobs_recovers_a_dead_workers_job(obama: TestClient, queue: JobQueue) -> None:
