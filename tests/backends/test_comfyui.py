@@ -21,6 +21,7 @@ from charstudio.backends import (
     ComfyUIClient,
     ComfyUIPool,
     GenerationRequest,
+    PoolOptions,
     ProgressEvent,
     run_request,
     upload_name,
