@@ -19,6 +19,7 @@ from charstudio.cli.console import Console
 from charstudio.cli.context import CliState
 from charstudio.cli.demo import demo
 from charstudio.cli.generate import generate
+from charstudio.cli.quiet import quiet_third_party
 from charstudio.cli.serve import serve, worker
 from charstudio.cli.train import train
 from charstudio.cli.workflow import workflow
@@ -81,6 +82,7 @@ def main() -> None:
 
     Typer itself handles ``--help``, usage errors (exit 2) and ``typer.Exit``.
     """
+    quiet_third_party()
     try:
         app()
     except CharstudioError as exc:

@@ -31,6 +31,7 @@ import torch
 
 from charstudio.training import adapters as lora_layers
 from charstudio.training.checkpoints import (
+    diverged,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -44,12 +45,7 @@ from charstudio.training.optim import build_optimizer, build_schedule, choose_op
 from charstudio.training.output import write_step_lora
 from charstudio.training.samples import write_samples
 from charstudio.training.step import Batches, StepInputs, fixed_loss, micro_step
-from charstudio.training.types import (
-    NothingToResume,
-    TrainingDiverged,
-    TrainingInterrupted,
-    TrainingOutOfMemory,
-)
+from charstudio.training.types import NothingToResume, TrainingInterrupted, TrainingOutOfMemory
 
 __all__ = ["StepCallback", "TrainOutcome", "TrainRequest", "Trainer"]
 
@@ -346,7 +342,9 @@ class _Loop:
                 loss = micro_step(inputs)
             if not bool(torch.isfinite(loss.detach())):
                 self.optimizer.zero_grad(set_to_none=True)
-                raise self._diverged(step + 1, float(loss.detach()))
+                request, steps = self.t.request, self.cfg.training.train_steps
+                value = float(loss.detach())
+                raise diverged(request.run_dir, request.name, step + 1, steps, value)
             scaled = loss / accum
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             total += float(loss.detach())
@@ -363,22 +361,6 @@ class _Loop:
         self.schedule.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total / accum
-
-    def _diverged(self, step: int, loss: float) -> TrainingDiverged:
-        total, name = self.cfg.training.train_steps, self.t.request.name
-        kept = latest_checkpoint(self.t.request.run_dir)
-        where = (
-            f"the last finite checkpoint (step {kept.step}, {kept.folder}) is kept for "
-            f"`charstudio train {name} --resume`"
-            if kept
-            else "no checkpoint had been saved, so nothing is kept"
-        )
-        return TrainingDiverged(
-            f"the loss became {loss} at step {step} of {total}; training stopped, no LoRA "
-            f"version was registered and nothing was copied; {where}. Check the base model "
-            "(broken text-encoder or UNet weights give a NaN loss) or lower "
-            "training.learning_rate"
-        )
 
     def _log(self, step: int, loss: float, **extra: float) -> None:
         self.losses.append(loss)
