@@ -6,7 +6,7 @@ should be kept in float32" warnings, and tqdm bars such as "Loading pipeline com
 None of them asks the user to do anything. :func:`quiet_third_party` turns them off through the
 libraries' own switches (environment variables read when they are imported), once, at the
 start of the ``charstudio`` process, before anything imports them. A variable the user has
-set is kept, and with ``CHARSTUDIO_DEBUG`` set nothing is silenced.
+set is kept, and in debug mode (``Settings.debug``) nothing is silenced.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import MutableMapping
-
-from charstudio.config import EnvVars
 
 __all__ = ["QUIET_ENVIRONMENT", "quiet_third_party"]
 
@@ -30,11 +28,13 @@ QUIET_ENVIRONMENT = {
 _NOISY_MODULES = r"(transformers|diffusers|torchvision|peft|accelerate)(\.|$)"
 
 
-def quiet_third_party(environ: MutableMapping[str, str] | None = None) -> bool:
+def quiet_third_party(
+    environ: MutableMapping[str, str] | None = None, *, debug: bool = False
+) -> bool:
     """Silence the libraries' own logging, warnings and progress bars; see the module
-    docstring. Returns ``False`` (and changes nothing) when ``CHARSTUDIO_DEBUG`` is set."""
+    docstring. Returns ``False`` (and changes nothing) with ``debug``."""
     env = os.environ if environ is None else environ
-    if env.get(EnvVars.DEBUG):
+    if debug:
         return False
     for name, value in QUIET_ENVIRONMENT.items():
         env.setdefault(name, value)
