@@ -18,6 +18,7 @@ from charstudio.services import Services, build_services
 from tests.api.conftest import PHOTOS, TOKEN, files
 from tests.backends.fake_comfyui import FakeComfyUI
 from tests.conftest import CliRunner
+from tests.dataset.test_tagger import write_standin
 
 
 def test_faces_job_runs_and_reports(obama: TestClient, queue: JobQueue) -> None:
@@ -242,3 +243,19 @@ def test_accept_saves_the_workflow(
     with api_services.db.sessions() as session:
         accepted = session.scalars(select(Generation.accepted).order_by(Generation.id)).all()
     assert accepted == [True, True]
+
+
+def test_the_tagger_setting_applies_to_api_and_studio_prepares(
+    obama: TestClient, queue: JobQueue, api_services: Services, tmp_path: Path
+) -> None:
+    # CHARSTUDIO_TAGGER used to apply in the CLI only: sets prepared from the API or the
+    # studio (which calls the same route) never used it.
+    tagger = write_standin(tmp_path / "tagger")
+    api_services.settings = api_services.settings.model_copy(update={"tagger": tagger})
+    job = obama.post(
+        "/api/v1/characters/obama/dataset", json={"resolution": 512, "max_upscale": 2.0}
+    ).json()
+    assert job["params"]["config"]["tagger"] == str(tagger)
+    assert queue.run(job["id"]).state == "succeeded"
+    images = obama.get("/api/v1/characters/obama/dataset").json()["images"]
+    assert images and all("^_^" in image["caption"].split(", ") for image in images)

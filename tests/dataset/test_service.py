@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -303,4 +304,24 @@ def test_several_faces_and_a_file_corrupted_on_disk_are_left_out(
     assert reasons["coffee.jpg"].reason == "corrupt"
     assert stored.is_file()
     assert len(obama.library.show("obama").references) == 8
+    assert len(result.kept) == 3
+
+
+def test_the_dataset_stage_asks_the_face_stage(
+    obama: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It used to repeat the face stage's analyse -> identity steps itself; one place now
+    # decides both (a change to the face stage reaches the training set).
+    from charstudio.faces.service import FaceService
+
+    real = FaceService.identify
+    asked: list[int] = []
+
+    def spy(self: FaceService, paths: list[Path], **kwargs: Any) -> Any:
+        asked.append(len(paths))
+        return real(self, paths, **kwargs)
+
+    monkeypatch.setattr(FaceService, "identify", spy)
+    result = obama.datasets.prepare("obama", CONFIG)
+    assert asked == [len(obama.library.show("obama").references)]
     assert len(result.kept) == 3

@@ -39,9 +39,6 @@ from charstudio.dataset.types import (
 )
 from charstudio.dataset.writing import caption_for, crop_for
 from charstudio.errors import InvalidParameter, NotEnoughImages, NotFound
-from charstudio.faces.analysis import analyse_paths
-from charstudio.faces.identity import build_identity
-from charstudio.faces.registry import backend_from_spec
 from charstudio.faces.service import FaceService
 from charstudio.faces.types import NoUsableFace
 from charstudio.library.models import Character, ReferenceImage, TrainingSet
@@ -219,10 +216,8 @@ class DatasetService:
     # -- steps ------------------------------------------------------------------------
     def _analyse(self, name: str, refs: list[ReferenceImage]) -> list[Candidate]:
         paths = [self.store.references_dir(name) / r.file_name for r in refs]
-        analyses = analyse_paths(self.faces.spec, paths, workers=self.faces.workers)
-        backend = backend_from_spec(self.faces.spec)
         try:
-            identity = build_identity(analyses, threshold=backend.threshold)
+            analyses, identity = self.faces.identify(paths)
         except NoUsableFace as exc:
             raise NotEnoughImages(
                 f"no reference of {name!r} has one usable face, so every image was rejected "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -9,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from charstudio.errors import invalid_parameter_from
 
 __all__ = [
+    "DEFAULTS",
     "CropBox",
     "DatasetConfig",
     "Framing",
@@ -92,6 +94,17 @@ class DatasetConfig(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             raise invalid_parameter_from(exc, "invalid dataset setting") from exc
+
+    def with_default_tagger(self, tagger: Path | None) -> DatasetConfig:
+        """This config, using ``tagger`` (the ``tagger`` setting, ``CHARSTUDIO_TAGGER``) when
+        it names none itself: every surface (CLI, API, studio) applies the setting so."""
+        if self.tagger is not None or tagger is None:
+            return self
+        return self.model_copy(update={"tagger": str(tagger)})
+
+
+# The defaults, written once: the CLI's options and the studio's form fields read them.
+DEFAULTS = DatasetConfig()
 
 
 class CropBox(BaseModel):

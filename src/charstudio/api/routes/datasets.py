@@ -22,7 +22,8 @@ def prepare_dataset(
 ) -> JobInfo:
     """Queue training-set preparation with these settings (checked now, 400 if wrong)."""
     stored = services.library.get_name(name)
-    config = DatasetConfig.parse(**body.model_dump())
+    # The tagger setting (CHARSTUDIO_TAGGER) applies here as in the CLI: the job gets it.
+    config = DatasetConfig.parse(**body.model_dump()).with_default_tagger(services.settings.tagger)
     return queue.submit(
         "dataset_prepare", character=stored, params={"config": config.model_dump(mode="json")}
     )

@@ -18,6 +18,7 @@ from charstudio.api.routes.faces import choose_reference, extract_faces
 from charstudio.api.routes.training import TrainRequest, promote_lora, train
 from charstudio.api.schemas import CharacterUpdate, DatasetRequest, ReferenceChoice
 from charstudio.api.uploads import receive_upload
+from charstudio.dataset import DEFAULTS as DATASET_DEFAULTS
 from charstudio.services import Services
 from charstudio.web.auth import require_session
 from charstudio.web.errors import StudioRoute, field_errors
@@ -101,8 +102,8 @@ def prepare(
     name: str,
     services: ServicesDep,
     queue: QueueDep,
-    resolution: Annotated[int, Form()] = 768,
-    max_upscale: Annotated[float, Form()] = 1.25,
+    resolution: Annotated[int, Form()] = DATASET_DEFAULTS.resolution,
+    max_upscale: Annotated[float, Form()] = DATASET_DEFAULTS.max_upscale,
 ) -> Response:
     """Queue a prepare with the last set's settings, at this resolution and upscale limit."""
     last = services.datasets.last_config(name)
