@@ -41,7 +41,7 @@ def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_unknown_toml_key_is_refused(tmp_path: Path) -> None:
     (tmp_path / "charstudio.toml").write_text("hmoe = 'typo'\n")
-    with pytest.raises(InvalidParameter, match="hmoe: Extra inputs are not permitted"):
+    with pytest.raises(InvalidParameter, match="hmoe: unknown key; check the spelling"):
         load_settings()
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from charstudio.errors import CharacterExists, DatabaseError, InvalidParameter, NotFound
+from charstudio.errors import CharacterExists, InvalidParameter, NotFound
 from charstudio.library.assets import read_assets, read_assets_many
 from charstudio.library.database import Database
 from charstudio.library.images import ImageInfo
@@ -364,19 +364,13 @@ class Library:
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[Session]:
-        try:
-            with self.db.sessions() as session:
-                yield session
-        except SQLAlchemyError as exc:
-            raise _database_error(exc) from exc
+        with self.db.sessions() as session:  # SQLAlchemy errors become DatabaseError there
+            yield session
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Session]:
-        try:
-            with self.db.sessions.begin() as session:
-                yield session
-        except SQLAlchemyError as exc:
-            raise _database_error(exc) from exc
+        with self.db.sessions.begin() as session:
+            yield session
 
 
 @contextlib.contextmanager
@@ -395,11 +389,4 @@ def _exists_message(name: str) -> str:
     return (
         f"a character named {name!r} already exists (names ignore case); choose another "
         f"name, or add images with `charstudio character import {name} PATH`"
-    )
-
-
-def _database_error(exc: SQLAlchemyError) -> DatabaseError:
-    first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    return DatabaseError(
-        f"database error: {first}; check that the data directory is writable and not full"
     )

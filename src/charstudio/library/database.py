@@ -7,7 +7,9 @@ first), and refuses one made by a newer charstudio rather than guessing at its s
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,53 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from charstudio.errors import DatabaseError, SchemaTooNew
 
-__all__ = ["Database", "alembic_config", "head_revision", "open_database"]
+__all__ = [
+    "Database",
+    "Sessions",
+    "alembic_config",
+    "database_error",
+    "head_revision",
+    "open_database",
+]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def database_error(exc: SQLAlchemyError) -> DatabaseError:
+    """The one message for a database failure (a locked SQLite file, a full disk, a lost
+    PostgreSQL connection) in any service."""
+    first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return DatabaseError(
+        f"database error: {first}; check that the data directory is writable and not full "
+        "(a locked database is held by another process: try again)"
+    )
+
+
+class Sessions:
+    """The session factory every service uses: ``with db.sessions() as session`` (read) or
+    ``with db.sessions.begin() as session`` (one transaction). Any SQLAlchemy error leaving
+    the block becomes :class:`~charstudio.errors.DatabaseError` here, at the boundary, so no
+    service can let one through as an "internal error"."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[Session]:
+        try:
+            with self.factory() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise database_error(exc) from exc
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Session]:
+        try:
+            with self.factory.begin() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise database_error(exc) from exc
 
 
 @dataclass(frozen=True)
@@ -33,7 +78,7 @@ class Database:
     """An engine and its session factory, at the newest schema."""
 
     engine: Engine
-    sessions: sessionmaker[Session]
+    sessions: Sessions
     url: str
     revision: str
 
@@ -113,7 +158,7 @@ def open_database(url: str) -> Database:
         ) from exc
     return Database(
         engine=engine,
-        sessions=sessionmaker(engine, expire_on_commit=False),
+        sessions=Sessions(sessionmaker(engine, expire_on_commit=False)),
         url=url,
         revision=head,
     )
