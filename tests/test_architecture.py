@@ -13,7 +13,8 @@ import charstudio
 
 SRC = Path(charstudio.__file__).parent
 
-# Pipeline order (DESIGN.md): a package may import only itself and packages before it.
+# Pipeline order (docs/ARCHITECTURE.md, "The pipeline"): a package may import only itself
+# and packages before it.
 LAYERS = [
     {"errors", "config"},
     {"library"},

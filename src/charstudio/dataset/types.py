@@ -35,7 +35,7 @@ RejectReason = Literal[
 ]
 
 MIN_IMAGES = 3  # below this, a LoRA learns the pictures, not the character
-WARN_IMAGES = 10  # the usual advice is 10-20 images (lora-trainers.md, section 3.2)
+WARN_IMAGES = 10  # the usual advice is 10-20 images (docs/reference/lora-trainers.md, section 3.2)
 
 
 class DatasetConfig(BaseModel):

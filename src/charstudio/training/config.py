@@ -11,10 +11,10 @@ The original design's file, with its defaults::
                   (charstudio: use_8bit_adam auto, see OptimizationSection)
     augmentation: random_flip true, color_jitter false, random_crop false
 
-and what a good trainer needs besides (lora-trainers.md, section 1): ``model.family``,
-``model.config_dir``, ``training.seed``, ``training.train_text_encoder`` with its own
-``text_encoder_lr``, ``min_snr_gamma``, ``noise_offset``, ``cache_latents`` (memory or
-disk), ``max_grad_norm`` and a ``sampling`` section (fixed prompts and seeds).
+and what a good trainer needs besides (docs/reference/lora-trainers.md, section 1):
+``model.family``, ``model.config_dir``, ``training.seed``, ``training.train_text_encoder``
+with its own ``text_encoder_lr``, ``min_snr_gamma``, ``noise_offset``, ``cache_latents``
+(memory or disk), ``max_grad_norm`` and a ``sampling`` section (fixed prompts and seeds).
 
 Every value is checked before any model is loaded; a bad one raises
 :class:`~charstudio.errors.InvalidParameter` naming the key (``lora.rank: ...``).

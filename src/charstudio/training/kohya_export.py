@@ -4,9 +4,9 @@ Writes, into ``<out>/``: ``img/1_<trigger>/`` (images with their ``.txt`` captio
 side, as sd-scripts wants them), ``dataset.toml`` (``--dataset_config``),
 ``sample_prompts.txt`` (``--sample_prompts``, with kohya's ``--d`` seed and ``--l`` CFG) and
 ``train.sh`` holding the ``accelerate launch train_network.py ...`` command (``sdxl_...``
-for SDXL). Flags are sd-scripts' (lora-trainers.md, section 1). One difference cannot be
-expressed: sd-scripts' ``networks.lora`` trains every linear layer of the transformer
-blocks, not only ``lora.target_modules``; the script says so in a comment.
+for SDXL). Flags are sd-scripts' (docs/reference/lora-trainers.md, section 1). One
+difference cannot be expressed: sd-scripts' ``networks.lora`` trains every linear layer of
+the transformer blocks, not only ``lora.target_modules``; the script says so in a comment.
 """
 
 from __future__ import annotations
