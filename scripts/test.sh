@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-browser.sh
 
 echo "== ruff check" && .venv/bin/ruff check src tests bench
 echo "== ruff format --check" && .venv/bin/ruff format --check src tests bench

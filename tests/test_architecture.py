@@ -13,7 +13,8 @@ import charstudio
 
 SRC = Path(charstudio.__file__).parent
 
-# Pipeline order (DESIGN.md): a package may import only itself and packages before it.
+# Pipeline order (docs/ARCHITECTURE.md, "The pipeline"): a package may import only itself
+# and packages before it.
 LAYERS = [
     {"errors", "config"},
     {"library"},
@@ -101,7 +102,7 @@ def test_api_and_web_never_import_each_other() -> None:
     assert crossing == []
 
 
-MODULE_CAP = 400  # lines (STYLE.md habit 2)
+MODULE_CAP = 400  # lines (docs/ARCHITECTURE.md, house rules)
 FUNCTION_CAP = 80  # lines from ``def`` to the last line, decorators not counted (habit 4)
 
 # Split after the issue-17 branch merges: these three files are being edited on that branch,

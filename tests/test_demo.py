@@ -1,10 +1,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from charstudio.cli.demo import charstudio_command
 from charstudio.demo import sample_images
 from tests.conftest import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_samples_are_bundled_images() -> None:
@@ -44,3 +52,35 @@ def test_demo_runs_end_to_end_and_again(cli: CliRunner, tmp_path: Path) -> None:
     again = cli("demo", "--home", str(tmp_path / "demo"))
     assert again.code == 0, again.err
     assert "6. profile: method ipadapter_only" in again.out
+
+
+def test_the_explore_line_works_without_an_active_environment(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The demo's last line used to say `charstudio character show ...`, which is "command
+    # not found" right after scripts/demo.sh (the virtual environment is not active).
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.chdir(ROOT)
+    result = cli("demo", "--home", str(tmp_path / "demo"))
+    assert result.code == 0, result.err
+    line = next(x for x in result.out.splitlines() if x.startswith("Explore it: "))
+    command = line.removeprefix("Explore it: ").split()
+    assert command[0] == f"CHARSTUDIO_HOME={tmp_path / 'demo'}"
+    assert command[1] == ".venv/bin/charstudio", line
+    shown = subprocess.run(
+        command[1:],
+        env={**os.environ, "CHARSTUDIO_HOME": str(tmp_path / "demo")},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "demo_subject" in shown.stdout
+
+
+def test_the_explore_line_says_charstudio_when_it_is_on_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin")
+    assert charstudio_command() == "charstudio"

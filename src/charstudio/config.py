@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from charstudio.errors import InvalidParameter
+from charstudio.errors import invalid_parameter_from
 
 __all__ = ["EnvVars", "Settings", "load_settings"]
 
@@ -32,8 +32,7 @@ class EnvVars:
     DATABASE_URL = "CHARSTUDIO_DATABASE_URL"
     CONFIG = "CHARSTUDIO_CONFIG"
     DEBUG = "CHARSTUDIO_DEBUG"
-    COMFYUI_URL = "CHARSTUDIO_COMFYUI_URL"  # the live test suite's server
-    COMFYUI_URLS = "CHARSTUDIO_COMFYUI_URLS"
+    COMFYUI_URLS = "CHARSTUDIO_COMFYUI_URLS"  # also the live test suite's server (the first)
     COMFYUI_CHECKPOINT = "CHARSTUDIO_COMFYUI_CHECKPOINT"
 
 
@@ -240,9 +239,6 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise InvalidParameter(
-            f"invalid setting ({problems}); fix the CHARSTUDIO_* variable or charstudio.toml"
+        raise invalid_parameter_from(
+            exc, "invalid setting (fix the CHARSTUDIO_* variable or charstudio.toml)"
         ) from exc

@@ -11,35 +11,48 @@ the HTTP status the API uses, so both surfaces map errors in exactly one place::
     │   ├── UnsupportedImage                                 not an image, corrupt, too big
     │   ├── NothingToImport                                  empty folder, no image files
     │   ├── PayloadTooLarge                          HTTP 413   too many files or bytes at once
-    │   ├── BaseModelInvalid                                 corrupt, a LoRA, SDXL as SD1.5 (a)
+    │   ├── BaseModelInvalid                                 corrupt, a LoRA, SDXL as SD1.5,
+    │   │                                                    NaN/inf weights
     │   ├── ModelMismatch                                    files of different families (SDXL
     │   │                                                    IP-Adapter or LoRA on an SD1.5 base)
-    │   └── NothingToResume                                  --resume with no interrupted run (a)
+    │   ├── NothingToResume                                  --resume with no interrupted run
+    │   ├── IncompatibleEmbeddings                           identities of different face models
+    │   ├── NoUsableFace                                     no image with one usable face
+    │   └── NotEnoughImages                                  too few usable images to train on
     ├── NotFound                          exit 1, HTTP 404   character, image, file missing
-    │   └── NoTrainingSet                                    no prepared training set (a)
+    │   ├── NoTrainingSet                                    no prepared training set
+    │   └── JobNotFound                                      no job has this id
     ├── Conflict                          exit 1, HTTP 409
-    │   └── CharacterExists
+    │   ├── CharacterExists
+    │   └── JobFinished                                      cancel/run a job that has finished
     ├── StorageError                      exit 1, HTTP 503   data dir unwritable, disk trouble
     │   ├── DataDirNotWritable
-    │   ├── DiskFull                                         full while saving; nothing kept (a)
-    │   └── DatabaseError
+    │   ├── DiskFull                                         full while saving; nothing kept
+    │   └── DatabaseError                                    any SQLAlchemy error, wrapped
     │       └── SchemaTooNew                                 database made by a newer version
     ├── BackendError                      exit 1, HTTP 502   ComfyUI, models, face backends
     │   ├── BackendUnavailable            exit 1, HTTP 503   optional backend not installed
-    │   │   └── OptimizerUnavailable                         8-bit AdamW without bitsandbytes (a)
+    │   │   └── OptimizerUnavailable                         8-bit AdamW without bitsandbytes
     │   ├── ComfyUIUnavailable            exit 1, HTTP 503   unreachable, slow, not ComfyUI
     │   │   └── ServerLost                                   died or restarted mid-job
-    │   ├── WorkflowRejected                                 graph refused (node_errors); in
-    │   │   └── ModelMissing                                 workflows/types.py
+    │   ├── InvalidObjectInfo                                /object_info not in ComfyUI's format
+    │   ├── WorkflowRejected                                 graph refused (node_errors) (a)
+    │   │   └── ModelMissing                                 a model file the server lacks (a)
     │   ├── ModelFileMissing                                 a local model file is not there
     │   ├── GenerationFailed                                 a node failed while running
     │   └── GenerationCancelled           exit 130, HTTP 409 cancelled or interrupted
     ├── JobFailed                         exit 1, HTTP 500
-    │   ├── TrainingOutOfMemory                              checkpoint saved (a)
-    │   └── TrainingInterrupted           exit 130, HTTP 409 Ctrl-C; checkpoint saved (a)
+    │   ├── TrainingOutOfMemory                              checkpoint saved
+    │   ├── TrainingDiverged                                 NaN/inf loss; last finite checkpoint
+    │   └── TrainingInterrupted           exit 130, HTTP 409 Ctrl-C; checkpoint saved
+    ├── JobCancelled                                         inside a job after a cancel request
     └── Unauthorized                      exit 1, HTTP 401   API token missing or wrong
+        └── LoginRequired                                    studio: no valid session cookie
 
-(a) defined beside their package: ``training/types.py``.
+Every class is defined here except (a), which carry ComfyUI's error data and are defined
+beside its types in ``workflows/types.py``; the packages re-export the ones they raise.
+:func:`invalid_parameter_from` turns pydantic's ``ValidationError`` into
+``InvalidParameter`` the same way everywhere.
 
 Third-party exceptions are wrapped where they enter (``raise ... from exc``) so callers
 never need to know which library raised.
@@ -47,31 +60,53 @@ never need to know which library raised.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 __all__ = [
     "BackendError",
     "BackendUnavailable",
+    "BaseModelInvalid",
     "CharacterExists",
     "CharstudioError",
     "ComfyUIUnavailable",
     "Conflict",
     "DataDirNotWritable",
     "DatabaseError",
+    "DiskFull",
     "GenerationCancelled",
     "GenerationFailed",
+    "IncompatibleEmbeddings",
     "InvalidName",
+    "InvalidObjectInfo",
     "InvalidParameter",
+    "JobCancelled",
     "JobFailed",
+    "JobFinished",
+    "JobNotFound",
+    "LoginRequired",
     "ModelFileMissing",
     "ModelMismatch",
+    "NoTrainingSet",
+    "NoUsableFace",
+    "NotEnoughImages",
     "NotFound",
     "NothingToImport",
+    "NothingToResume",
+    "OptimizerUnavailable",
     "PayloadTooLarge",
     "SchemaTooNew",
     "ServerLost",
     "StorageError",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "TrainingOutOfMemory",
     "Unauthorized",
     "UnsupportedImage",
     "UsageError",
+    "invalid_parameter_from",
 ]
 
 
@@ -101,6 +136,27 @@ class UnsupportedImage(UsageError):
     """A file that is not a usable image: wrong format, corrupt, truncated or too large."""
 
 
+class BaseModelInvalid(UsageError):
+    """The base checkpoint is corrupt, not a base model, of another family, or holds NaN/inf
+    weights."""
+
+
+class NothingToResume(UsageError):
+    """``--resume`` was asked for but there is no interrupted run."""
+
+
+class IncompatibleEmbeddings(UsageError):
+    """Two embeddings from different backends or models were compared."""
+
+
+class NoUsableFace(UsageError):
+    """No image in a set has one usable face, so no identity can be built."""
+
+
+class NotEnoughImages(UsageError):
+    """Too few usable images to train a character LoRA."""
+
+
 class ModelMismatch(UsageError):
     """Model files that cannot work together: an SDXL IP-Adapter or LoRA on an SD1.5 base."""
 
@@ -121,6 +177,14 @@ class NotFound(CharstudioError):
     http_status = 404
 
 
+class NoTrainingSet(NotFound):
+    """The character has no prepared training set."""
+
+
+class JobNotFound(NotFound):
+    """No job has this id."""
+
+
 class Conflict(CharstudioError):
     """The request clashes with what already exists."""
 
@@ -131,6 +195,10 @@ class CharacterExists(Conflict):
     """A character with this name (ignoring case) already exists."""
 
 
+class JobFinished(Conflict):
+    """The job already finished; it cannot be cancelled or run again."""
+
+
 class StorageError(CharstudioError):
     """The data directory or the database cannot be used."""
 
@@ -139,6 +207,10 @@ class StorageError(CharstudioError):
 
 class DataDirNotWritable(StorageError):
     """``$CHARSTUDIO_HOME`` is read-only or cannot be created."""
+
+
+class DiskFull(StorageError):
+    """Writing an output failed for lack of space; nothing partial was kept."""
 
 
 class DatabaseError(StorageError):
@@ -161,6 +233,10 @@ class BackendUnavailable(BackendError):
     http_status = 503
 
 
+class OptimizerUnavailable(BackendUnavailable):
+    """8-bit AdamW was asked for but bitsandbytes (or a GPU for it) is missing."""
+
+
 class ComfyUIUnavailable(BackendError):
     """A ComfyUI server cannot be used: unreachable, too slow, or not answering as ComfyUI."""
 
@@ -169,6 +245,10 @@ class ComfyUIUnavailable(BackendError):
 
 class ServerLost(ComfyUIUnavailable):
     """A ComfyUI server died or restarted while running a job; the job was lost there."""
+
+
+class InvalidObjectInfo(BackendError):
+    """A server's ``/object_info`` answer is not in ComfyUI's format."""
 
 
 class ModelFileMissing(BackendError):
@@ -191,7 +271,60 @@ class JobFailed(CharstudioError):
     """A background job ended in failure."""
 
 
+class TrainingOutOfMemory(JobFailed):
+    """A step ran out of memory; the last checkpoint was saved."""
+
+
+class TrainingDiverged(JobFailed):
+    """The loss became NaN or infinite; the last finite checkpoint is kept, nothing is
+    registered or copied."""
+
+
+class TrainingInterrupted(JobFailed):
+    """Training was stopped with Ctrl-C; a checkpoint was saved."""
+
+    exit_code = 130
+    http_status = 409
+
+
+class JobCancelled(CharstudioError):
+    """Raised inside a running job at its next progress step after a cancel request."""
+
+
 class Unauthorized(CharstudioError):
     """The API token is missing or wrong."""
 
     http_status = 401
+
+
+class LoginRequired(Unauthorized):
+    """No valid session cookie: the studio answers with a redirect to the login form."""
+
+    def __init__(self, message: str, *, next_url: str, expired: bool) -> None:
+        super().__init__(message)
+        self.next_url = next_url
+        self.expired = expired
+
+    @property
+    def login_url(self) -> str:
+        from urllib.parse import quote
+
+        tail = "&expired=1" if self.expired else ""
+        return f"/studio/login?next={quote(self.next_url, safe='/')}{tail}"
+
+
+def invalid_parameter_from(exc: ValidationError, what: str) -> InvalidParameter:
+    """One ``InvalidParameter`` for a pydantic ``ValidationError``, every problem named by key.
+
+    ``what`` says what was being checked (``"invalid training config (train.yaml)"``); the
+    message is ``"<what>: <key>: <problem>; <key>: <problem>"``, with an unknown key
+    explained. Raise it ``from exc``.
+    """
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key; check the spelling against the documented keys"
+        parts.append(f"{where}: {message}" if where else message)
+    return InvalidParameter(f"{what}: {'; '.join(parts)}")

@@ -18,6 +18,7 @@ from charstudio.services import Services, build_services
 from tests.api.conftest import PHOTOS, TOKEN, files
 from tests.backends.fake_comfyui import FakeComfyUI
 from tests.conftest import CliRunner
+from tests.dataset.test_tagger import write_standin
 
 
 def test_faces_job_runs_and_reports(obama: TestClient, queue: JobQueue) -> None:
@@ -193,8 +194,30 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
         assert path in paths
     upload = paths["/api/v1/characters"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in upload
-    assert client.get("/docs").status_code == 200
-    assert json.dumps(schema)  # serialisable
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+    # The job routes declare their models, so clients can generate types from the schema:
+    # catches a route that loses its response model (its 200 would be an untyped `{}`) or a
+    # JobInfo field renamed or dropped. (It replaces `assert json.dumps(schema)`, which could
+    # not fail on a schema that had just been parsed from JSON.)
+    for path, method, model in (
+        ("/api/v1/jobs", "get", "JobPage"),
+        ("/api/v1/jobs/{job_id}", "get", "JobInfo"),
+        ("/api/v1/jobs/{job_id}/cancel", "post", "JobInfo"),
+    ):
+        ok = paths[path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok == {"$ref": f"#/components/schemas/{model}"}, (path, ok)
+    job = schema["components"]["schemas"]["JobInfo"]
+    assert {"id", "kind", "state", "progress_step", "progress_total", "message", "error"} <= set(
+        job["required"]
+    )
+    assert set(job["properties"]["state"]["enum"]) == {
+        "queued",
+        "running",
+        "succeeded",
+        "failed",
+        "cancelled",
+    }
 
 
 def test_reading_jobs_recovers_a_dead_workers_job(obama: TestClient, queue: JobQueue) -> None:
@@ -290,3 +313,19 @@ def test_bad_controls_are_refused_before_queueing(
     assert answer.status_code == status, answer.text
     assert needle in answer.text
     assert queue.store.page(limit=200, offset=0).total == before  # nothing queued
+
+
+def test_the_tagger_setting_applies_to_api_and_studio_prepares(
+    obama: TestClient, queue: JobQueue, api_services: Services, tmp_path: Path
+) -> None:
+    # CHARSTUDIO_TAGGER used to apply in the CLI only: sets prepared from the API or the
+    # studio (which calls the same route) never used it.
+    tagger = write_standin(tmp_path / "tagger")
+    api_services.settings = api_services.settings.model_copy(update={"tagger": tagger})
+    job = obama.post(
+        "/api/v1/characters/obama/dataset", json={"resolution": 512, "max_upscale": 2.0}
+    ).json()
+    assert job["params"]["config"]["tagger"] == str(tagger)
+    assert queue.run(job["id"]).state == "succeeded"
+    images = obama.get("/api/v1/characters/obama/dataset").json()["images"]
+    assert images and all("^_^" in image["caption"].split(", ") for image in images)

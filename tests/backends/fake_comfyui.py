@@ -9,7 +9,8 @@ and sends the WebSocket messages in the order trace_ipadapter_run.json shows: ``
 ``status``, then — after the history is written — ``executing`` with ``node: null``.
 
 Faults to simulate, set as attributes (read while running):
-``slow_s`` (delay every HTTP answer), ``html`` (answer every request with an HTML page),
+``slow_s`` (delay every HTTP answer), ``object_info_delay_s`` (delay only ``/object_info``,
+as a loaded machine does), ``html`` (answer every request with an HTML page),
 ``websocket`` (``False``: ``/ws`` is 404, clients must poll), ``missing_packs`` (drop a
 node pack from ``/object_info`` and execution), ``models`` (files per ``models/`` folder),
 ``fail_at`` (class type whose execution raises ``fail_message``), ``die_at`` (class type at
@@ -67,6 +68,7 @@ class FakeComfyUI:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.slow_s = 0.0
+        self.object_info_delay_s = 0.0  # a loaded machine building and sending /object_info
         self.html = False
         self.websocket = True
         self.missing_packs: set[str] = set()
@@ -171,6 +173,8 @@ class FakeComfyUI:
         self.requests[f"{request.method} {request.path}"] += 1
         if self.slow_s:
             await asyncio.sleep(self.slow_s)
+        if self.object_info_delay_s and request.path.endswith("/object_info"):
+            await asyncio.sleep(self.object_info_delay_s)
         if self.html:
             page = "<!DOCTYPE html><html><body><h1>Sign in</h1></body></html>"
             return web.Response(text=page, content_type="text/html")

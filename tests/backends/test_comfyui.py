@@ -21,6 +21,7 @@ from charstudio.backends import (
     ComfyUIClient,
     ComfyUIPool,
     GenerationRequest,
+    PoolOptions,
     ProgressEvent,
     run_request,
     upload_name,
@@ -37,9 +38,11 @@ from tests.backends.fake_comfyui import FakeComfyUI, free_port, png_for
 from tests.workflows.conftest import recorded
 
 
-def run(request: GenerationRequest, urls: list[str], **kwargs: Any) -> Any:
+def run(
+    request: GenerationRequest, urls: list[str], options: PoolOptions = FAST, **kwargs: Any
+) -> Any:
     async def go() -> Any:
-        async with ComfyUIPool(urls, options=FAST) as pool:
+        async with ComfyUIPool(urls, options=options) as pool:
             return await run_request(pool, request, **kwargs)
 
     return asyncio.run(go())
@@ -126,10 +129,11 @@ def test_unreachable_server(make_request: RequestMaker) -> None:
 
 def test_slow_server(fake: FakeComfyUI, make_request: RequestMaker) -> None:
     fake.slow_s = 2.5
+    impatient = replace(FAST, client=replace(FAST.client, request_timeout_s=1.0))
     with pytest.raises(ComfyUIUnavailable) as caught:
-        run(make_request(), [fake.url])
+        run(make_request(), [fake.url], impatient)
     assert str(caught.value) == (
-        f"ComfyUI at {fake.url} did not answer GET /prompt within 2 s: it is overloaded or "
+        f"ComfyUI at {fake.url} did not answer GET /prompt within 1 s: it is overloaded or "
         "hung; check it, or raise CHARSTUDIO_COMFYUI_REQUEST_TIMEOUT_S"
     )
 

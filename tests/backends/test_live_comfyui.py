@@ -1,4 +1,5 @@
-"""The fake server's scenarios against a real ComfyUI at ``CHARSTUDIO_COMFYUI_URL``.
+"""The fake server's scenarios against a real ComfyUI: the first of ``CHARSTUDIO_COMFYUI_URLS``,
+the variable the application reads.
 
 Skipped (with the reason) when the variable is not set. The server needs a checkpoint in
 ``models/checkpoints`` (the first one is used; random weights are fine) and, for the
@@ -34,17 +35,18 @@ from charstudio.errors import ComfyUIUnavailable, GenerationCancelled, Generatio
 from charstudio.library.profile import METHOD_DEFAULTS
 from charstudio.workflows import ModelMissing, WorkflowRejected, build_workflow
 from tests.backends.fake_comfyui import free_port
+from tests.backends.live import live_url
 from tests.backends.pose_images import write_skeleton
 from tests.conftest import write_image
 
 # Read at import: the autouse fixture clears CHARSTUDIO_* before each test runs.
-LIVE_URL = os.environ.get("CHARSTUDIO_COMFYUI_URL", "").rstrip("/")
+LIVE_URL = live_url(os.environ)
 
 pytestmark = [
     pytest.mark.live_comfyui,
     pytest.mark.skipif(
         not LIVE_URL,
-        reason="set CHARSTUDIO_COMFYUI_URL to a running ComfyUI to run the live suite",
+        reason="set CHARSTUDIO_COMFYUI_URLS to a running ComfyUI to run the live suite",
     ),
 ]
 

@@ -197,7 +197,7 @@ def test_out_of_range_override_exits_2(cli: CliRunner, refs: Path) -> None:
     result = cli("character", "set", "yuki", "--steps", "0")
     assert result.code == 2
     assert result.err.strip() == (
-        "error: invalid override (steps: Input should be greater than or equal to 1)"
+        "error: invalid override: steps: Input should be greater than or equal to 1"
     )
 
 

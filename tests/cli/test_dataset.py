@@ -68,3 +68,17 @@ def test_tagger_option_and_setting(cli: CliRunner, tmp_path: Path) -> None:
     assert all("^_^" in k["caption"].split(", ") for k in data["kept"])
     result = cli(*args, "--tagger", str(tmp_path / "missing"))
     assert result.code == 2 and "missing not found" in result.err
+
+
+def test_cli_defaults_are_the_dataset_configs() -> None:
+    # The defaults used to be written out in the CLI, the studio page and DatasetConfig.
+    import inspect
+
+    from charstudio.cli.dataset import prepare
+    from charstudio.dataset import DEFAULTS
+    from charstudio.web.pages.character import prepare as studio_prepare
+
+    for function in (prepare, studio_prepare):
+        for name, parameter in inspect.signature(function).parameters.items():
+            if name in type(DEFAULTS).model_fields and name != "tagger":
+                assert parameter.default == getattr(DEFAULTS, name), (function, name)

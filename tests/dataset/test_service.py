@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image, ImageFilter, ImageOps
 from sqlalchemy import select
@@ -87,15 +89,62 @@ def test_layout_captions_and_config(obama: Services) -> None:
     assert Path(result.contact_sheet).is_file() and Path(result.rejected_sheet or "").is_file()
 
 
-def test_face_is_inside_every_crop(obama: Services) -> None:
-    result = obama.datasets.prepare("obama", CONFIG)
-    details = {r.original_name: r for r in obama.library.show("obama").references}
-    assert details  # the crop boxes are in source pixels; faces come from the analysis
+def off_centre_refs(folder: Path, *, bars: bool) -> Path:
+    """obama_2009 and obama_2010, plus obama_2012 placed off-centre in a wide frame: on the
+    left of a noisy (not uniform) background, or between black pillarbox bars."""
+    folder.mkdir()
+    for name in ("obama_2009", "obama_2010"):
+        shutil.copyfile(DATA / f"{name}.jpg", folder / f"{name}.jpg")
+    portrait = Image.open(DATA / "obama_2012.jpg").convert("RGB")
+    if bars:  # a 1920x1080 video frame: the picture in the middle, black on both sides
+        picture = portrait.resize((864, 1080))
+        frame = Image.new("RGB", (1920, 1080), (0, 0, 0))
+        frame.paste(picture, (528, 0))
+    else:
+        rng = np.random.default_rng(7)
+        noise = rng.integers(0, 256, (portrait.height, portrait.width * 3, 3), dtype=np.uint8)
+        frame = Image.fromarray(noise)
+        frame.paste(portrait, (0, 0))
+    frame.save(folder / "frame.jpg", quality=92)
+    return folder
+
+
+def test_face_is_inside_every_crop(services: Services, tmp_path: Path) -> None:
+    # Catches a crop that ignores the face (e.g. centred on the image): in the wide frame the
+    # face is at the left edge, outside a centred square. (The old test only checked that
+    # the crop lay inside the image, which any crop does.)
+    services.library.create("obama", [off_centre_refs(tmp_path / "refs", bars=False)])
+    result = services.datasets.prepare("obama", CONFIG)
+    services.faces.extract("obama")
+    boxes = {
+        r.original_name: r.face_details["box"] for r in services.library.show("obama").references
+    }
+    assert sorted(k.source_name for k in result.kept) == [
+        "frame.jpg",
+        "obama_2009.jpg",
+        "obama_2010.jpg",
+    ]
     for kept in result.kept:
+        x0, y0, x1, y1 = boxes[kept.source_name]
         crop = kept.crop
-        assert crop.left >= 0 and crop.top >= 0
-        assert crop.right <= details[kept.source_name].width
-        assert crop.bottom <= details[kept.source_name].height
+        assert crop.left <= x0 and x1 <= crop.right, kept.source_name
+        assert crop.top <= y0 and y1 <= crop.bottom, kept.source_name
+    frame = next(k.crop for k in result.kept if k.source_name == "frame.jpg")
+    assert frame.left == 0  # the face is at the left edge; a centred crop would start at 512
+
+
+def test_pillarbox_bars_are_cropped_away(services: Services, tmp_path: Path) -> None:
+    # From a 1920x1080 frame with black side bars, a crop used to keep black columns.
+    services.library.create("obama", [off_centre_refs(tmp_path / "refs", bars=True)])
+    result = services.datasets.prepare("obama", CONFIG)
+    frame = next(k for k in result.kept if k.source_name == "frame.jpg")
+    assert frame.crop.left >= 528 and frame.crop.right <= 528 + 864
+    # The largest square of the picture (the box is rounded inwards by at most a pixel).
+    assert frame.crop.width == frame.crop.height and 862 <= frame.crop.width <= 864
+    with Image.open(Path(result.path) / "images" / frame.file_name) as img:
+        pixels = np.asarray(img.convert("RGB")).astype(int)
+    black_columns = int((pixels.max(axis=(0, 2)) < 16).sum())
+    assert black_columns == 0
 
 
 def test_versions_hash_and_unchanged_reruns(obama: Services) -> None:
@@ -255,4 +304,24 @@ def test_several_faces_and_a_file_corrupted_on_disk_are_left_out(
     assert reasons["coffee.jpg"].reason == "corrupt"
     assert stored.is_file()
     assert len(obama.library.show("obama").references) == 8
+    assert len(result.kept) == 3
+
+
+def test_the_dataset_stage_asks_the_face_stage(
+    obama: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It used to repeat the face stage's analyse -> identity steps itself; one place now
+    # decides both (a change to the face stage reaches the training set).
+    from charstudio.faces.service import FaceService
+
+    real = FaceService.identify
+    asked: list[int] = []
+
+    def spy(self: FaceService, paths: list[Path], **kwargs: Any) -> Any:
+        asked.append(len(paths))
+        return real(self, paths, **kwargs)
+
+    monkeypatch.setattr(FaceService, "identify", spy)
+    result = obama.datasets.prepare("obama", CONFIG)
+    assert asked == [len(obama.library.show("obama").references)]
     assert len(result.kept) == 3

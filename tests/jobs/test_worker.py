@@ -34,7 +34,10 @@ def wait_for(
 
 def start(args: list[str], home: Path) -> subprocess.Popen[bytes]:
     """Start a worker; its output goes to ``<home>/worker-<n>.log`` (read it when one fails)."""
-    env = {**os.environ, "CHARSTUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    # This checkout's tests and source first: a venv shared with another checkout (a git
+    # worktree) has charstudio installed from there.
+    path = [str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "CHARSTUDIO_HOME": str(home), "PYTHONPATH": os.pathsep.join(path)}
     home.mkdir(parents=True, exist_ok=True)
     log = home / f"worker-{len(list(home.glob('worker-*.log')))}.log"
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor

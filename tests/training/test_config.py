@@ -22,7 +22,7 @@ def test_defaults_are_the_original_designs() -> None:
     assert (config.lora.rank, config.lora.alpha, config.lora.dropout) == (32, 32.0, 0.1)
     assert config.lora.target_modules == ("to_q", "to_k", "to_v", "to_out")
     o = config.optimization
-    assert (o.use_8bit_adam, o.mixed_precision, o.gradient_checkpointing) == (True, "fp16", True)
+    assert (o.use_8bit_adam, o.mixed_precision, o.gradient_checkpointing) == ("auto", "fp16", True)
     a = config.augmentation
     assert (a.random_flip, a.color_jitter, a.random_crop) == (True, False, False)
     assert (t.seed, t.train_text_encoder, t.min_snr_gamma, t.noise_offset) == (42, False, 5.0, 0.0)
@@ -109,3 +109,18 @@ def test_an_override_into_a_value_that_is_not_a_section(tmp_path: Path) -> None:
     path.write_text("lora: 3\n")
     with pytest.raises(InvalidParameter, match=r"^--set 'lora.rank=4': lora is not a section$"):
         load_config(path, ["lora.rank=4"])
+
+
+@pytest.mark.parametrize("raw", ["no", "false", "'no'"])
+def test_mixed_precision_no_as_yaml_reads_it(raw: str) -> None:
+    # YAML reads a bare `no` as false; it used to be refused ("Input should be 'no', ...").
+    config = load_config(overrides=[f"optimization.mixed_precision={raw}"])
+    assert config.optimization.mixed_precision == "no"
+
+
+def test_use_8bit_adam_takes_auto_true_or_false() -> None:
+    for raw, expected in (("auto", "auto"), ("true", True), ("false", False)):
+        config = load_config(overrides=[f"optimization.use_8bit_adam={raw}"])
+        assert config.optimization.use_8bit_adam == expected
+    with pytest.raises(InvalidParameter, match=r"optimization\.use_8bit_adam"):
+        load_config(overrides=["optimization.use_8bit_adam=sometimes"])

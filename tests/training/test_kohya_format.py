@@ -76,7 +76,8 @@ def trained_sdxl(
 
 
 def comfyui_names(base: Any) -> set[str]:
-    """The LoRA module names ComfyUI maps for this model (lora-trainers.md, section 2.4)."""
+    """The LoRA module names ComfyUI maps for this model (docs/reference/lora-trainers.md,
+    section 2.4)."""
     names = {
         "lora_unet_" + name.replace(".", "_")
         for name, module in base.unet.named_modules()

@@ -168,3 +168,26 @@ def test_checkpoints_without_a_state_dict_or_index(tmp_path: Path) -> None:
     (folder / "model_index.json").write_text("{}")
     with pytest.raises(BaseModelInvalid, match=r"model_index.json is not a diffusers model index"):
         load_base_model(folder, family="sd15")
+
+
+@pytest.mark.parametrize("component", ["text_encoder", "unet"])
+def test_nan_or_inf_weights_are_refused_naming_the_component(
+    tiny_sd15: TinyModel, tmp_path: Path, component: str
+) -> None:
+    # A checkpoint with uninitialised (NaN) text-encoder weights used to load and train to a
+    # NaN loss; the LoRA it made gave black images.
+    assert tiny_sd15.single_file is not None
+    state = load_file(str(tiny_sd15.single_file))
+    prefix = "cond_stage_model." if component == "text_encoder" else "model.diffusion_model."
+    key = next(k for k in sorted(state) if k.startswith(prefix) and k.endswith(".weight"))
+    state[key] = state[key].clone()
+    state[key].view(-1)[0] = float("nan") if component == "text_encoder" else float("inf")
+    broken = tmp_path / "broken.safetensors"
+    save_file(state, str(broken))
+    with pytest.raises(BaseModelInvalid) as caught:
+        load_base_model(broken, family="sd15", config_dir=tiny_sd15.config_dir)
+    message = str(caught.value)
+    assert message.startswith(
+        f"base checkpoint broken.safetensors: the {component} weights hold NaN or infinite values"
+    )
+    assert "training on it gives a NaN loss and black images" in message

@@ -22,6 +22,7 @@ from charstudio.training import (
     NothingToResume,
     NoTrainingSet,
     OptimizerUnavailable,
+    TrainingDiverged,
     TrainingInterrupted,
     TrainingOutOfMemory,
     TrainingService,
@@ -215,7 +216,11 @@ def test_out_of_memory_saves_and_advises(
     assert message.startswith("out of memory at step 3 of 6; checkpoint saved in ")
     assert "Lower training.batch_size or training.resolution" in message
     assert "optimization.gradient_checkpointing: true" in message
-    assert Path(rows(services)[0].metrics.get("run_dir", "")) or True
+    # The interrupted version stays "training" (resumable) with the step-2 checkpoint on disk.
+    (row,) = rows(services)
+    saved = services.training.run_dir("Yuki", 1) / "checkpoints" / "step_000002"
+    assert row.status == "training" and (saved / "state.pt").is_file()
+    assert f"checkpoint saved in {saved}" in message
     monkeypatch.setattr(trainer_module, "micro_step", real)
     assert services.training.train("yuki", config=None, resume=True).resumed_from_step == 2
 
@@ -380,3 +385,71 @@ def test_no_base_checkpoint_is_refused_before_anything_is_reserved(
     )
     assert rows(services) == []
     assert not (services.store.character_data / "training_runs").exists()
+
+
+def test_a_nan_loss_stops_registers_nothing_and_keeps_the_finite_checkpoint(
+    services: Services,
+    character: str,
+    tiny_sd15: TinyModel,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # A run whose loss became NaN used to end with exit 0, register the version and copy the
+    # LoRA into ComfyUI's folder: every image made with it was black.
+    add_training_set(services)
+    import charstudio.training.trainer as trainer_module
+
+    real = trainer_module.micro_step
+    calls = {"n": 0}
+
+    def poisoned(inputs: Any) -> torch.Tensor:
+        calls["n"] += 1
+        loss = real(inputs)
+        return loss * float("nan") if calls["n"] >= 9 else loss  # from step 5 (2 per step)
+
+    monkeypatch.setattr(trainer_module, "micro_step", poisoned)
+    loras = tmp_path / "loras"
+    loras.mkdir()
+    service = TrainingService(
+        library=services.library, store=services.store, comfyui_loras_dir=loras
+    )
+    with pytest.raises(TrainingDiverged) as caught:
+        run(service, tiny_sd15)
+    run_dir = service.run_dir("Yuki", 1)
+    kept = run_dir / "checkpoints" / "step_000003"
+    assert str(caught.value).startswith(
+        "the loss became nan at step 5 of 6; training stopped, no LoRA version was registered "
+        f"and nothing was copied; the last finite checkpoint (step 3, {kept}) is kept for "
+        "`charstudio train Yuki --resume`."
+    )
+    assert caught.value.exit_code == 1
+    (row,) = rows(services)
+    assert row.status == "training"  # not ready: the profile never uses it
+    assert list(services.store.lora_dir.glob("*.safetensors")) == []
+    assert list(loras.iterdir()) == []
+    log = [json.loads(line) for line in (run_dir / "loss.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4]
+    state = torch.load(kept / "state.pt", weights_only=False)
+    assert state["step"] == 3
+    # The kept checkpoint's weights are finite, and --resume finishes the run from it.
+    monkeypatch.setattr(trainer_module, "micro_step", real)
+    resumed = service.train("yuki", config=None, resume=True)
+    assert resumed.resumed_from_step == 3 and resumed.copied_to is not None
+    assert all(bool(torch.isfinite(t).all()) for t in load_file(resumed.path).values())
+
+
+def test_auto_optimizer_trains_with_adamw_here_and_says_so_once(
+    services: Services, character: str, tiny_sd15: TinyModel
+) -> None:
+    add_training_set(services)
+    result = run(
+        services.training,
+        tiny_sd15,
+        "optimization.use_8bit_adam=auto",
+        "training.train_steps=1",
+        "training.save_every=1",
+    )
+    assert result.warnings == [
+        "optimization.use_8bit_adam is auto: training with AdamW (bitsandbytes is not installed)"
+    ]
+    assert load_file(result.path)  # a usable file

@@ -2,7 +2,7 @@
 `charstudio serve` + `charstudio worker` on a loopback port, generation on the fake ComfyUI.
 
 Screenshots of every page go to tests/web/screenshots/ (git-ignored), at laptop and
-tablet widths. scripts/setup.sh installs Chromium (``apt-get install -y chromium``).
+tablet widths. scripts/setup-browser.sh (run by scripts/test.sh) installs Chromium.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ LAPTOP = {"width": 1366, "height": 900}
 TABLET = {"width": 768, "height": 1024}
 
 pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="no /usr/bin/chromium: run scripts/setup.sh"
+    not CHROMIUM.exists(), reason="no /usr/bin/chromium: run scripts/setup-browser.sh"
 )
 
 

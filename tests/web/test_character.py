@@ -117,8 +117,8 @@ def test_prepare_settings_are_checked(obama: TestClient) -> None:
     response = obama.post("/studio/characters/obama/dataset", data={"resolution": "700"})
     assert response.status_code == 400
     assert message(response.text) == (
-        "invalid dataset setting (resolution: resolution 700 is not a multiple of 64; use e.g. "
-        "640 or 704)"
+        "invalid dataset setting: resolution: resolution 700 is not a multiple of 64; use e.g. "
+        "640 or 704"
     )
 
 

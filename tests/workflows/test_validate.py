@@ -15,7 +15,8 @@ from charstudio.workflows import (
 
 from .conftest import SERVER, recorded
 
-# The original design's ComfyUI graph, as DESIGN.md describes it: IPAdapterApply (removed
+# The original design's ComfyUI graph, as docs/ARCHITECTURE.md describes it
+# ("Defects of the original sketch"): IPAdapterApply (removed
 # from ComfyUI_IPAdapter_plus in 2024) without an IP-Adapter model or CLIP vision model,
 # no EmptyLatentImage, no VAEDecode, no SaveImage, and seed 0 meant as "random".
 ORIGINAL_DESIGN_GRAPH: dict[str, Any] = {

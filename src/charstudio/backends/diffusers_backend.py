@@ -14,9 +14,9 @@
 6. make one image per seed, reporting each step and stopping between steps on cancel.
 
 Prompts are the workflows package's: :attr:`WorkflowRequest.positive_prompt` (trigger
-word, then DESIGN.md's variation template) and its negative prompt. Each image carries the
-ComfyUI graph that makes the same request on a server, so the stored PNG is the same kind
-of file whichever backend made it.
+word, then the variation template of docs/ARCHITECTURE.md) and its negative prompt. Each
+image carries the ComfyUI graph that makes the same request on a server, so the stored PNG
+is the same kind of file whichever backend made it.
 """
 
 from __future__ import annotations

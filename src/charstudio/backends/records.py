@@ -9,13 +9,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from charstudio.backends.outputs import StoredImage
-from charstudio.errors import DatabaseError, NotFound
+from charstudio.errors import NotFound
 from charstudio.library import Database
-from charstudio.library.models import Character, Generation, Job, utcnow
+from charstudio.library.jobs_table import insert_job, update_job
+from charstudio.library.models import Character, Generation, utcnow
 from charstudio.library.names import name_key
 
 __all__ = ["finish_job", "record_generations", "start_job"]
@@ -29,17 +29,15 @@ def start_job(db: Database, *, job_id: str, character: str, params: dict[str, An
         DatabaseError: the database cannot be written.
     """
     with _transaction(db) as session:
-        character_id = _character_id(session, character)
-        session.add(
-            Job(
-                id=job_id,
-                kind="generate",
-                character_id=character_id,
-                state="running",
-                params=params,
-                started_at=utcnow(),
-                progress_total=int(params.get("count", 0)),
-            )
+        insert_job(
+            session,
+            job_id=job_id,
+            kind="generate",
+            character_id=_character_id(session, character),
+            state="running",
+            params=params,
+            started_at=utcnow(),
+            progress_total=int(params.get("count", 0)),
         )
 
 
@@ -48,14 +46,15 @@ def finish_job(
 ) -> None:
     """Mark a job done, failed or cancelled."""
     with _transaction(db) as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            return
-        job.state = state
-        job.result = result or {}
-        job.error = error
-        job.finished_at = utcnow()
-        job.progress_step = len((result or {}).get("images", []))
+        update_job(
+            session,
+            job_id,
+            state=state,
+            result=result or {},
+            error=error,
+            finished_at=utcnow(),
+            progress_step=len((result or {}).get("images", [])),
+        )
 
 
 def record_generations(
@@ -99,13 +98,5 @@ def _character_id(session: Session, name: str) -> int:
 
 @contextlib.contextmanager
 def _transaction(db: Database) -> Iterator[Session]:
-    try:
-        with db.sessions.begin() as session:
-            yield session
-    except SQLAlchemyError as exc:
-        raise _db_error(exc) from exc
-
-
-def _db_error(exc: SQLAlchemyError) -> DatabaseError:
-    first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    return DatabaseError(f"database error: {first}; check that the data directory is writable")
+    with db.sessions.begin() as session:  # SQLAlchemy errors become DatabaseError there
+        yield session

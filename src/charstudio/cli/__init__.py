@@ -6,7 +6,6 @@ are mapped to exit codes in :func:`main` only: usage errors exit 2, failures exi
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
@@ -19,13 +18,14 @@ from charstudio.cli.console import Console
 from charstudio.cli.context import CliState
 from charstudio.cli.demo import demo
 from charstudio.cli.generate import generate
+from charstudio.cli.quiet import quiet_third_party
 from charstudio.cli.serve import serve, worker
 from charstudio.cli.train import train
 from charstudio.cli.workflow import workflow
-from charstudio.config import EnvVars
+from charstudio.config import EnvVars, load_settings
 from charstudio.errors import CharstudioError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "debug_enabled", "main"]
 
 app = typer.Typer(
     name="charstudio",
@@ -77,23 +77,35 @@ def root(
     ctx.call_on_close(ctx.obj.close)
 
 
+def debug_enabled() -> bool:
+    """``Settings.debug``: ``CHARSTUDIO_DEBUG`` (``1``/``true``; ``0``/``false`` is off) or
+    ``debug = true`` in charstudio.toml. Off when the settings themselves are invalid: that
+    error is reported by the command that loads them."""
+    try:
+        return load_settings().debug
+    except CharstudioError:
+        return False
+
+
 def main() -> None:
     """Entry point: run the app and turn charstudio errors into one line and an exit code.
 
     Typer itself handles ``--help``, usage errors (exit 2) and ``typer.Exit``.
     """
+    debug = debug_enabled()
+    quiet_third_party(debug=debug)
     try:
         app()
     except CharstudioError as exc:
         Console().error(str(exc))
-        if os.environ.get(EnvVars.DEBUG):
+        if debug:
             raise
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         Console().error("interrupted; nothing half-written was kept")
         sys.exit(130)
     except Exception as exc:
-        if os.environ.get(EnvVars.DEBUG):
+        if debug:
             raise
         Console().error(
             f"internal error: {exc.__class__.__name__}: {exc} "

@@ -8,6 +8,7 @@ import typer
 
 from charstudio.cli.console import Console
 from charstudio.cli.context import services_of
+from charstudio.dataset import DEFAULTS as D
 from charstudio.dataset import DatasetConfig, PrepareResult
 
 __all__ = ["app"]
@@ -22,21 +23,23 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 def prepare(
     ctx: typer.Context,
     name: NameArg,
-    resolution: Annotated[int, typer.Option(help="Output size (multiple of 64).")] = 768,
+    resolution: Annotated[int, typer.Option(help="Output size (multiple of 64).")] = D.resolution,
     bucket: Annotated[
         bool, typer.Option("--bucket", help="Aspect-ratio buckets instead of squares.")
     ] = False,
-    repeats: Annotated[int, typer.Option(help="kohya repeats per image per epoch.")] = 10,
-    class_word: Annotated[str, typer.Option(help="Class word after the trigger.")] = "person",
+    repeats: Annotated[int, typer.Option(help="kohya repeats per image per epoch.")] = D.repeats,
+    class_word: Annotated[str, typer.Option(help="Class word after the trigger.")] = D.class_word,
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="Tag for every caption (repeatable).")
     ] = None,
-    description: Annotated[str, typer.Option(help="Free text for every caption.")] = "",
+    description: Annotated[str, typer.Option(help="Free text for every caption.")] = D.description,
     kohya: Annotated[
         bool, typer.Option("--kohya", help="Also write kohya sd-scripts' folder layout.")
     ] = False,
-    max_upscale: Annotated[float, typer.Option(help="Largest upscale allowed.")] = 1.25,
-    blur_threshold: Annotated[float, typer.Option(help="Least face sharpness kept.")] = 40.0,
+    max_upscale: Annotated[float, typer.Option(help="Largest upscale allowed.")] = D.max_upscale,
+    blur_threshold: Annotated[
+        float, typer.Option(help="Least face sharpness kept.")
+    ] = D.blur_threshold,
     tagger: Annotated[
         str | None,
         typer.Option(
@@ -44,13 +47,14 @@ def prepare(
             "default: the 'tagger' setting (CHARSTUDIO_TAGGER)."
         ),
     ] = None,
-    tagger_threshold: Annotated[float, typer.Option(help="Least tag probability used.")] = 0.35,
+    tagger_threshold: Annotated[float, typer.Option(help="Least tag probability used.")] = (
+        D.tagger_threshold
+    ),
     json_output: JsonOption = False,
 ) -> None:
     """Curate the references, crop around the subject, caption, and version the set."""
     console = Console(json_mode=json_output)
     services = services_of(ctx)
-    default_tagger = services.settings.tagger
     config = DatasetConfig.parse(
         resolution=resolution,
         bucket=bucket,
@@ -61,9 +65,9 @@ def prepare(
         description=description,
         max_upscale=max_upscale,
         blur_threshold=blur_threshold,
-        tagger=tagger or (str(default_tagger) if default_tagger else None),
+        tagger=tagger,
         tagger_threshold=tagger_threshold,
-    )
+    ).with_default_tagger(services.settings.tagger)
     with console.progress("Preparing") as progress:
         result = services.datasets.prepare(name, config, progress=progress)
     _render(console, result)

@@ -50,5 +50,27 @@ def demo(
         f"{report.workflow_file}"
     )
     console.info(
-        f"Explore it: CHARSTUDIO_HOME={report.init.home} charstudio character show {profile.name}"
+        f"Explore it: CHARSTUDIO_HOME={report.init.home} {charstudio_command()} "
+        f"character show {profile.name}"
     )
+
+
+def charstudio_command() -> str:
+    """How to run this charstudio from the user's shell, as a command that works as printed.
+
+    ``charstudio`` when it is on ``PATH`` and is this installation (the virtual environment
+    is active); otherwise the path of this environment's launcher (``.venv/bin/charstudio``
+    after ``scripts/demo.sh``, relative to the current folder when it is under it).
+    """
+    import shutil
+    import sys
+    from pathlib import Path
+
+    launcher = Path(sys.executable).parent / "charstudio"
+    found = shutil.which("charstudio")
+    if found is not None and Path(found).resolve() == launcher.resolve():
+        return "charstudio"
+    try:
+        return str(launcher.relative_to(Path.cwd()))
+    except ValueError:
+        return str(launcher)

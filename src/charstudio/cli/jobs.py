@@ -15,6 +15,14 @@ __all__ = ["app"]
 app = typer.Typer(help="Jobs: list, show, cancel.", no_args_is_help=True)
 STATES: tuple[str, ...] = get_args(JobState)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+JobId = Annotated[
+    str,
+    typer.Argument(
+        metavar="JOB_ID",
+        help="The job's id, as `charstudio jobs list` shows it or the API answered.",
+        show_default=False,
+    ),
+]
 
 
 @app.command("list")
@@ -41,7 +49,7 @@ def list_jobs(
 
 
 @app.command("show")
-def show(ctx: typer.Context, job_id: str, json_output: JsonOption = False) -> None:
+def show(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False) -> None:
     """One job: state, progress, result or error."""
     console = Console(json_mode=json_output)
     job = JobStore(services_of(ctx).db).get(job_id)
@@ -54,7 +62,7 @@ def show(ctx: typer.Context, job_id: str, json_output: JsonOption = False) -> No
 
 
 @app.command("cancel")
-def cancel(ctx: typer.Context, job_id: str, json_output: JsonOption = False) -> None:
+def cancel(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False) -> None:
     """Cancel a queued job, or stop a running one at its next step."""
     console = Console(json_mode=json_output)
     job = JobStore(services_of(ctx).db).cancel(job_id)
@@ -69,4 +77,6 @@ def cancel(ctx: typer.Context, job_id: str, json_output: JsonOption = False) -> 
 
 def _row(job: JobInfo) -> tuple[str, str, str, str, str, str]:
     progress = f"{job.progress_step}/{job.progress_total}" if job.progress_total else "-"
-    return (job.id, job.kind, job.character or "-", job.state, progress, job.message)
+    # A failed job's message is its error (its progress message is often empty or stale).
+    message = job.error if job.state == "failed" and job.error else job.message
+    return (job.id, job.kind, job.character or "-", job.state, progress, message)

@@ -2,6 +2,7 @@
 
 from charstudio.dataset.service import DatasetService, NotEnoughImages
 from charstudio.dataset.types import (
+    DEFAULTS,
     CropBox,
     DatasetConfig,
     KeptImage,
@@ -10,6 +11,7 @@ from charstudio.dataset.types import (
 )
 
 __all__ = [
+    "DEFAULTS",
     "CropBox",
     "DatasetConfig",
     "DatasetService",

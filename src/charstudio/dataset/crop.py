@@ -65,6 +65,7 @@ def subject_crop(
     image_size: tuple[int, int],
     face: tuple[float, float, float, float] | None,
     out_size: tuple[int, int],
+    bounds: tuple[int, int, int, int] | None = None,
 ) -> CropBox:
     """The largest crop of ``out_size``'s aspect around the subject (see module docstring).
 
@@ -72,7 +73,24 @@ def subject_crop(
         image_size: (width, height) of the upright source image.
         face: (x0, y0, x1, y1) of the face in that image, or ``None``.
         out_size: (width, height) the crop is resized to.
+        bounds: (left, top, right, bottom) of the picture inside uniform borders (letterbox
+            bars, ``ImageAnalysis.content``): the crop stays inside it. Default: the image.
     """
+    if bounds is not None and bounds != (0, 0, *image_size):
+        bx, by = bounds[0], bounds[1]
+        inner = subject_crop(
+            image_size=(bounds[2] - bx, bounds[3] - by),
+            face=None if face is None else (face[0] - bx, face[1] - by, face[2] - bx, face[3] - by),
+            out_size=out_size,
+        )
+        return inner.model_copy(
+            update={
+                "left": inner.left + bx,
+                "top": inner.top + by,
+                "right": inner.right + bx,
+                "bottom": inner.bottom + by,
+            }
+        )
     width, height = image_size
     out_w, out_h = out_size
     aspect = out_w / out_h

@@ -43,6 +43,16 @@ class Candidate:
     member: IdentityMember
 
     @property
+    def content(self) -> tuple[int, int, int, int]:
+        """The picture inside uniform borders (the whole image when it has none)."""
+        return self.analysis.content or (0, 0, self.width, self.height)
+
+    @property
+    def content_size(self) -> tuple[int, int]:
+        left, top, right, bottom = self.content
+        return right - left, bottom - top
+
+    @property
     def sharpness(self) -> float:
         chosen = self.analysis.chosen_face
         return chosen.face.sharpness if chosen is not None else 0.0
@@ -79,12 +89,14 @@ def _first_problem(cand: Candidate, config: DatasetConfig) -> tuple[RejectReason
         return analysis.status, analysis.message
     if not cand.member.inlier:
         return "identity_outlier", cand.member.reason or "far from the character's identity"
-    out_w, out_h = target_size(cand.width, cand.height, config)
+    # Borders (letterbox bars) are not picture: sizes are the picture's.
+    width, height = cand.content_size
+    out_w, out_h = target_size(width, height, config)
     # The crop keeps the output's aspect ratio, so its scale is set by the tighter side.
-    scale = max(out_w / cand.width, out_h / cand.height)
+    scale = max(out_w / width, out_h / height)
     if scale > config.max_upscale:
         return "too_small", (
-            f"{cand.width}x{cand.height} would need {scale:.2f}x upscaling to reach "
+            f"{width}x{height} would need {scale:.2f}x upscaling to reach "
             f"{out_w}x{out_h} (limit {config.max_upscale}x); use a larger image or a lower "
             "--resolution"
         )

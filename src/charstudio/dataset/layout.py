@@ -1,6 +1,6 @@
 """Writing a training set to disk: charstudio's layout, kohya's layout, and the swap.
 
-charstudio's layout (DESIGN.md)::
+charstudio's layout (docs/ARCHITECTURE.md, "Data root")::
 
     training_sets/<name>/images/<name>_001.png
     training_sets/<name>/captions/<name>_001.txt
@@ -12,7 +12,7 @@ kohya sd-scripts' layout (on request), beside it::
     training_sets/<name>/kohya/dataset.toml      caption_extension = ".txt"
 
 sd-scripts reads ``.caption`` files unless told otherwise, silently training without
-captions (lora-trainers.md, section 4.2), so the TOML names ``.txt`` explicitly.
+captions (docs/reference/lora-trainers.md, section 4.2), so the TOML names ``.txt`` explicitly.
 
 A new set is written into a hidden folder beside the current one and swapped in at the
 end (:func:`swap_in`), so an interrupted run leaves the previous set intact and current.

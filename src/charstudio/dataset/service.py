@@ -39,10 +39,7 @@ from charstudio.dataset.types import (
     PrepareResult,
 )
 from charstudio.dataset.writing import caption_for, crop_for
-from charstudio.errors import InvalidParameter, NotFound, UsageError
-from charstudio.faces.analysis import analyse_paths
-from charstudio.faces.identity import build_identity
-from charstudio.faces.registry import backend_from_spec
+from charstudio.errors import InvalidParameter, NotEnoughImages, NotFound
 from charstudio.faces.service import FaceService
 from charstudio.faces.types import NoUsableFace
 from charstudio.library.models import Character, ReferenceImage, TrainingSet
@@ -50,10 +47,6 @@ from charstudio.library.store import AssetStore
 from charstudio.library.types import ProgressCallback
 
 __all__ = ["DatasetService", "NotEnoughImages"]
-
-
-class NotEnoughImages(UsageError):
-    """Too few usable images to train a character LoRA."""
 
 
 class DatasetService:
@@ -240,10 +233,8 @@ class DatasetService:
     # -- steps ------------------------------------------------------------------------
     def _analyse(self, name: str, refs: list[ReferenceImage]) -> list[Candidate]:
         paths = [self.store.references_dir(name) / r.file_name for r in refs]
-        analyses = analyse_paths(self.faces.spec, paths, workers=self.faces.workers)
-        backend = backend_from_spec(self.faces.spec)
         try:
-            identity = build_identity(analyses, threshold=backend.threshold)
+            analyses, identity = self.faces.identify(paths)
         except NoUsableFace as exc:
             raise NotEnoughImages(
                 f"no reference of {name!r} has one usable face, so every image was rejected "
@@ -288,7 +279,7 @@ class DatasetService:
         edits = self._edits(character.id)
         images = []
         for index, cand in enumerate(kept, start=1):
-            out_w, out_h = target_size(cand.width, cand.height, config)
+            out_w, out_h = target_size(*cand.content_size, config)
             crop = crop_for(cand, (out_w, out_h))
             rendered = render_from_file(cand.path, crop, (cand.width, cand.height))
             auto_tags = tagger.tag(rendered) if tagger else ()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from charstudio.errors import InvalidParameter
+from charstudio.errors import invalid_parameter_from
 
 __all__ = [
+    "DEFAULTS",
     "CropBox",
     "DatasetConfig",
     "Framing",
@@ -33,7 +35,7 @@ RejectReason = Literal[
 ]
 
 MIN_IMAGES = 3  # below this, a LoRA learns the pictures, not the character
-WARN_IMAGES = 10  # the usual advice is 10-20 images (lora-trainers.md, section 3.2)
+WARN_IMAGES = 10  # the usual advice is 10-20 images (docs/reference/lora-trainers.md, section 3.2)
 
 
 class DatasetConfig(BaseModel):
@@ -91,12 +93,18 @@ class DatasetConfig(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: "
-                + err["msg"].removeprefix("Value error, ")
-                for err in exc.errors()
-            )
-            raise InvalidParameter(f"invalid dataset setting ({problems})") from exc
+            raise invalid_parameter_from(exc, "invalid dataset setting") from exc
+
+    def with_default_tagger(self, tagger: Path | None) -> DatasetConfig:
+        """This config, using ``tagger`` (the ``tagger`` setting, ``CHARSTUDIO_TAGGER``) when
+        it names none itself: every surface (CLI, API, studio) applies the setting so."""
+        if self.tagger is not None or tagger is None:
+            return self
+        return self.model_copy(update={"tagger": str(tagger)})
+
+
+# The defaults, written once: the CLI's options and the studio's form fields read them.
+DEFAULTS = DatasetConfig()
 
 
 class CropBox(BaseModel):

@@ -17,7 +17,9 @@ def crop_for(cand: Candidate, out_size: tuple[int, int]) -> CropBox:
     if chosen is not None:
         box = chosen.face.box
         face = (box.x0, box.y0, box.x1, box.y1)
-    return subject_crop(image_size=(cand.width, cand.height), face=face, out_size=out_size)
+    return subject_crop(
+        image_size=(cand.width, cand.height), face=face, out_size=out_size, bounds=cand.content
+    )
 
 
 def caption_for(

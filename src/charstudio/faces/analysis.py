@@ -30,6 +30,7 @@ from charstudio.errors import InvalidParameter, UnsupportedImage
 from charstudio.faces.base import FaceBackend, RGBImage, check_rgb_image
 from charstudio.faces.registry import BackendSpec, backend_from_spec
 from charstudio.faces.types import AnalysedFace, DetectedFace, ImageAnalysis
+from charstudio.library.borders import content_box
 from charstudio.library.images import load_rgb
 
 __all__ = [
@@ -80,13 +81,14 @@ def analyse_image(
     _check_settings(min_face_size, dominance)
     image = check_rgb_image(image)
     height, width = image.shape[:2]
-    # 2. Detect, largest first.
+    # 2. Detect, largest first; find the picture inside any uniform borders.
     faces = sorted(backend.detect(image), key=lambda f: f.box.area, reverse=True)
+    content = content_box(image)
     if not faces:
         message = "no face found"
         if min(width, height) < min_face_size:
             message = f"no face found: the image is only {width}x{height} pixels"
-        return ImageAnalysis(source, "no_face", message, width, height)
+        return ImageAnalysis(source, "no_face", message, width, height, content=content)
     # 3. Choose.
     chosen, status, message = _choose(faces, min_face_size=min_face_size, dominance=dominance)
     # 4. Embed.
@@ -97,7 +99,7 @@ def analyse_image(
     vectors = backend.embed(image, [faces[i] for i in targets]) if targets else []
     by_index = dict(zip(targets, vectors, strict=True))
     analysed = tuple(AnalysedFace(face, by_index.get(i)) for i, face in enumerate(faces))
-    return ImageAnalysis(source, status, message, width, height, analysed, chosen)
+    return ImageAnalysis(source, status, message, width, height, analysed, chosen, content)
 
 
 def _choose(

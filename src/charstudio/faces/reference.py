@@ -11,6 +11,11 @@ Each usable, inlier image gets a score in [0, 1], a weighted sum of five parts, 
   [threshold, 1] to [0, 1].
 - ``size`` (0.15): the face box's shorter side over 256 px, at most 1.
 - ``exposure`` (0.10): ``1 - |brightness - 120| / 120`` of the face crop.
+
+An image with uniform borders (a letterboxed video frame) is scored as its picture: the sum is
+multiplied by the picture's share of the frame (``content`` in the parts), so a frame that is
+half black bars loses to a clean photo of the same face, and the exported full image is the
+picture without its bars.
 """
 
 from __future__ import annotations
@@ -121,6 +126,8 @@ def rank_references(
             identity=identity.vector,
             threshold=identity.threshold,
         )
+        parts["content"] = analysis.content_share
+        score *= analysis.content_share
         ranked.append(ReferenceCandidate(analysis.source, chosen.face, score, parts))
     return sorted(ranked, key=lambda c: c.score, reverse=True)
 
@@ -167,6 +174,7 @@ def export_reference(
     name: str,
     margin: float = 0.4,
     crop_size: int = 512,
+    content: tuple[int, int, int, int] | None = None,
 ) -> ReferenceExport:
     """Write ``<name>_face.png`` (square face crop) and ``<name>_full.png`` for ComfyUI.
 
@@ -177,6 +185,8 @@ def export_reference(
         name: file name stem, e.g. the character name.
         margin: share of the face side added around the face on each side.
         crop_size: side of the face crop in pixels (resized with Lanczos).
+        content: the picture inside uniform borders (``ImageAnalysis.content``): both files
+            are cut from it, so neither carries the bars.
 
     Raises:
         InvalidParameter: a bad setting or name.
@@ -188,9 +198,13 @@ def export_reference(
         raise InvalidParameter(f"crop_size must be within 64-4096 pixels, got {crop_size}")
     if not name or Path(name).name != name or name.startswith("."):
         raise InvalidParameter(f"name must be a plain file name stem, got {name!r}")
-    height, width = image.shape[:2]
     full = Image.fromarray(image)
-    crop = full.crop(square_crop_box(face.box, width, height, margin=margin))
+    box = face.box
+    if content is not None:
+        full = full.crop(content)
+        left, top = content[0], content[1]
+        box = FaceBox(box.x0 - left, box.y0 - top, box.x1 - left, box.y1 - top)
+    crop = full.crop(square_crop_box(box, full.width, full.height, margin=margin))
     crop = crop.resize((crop_size, crop_size), Image.Resampling.LANCZOS)
     return ReferenceExport(
         face_crop=write_png_atomic(crop, out_dir / f"{name}_face.png"),

@@ -57,6 +57,25 @@ class FaceService:
         self.spec = spec
         self.workers = workers
 
+    # -- identify ---------------------------------------------------------------------
+    def identify(
+        self, paths: list[Path], *, progress: ProgressCallback | None = None
+    ) -> tuple[list[ImageAnalysis], IdentityResult]:
+        """Analyse images (both cores) and build the identity of their inliers: the face
+        stage's analyse → identity steps, for :meth:`extract` and the dataset stage alike.
+
+        Raises:
+            NoUsableFace: no image has one usable face.
+            BackendUnavailable: the face backend is not installed or has no models.
+        """
+        if progress is not None:
+            progress(0, len(paths), "loading the face models")
+        analyses = analyse_paths(self.spec, paths, workers=self.workers)
+        if progress is not None:
+            progress(len(paths), len(paths), "faces analysed")
+        backend = backend_from_spec(self.spec)
+        return analyses, build_identity(analyses, threshold=backend.threshold)
+
     # -- extract ----------------------------------------------------------------------
     def extract(self, name: str, *, progress: ProgressCallback | None = None) -> ExtractReport:
         """Analyse every reference, build the identity, choose the reference, write files.
@@ -83,15 +102,8 @@ class FaceService:
                 f"`charstudio character import {stored_name} PATH`"
             )
         paths = [self._ref_path(stored_name, r) for r in refs]
-        # 2. Detect and embed.
-        if progress is not None:
-            progress(0, len(paths), "loading the face models")
-        analyses = analyse_paths(self.spec, paths, workers=self.workers)
-        if progress is not None:
-            progress(len(paths), len(paths), "faces analysed")
-        # 3. Identity.
-        backend = backend_from_spec(self.spec)
-        identity = build_identity(analyses, threshold=backend.threshold)
+        # 2-3. Detect and embed; identity.
+        analyses, identity = self.identify(paths, progress=progress)
         # 4. Reference choice.
         ranked = rank_references(analyses, identity)
         choice = self._keep_user_choice(refs, paths, ranked, identity)
@@ -180,6 +192,7 @@ class FaceService:
                 chosen_face.face,
                 out_dir=self.store.embeddings_dir,
                 name=f"{stored_name}_reference",
+                content=analyses[0].content,
             )
         return self.reference(stored_name)
 
@@ -286,6 +299,7 @@ class FaceService:
             chosen.face,
             out_dir=self.store.embeddings_dir,
             name=f"{name}_reference",
+            content=analyses[choice[0]].content,
         )
         return True
 

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from charstudio.errors import UsageError
+from charstudio.errors import IncompatibleEmbeddings, NoUsableFace
 
 __all__ = [
     "AnalysedFace",
@@ -50,14 +50,6 @@ corrupt or not an image (only in folder analysis, which must not stop at one bad
 """
 
 FloatArray = npt.NDArray[np.float32]
-
-
-class IncompatibleEmbeddings(UsageError):
-    """Two embeddings from different backends or models were compared."""
-
-
-class NoUsableFace(UsageError):
-    """No image in a set has one usable face, so no identity can be built."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +221,9 @@ class ImageAnalysis:
         height: image height in pixels (0 when unreadable).
         faces: every face found, largest first.
         chosen: index into ``faces`` of the face that stands for the image, or ``None``.
+        content: ``(left, top, right, bottom)`` of the picture inside uniform borders (the
+            bars of a letterboxed frame, :func:`charstudio.library.borders.content_box`), or
+            ``None`` when the image has none.
     """
 
     source: str
@@ -238,6 +233,15 @@ class ImageAnalysis:
     height: int = 0
     faces: tuple[AnalysedFace, ...] = ()
     chosen: int | None = None
+    content: tuple[int, int, int, int] | None = None
+
+    @property
+    def content_share(self) -> float:
+        """The share of the frame that is picture, not border (1.0 without borders)."""
+        if self.content is None or not self.width or not self.height:
+            return 1.0
+        left, top, right, bottom = self.content
+        return (right - left) * (bottom - top) / (self.width * self.height)
 
     @property
     def chosen_face(self) -> AnalysedFace | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from charstudio.dataset import DatasetConfig
+from charstudio.dataset import DEFAULTS, DatasetConfig
 from charstudio.library.profile import Overrides
 
 __all__ = ["CaptionEdit", "CharacterUpdate", "DatasetRequest", "ReferenceChoice", "TrainRequest"]
@@ -38,15 +38,15 @@ class DatasetRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    resolution: int = 768
-    bucket: bool = False
-    kohya: bool = False
-    repeats: int = 10
-    class_word: str = "person"
+    resolution: int = DEFAULTS.resolution
+    bucket: bool = DEFAULTS.bucket
+    kohya: bool = DEFAULTS.kohya
+    repeats: int = DEFAULTS.repeats
+    class_word: str = DEFAULTS.class_word
     tags: list[str] = Field(default_factory=list)
-    description: str = ""
-    max_upscale: float = 1.25
-    blur_threshold: float = 40.0
+    description: str = DEFAULTS.description
+    max_upscale: float = DEFAULTS.max_upscale
+    blur_threshold: float = DEFAULTS.blur_threshold
 
     def config(self) -> DatasetConfig:
         """The checked settings.

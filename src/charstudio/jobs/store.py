@@ -20,10 +20,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from charstudio.jobs.types import JobFinished, JobInfo, JobNotFound, JobPage, JobState
 from charstudio.library.database import Database
+from charstudio.library.jobs_table import insert_job, update_job
 from charstudio.library.models import Character, Job
 
 __all__ = ["JobStore"]
@@ -50,17 +51,15 @@ class JobStore:
                 character_id = session.scalar(
                     select(Character.id).where(Character.name == character)
                 )
-            job = Job(
-                id=uuid.uuid4().hex,
+            job = insert_job(
+                session,
+                job_id=uuid.uuid4().hex,
                 kind=kind,
                 character_id=character_id,
                 state="queued",
                 params=params,
-                result={},
                 message=message,
             )
-            session.add(job)
-            session.flush()
             return self._info(job, character)
 
     def get(self, job_id: str) -> JobInfo:
@@ -220,10 +219,7 @@ class JobStore:
     def _update(self, job_id: str, *conditions: Any, **values: Any) -> bool:
         """One conditional UPDATE; True if it changed the job (the conditions held)."""
         with self.db.sessions.begin() as session:
-            result = session.execute(
-                update(Job).where(Job.id == job_id, *conditions).values(**values)
-            )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult
+            return update_job(session, job_id, *conditions, **values)
 
     @staticmethod
     def _info(job: Job, character: str | None) -> JobInfo:

@@ -45,8 +45,10 @@ def submit_faces_extract(services: Services, queue: JobQueue, name: str) -> JobI
 def submit_dataset_prepare(
     services: Services, queue: JobQueue, name: str, config: DatasetConfig
 ) -> JobInfo:
-    """Queue training-set preparation. Raises NotFound: no such character."""
+    """Queue training-set preparation; the tagger setting (``CHARSTUDIO_TAGGER``) applies
+    as in the CLI. Raises NotFound: no such character."""
     stored = services.library.get_name(name)
+    config = config.with_default_tagger(services.settings.tagger)
     return queue.submit(
         DATASET_PREPARE, character=stored, params=DatasetPrepareParams(config=config)
     )

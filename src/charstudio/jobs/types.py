@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from charstudio.errors import CharstudioError, Conflict, NotFound
+from charstudio.errors import JobCancelled, JobFinished, JobNotFound
 
 __all__ = [
     "FINISHED",
@@ -23,18 +23,6 @@ __all__ = [
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-
-
-class JobNotFound(NotFound):
-    """No job has this id."""
-
-
-class JobFinished(Conflict):
-    """The job already finished; it cannot be cancelled or run again."""
-
-
-class JobCancelled(CharstudioError):
-    """Raised inside a running job at its next progress step after a cancel request."""
 
 
 class JobInfo(BaseModel):

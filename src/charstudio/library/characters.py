@@ -95,7 +95,7 @@ class Library:
         with (
             self.store.character_lock(name),
             _removed_on_failure() as written,
-            self.db.transaction() as session,
+            self.db.sessions.begin() as session,
         ):
             if self._find(session, name) is not None:
                 raise CharacterExists(_exists_message(name))
@@ -131,7 +131,7 @@ class Library:
         with (
             self.store.character_lock(name),
             _removed_on_failure() as written,
-            self.db.transaction() as session,
+            self.db.sessions.begin() as session,
         ):
             character = self._require(session, name)
             added, duplicates = self._store_references(session, character, scan.images, written)
@@ -175,7 +175,7 @@ class Library:
     # -- read -------------------------------------------------------------------------
     def list_characters(self) -> list[CharacterSummary]:
         """Every character, by name."""
-        with self.db.session() as session:
+        with self.db.sessions() as session:
             characters = session.scalars(
                 select(Character)
                 .options(selectinload(Character.references))
@@ -209,12 +209,12 @@ class Library:
         Raises:
             NotFound: no such character.
         """
-        with self.db.session() as session:
+        with self.db.sessions() as session:
             return self._require(session, name).name
 
     def show(self, name: str) -> CharacterDetail:
         """A character with its profile and reference images."""
-        with self.db.session() as session:
+        with self.db.sessions() as session:
             character = self._require(session, name)
             folder = self.store.references_dir(character.name)
             return CharacterDetail(
@@ -231,7 +231,7 @@ class Library:
 
     def profile(self, name: str) -> CharacterConsistencyProfile:
         """The character's consistency profile (method and parameters)."""
-        with self.db.session() as session:
+        with self.db.sessions() as session:
             return self._profile(session, self._require(session, name))
 
     # -- change -----------------------------------------------------------------------
@@ -254,7 +254,7 @@ class Library:
         if trigger_word is not None:
             validate_trigger_word(trigger_word)
         self.store.ensure_writable()
-        with self.store.character_lock(name), self.db.transaction() as session:
+        with self.store.character_lock(name), self.db.sessions.begin() as session:
             character = self._require(session, name)
             merged = {**character.overrides, **changes}
             for key in reset or []:
@@ -285,7 +285,7 @@ class Library:
         """Delete a character's records; its files are kept unless ``purge``."""
         self.store.ensure_writable()
         with self.store.character_lock(name):
-            with self.db.transaction() as session:
+            with self.db.sessions.begin() as session:
                 character = self._require(session, name)
                 stored_name = character.name
                 session.delete(character)
@@ -311,7 +311,7 @@ class Library:
         """
         self.store.ensure_writable()
         with self.store.character_lock(name):
-            with self.db.transaction() as session:
+            with self.db.sessions.begin() as session:
                 character = self._require(session, name)
                 ref = next((r for r in character.references if r.sha256 == sha256), None)
                 if ref is None:
@@ -345,7 +345,7 @@ class Library:
         )
 
     def _ensure_absent(self, name: str) -> None:
-        with self.db.session() as session:
+        with self.db.sessions() as session:
             if self._find(session, name) is not None:
                 raise CharacterExists(_exists_message(name))
 

@@ -26,10 +26,53 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from charstudio.errors import DatabaseError, SchemaTooNew
 
-__all__ = ["Database", "alembic_config", "database_error", "head_revision", "open_database"]
+__all__ = [
+    "Database",
+    "Sessions",
+    "alembic_config",
+    "database_error",
+    "head_revision",
+    "open_database",
+]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def database_error(exc: SQLAlchemyError) -> DatabaseError:
+    """The one message for a database failure (a locked SQLite file, a full disk, a lost
+    PostgreSQL connection) in any service."""
+    first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return DatabaseError(
+        f"database error: {first}; check that the data directory is writable and not full "
+        "(a locked database is held by another process: try again)"
+    )
+
+
+class Sessions:
+    """The session factory every service uses: ``with db.sessions() as session`` (read) or
+    ``with db.sessions.begin() as session`` (one transaction). Any SQLAlchemy error leaving
+    the block becomes :class:`~charstudio.errors.DatabaseError` here, at the boundary, so no
+    service can let one through as an "internal error"."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[Session]:
+        try:
+            with self.factory() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise database_error(exc) from exc
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Session]:
+        try:
+            with self.factory.begin() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise database_error(exc) from exc
 
 
 @dataclass(frozen=True)
@@ -37,39 +80,9 @@ class Database:
     """An engine and its session factory, at the newest schema."""
 
     engine: Engine
-    sessions: sessionmaker[Session]
+    sessions: Sessions
     url: str
     revision: str
-
-    @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session for reading. Raises DatabaseError for any SQLAlchemy error."""
-        try:
-            with self.sessions() as session:
-                yield session
-        except SQLAlchemyError as exc:
-            raise database_error(exc) from exc
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session in one transaction, committed at the end unless something raised.
-
-        Raises:
-            DatabaseError: any SQLAlchemy error, the commit's included.
-        """
-        try:
-            with self.sessions.begin() as session:
-                yield session
-        except SQLAlchemyError as exc:
-            raise database_error(exc) from exc
-
-
-def database_error(exc: SQLAlchemyError) -> DatabaseError:
-    """``exc`` as a :class:`DatabaseError` naming its first line and the likely fix."""
-    first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    return DatabaseError(
-        f"database error: {first}; check that the data directory is writable and not full"
-    )
 
 
 def alembic_config(url: str) -> Config:
@@ -147,7 +160,7 @@ def open_database(url: str) -> Database:
         ) from exc
     return Database(
         engine=engine,
-        sessions=sessionmaker(engine, expire_on_commit=False),
+        sessions=Sessions(sessionmaker(engine, expire_on_commit=False)),
         url=url,
         revision=head,
     )

@@ -12,7 +12,7 @@ ipadapter_only     face identity only               --      0.8       8.0   30  
 img2img            neither (fallback)               --      --        7.5   30     0.4
 =================  ===============================  ======  ========  ====  =====  =======
 
-(DESIGN.md, "The consistency methods".) A character may override any parameter, and may
+(docs/ARCHITECTURE.md, "The consistency methods".) A character may override any parameter, and may
 pin a method its assets allow; overrides that a method does not use are kept but unused.
 """
 
@@ -22,7 +22,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from charstudio.errors import InvalidParameter
+from charstudio.errors import invalid_parameter_from
 
 __all__ = [
     "DEFAULT_NEGATIVE_PROMPT",
@@ -85,7 +85,7 @@ METHOD_DEFAULTS: dict[Method, GenerationParams] = {
     ),
 }
 
-# DESIGN.md: "Recommended ranges: LoRA 0.6-0.8, IP-Adapter 0.5-0.7".
+# docs/ARCHITECTURE.md: "Recommended ranges: LoRA 0.6-0.8, IP-Adapter 0.5-0.7".
 RECOMMENDED_RANGES: dict[str, tuple[float, float]] = {
     "lora_strength": (0.6, 0.8),
     "ipadapter_strength": (0.5, 0.7),
@@ -194,11 +194,7 @@ def parse_overrides(raw: dict[str, object]) -> Overrides:
     try:
         return Overrides.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'overrides'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise InvalidParameter(f"invalid override ({problems})") from exc
+        raise invalid_parameter_from(exc, "invalid override") from exc
 
 
 def build_profile(
@@ -219,7 +215,7 @@ def build_profile(
     if assets.reference_images_count == 0:
         warnings.append("no reference images: add some with `charstudio character import`")
     params = _apply(method, overrides)
-    # Only a user's own values are checked: DESIGN.md's ipadapter_only default (0.8) is
+    # Only a user's own values are checked: the design's ipadapter_only default (0.8) is
     # itself outside the range, which was given for the combined method.
     for key, (low, high) in RECOMMENDED_RANGES.items():
         value = getattr(params, key)

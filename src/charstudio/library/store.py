@@ -1,6 +1,6 @@
 """The asset store: where every file of the library lives under ``$CHARSTUDIO_HOME``.
 
-Layout (DESIGN.md)::
+Layout (docs/ARCHITECTURE.md, "Data root")::
 
     charstudio.db
     character_data/references/<name>/<sha256>.<ext>

@@ -2,11 +2,12 @@
 
 The UNet gets its adapter through diffusers' ``unet.add_adapter`` (peft underneath). The
 text encoders get theirs through peft's own ``inject_adapter_in_model``: transformers 5.24's
-``add_adapter`` refuses peft below 0.22, and 0.21.2 is the newest release (DESIGN.md).
+``add_adapter`` refuses peft below 0.22, and 0.21.2 is the newest release
+(docs/ARCHITECTURE.md, "Facts checked").
 
-Initialisation is kohya's (lora-trainers.md, section 1): ``lora_down`` (peft ``lora_A``)
-Kaiming-uniform, ``lora_up`` (``lora_B``) zeros, so training starts from the base model;
-the scale is ``alpha / rank``.
+Initialisation is kohya's (docs/reference/lora-trainers.md, section 1): ``lora_down`` (peft
+``lora_A``) Kaiming-uniform, ``lora_up`` (``lora_B``) zeros, so training starts from the
+base model; the scale is ``alpha / rank``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 ADAPTER = "default"
-# CLIP attention, as the diffusers examples train it (lora-trainers.md, section 1).
+# CLIP attention, as the diffusers examples train it (docs/reference/lora-trainers.md, section 1).
 TEXT_ENCODER_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 _UNET_NAMES = {
     "to_q": ("to_q",),

@@ -23,8 +23,11 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from charstudio.errors import TrainingDiverged
+
 __all__ = [
     "Checkpoint",
+    "diverged",
     "latest_checkpoint",
     "load_checkpoint",
     "read_loss_log",
@@ -117,3 +120,21 @@ def truncate_loss_log(path: Path, step: int) -> None:
     """Drop lines past ``step`` (steps redone after a resume are logged again)."""
     kept = [row for row in read_loss_log(path) if row["step"] <= step]
     path.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
+
+
+def diverged(run_dir: Path, name: str, step: int, total: int, loss: float) -> TrainingDiverged:
+    """The error for a loss that became NaN or infinite at ``step`` (1-based), naming the
+    last checkpoint that is kept for ``--resume`` (every step before it was finite)."""
+    kept = latest_checkpoint(run_dir)
+    where = (
+        f"the last finite checkpoint (step {kept.step}, {kept.folder}) is kept for "
+        f"`charstudio train {name} --resume`"
+        if kept
+        else "no checkpoint had been saved, so nothing is kept"
+    )
+    return TrainingDiverged(
+        f"the loss became {loss} at step {step} of {total}; training stopped, no LoRA "
+        f"version was registered and nothing was copied; {where}. Check the base model "
+        "(broken text-encoder or UNet weights give a NaN loss) or lower "
+        "training.learning_rate"
+    )

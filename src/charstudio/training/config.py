@@ -8,12 +8,13 @@ The original design's file, with its defaults::
                   train_steps 1500, save_every 500
     lora:         rank 32, alpha 32, dropout 0.1, target_modules [to_q, to_k, to_v, to_out]
     optimization: use_8bit_adam true, mixed_precision fp16, gradient_checkpointing true
+                  (charstudio: use_8bit_adam auto, see OptimizationSection)
     augmentation: random_flip true, color_jitter false, random_crop false
 
-and what a good trainer needs besides (lora-trainers.md, section 1): ``model.family``,
-``model.config_dir``, ``training.seed``, ``training.train_text_encoder`` with its own
-``text_encoder_lr``, ``min_snr_gamma``, ``noise_offset``, ``cache_latents`` (memory or
-disk), ``max_grad_norm`` and a ``sampling`` section (fixed prompts and seeds).
+and what a good trainer needs besides (docs/reference/lora-trainers.md, section 1):
+``model.family``, ``model.config_dir``, ``training.seed``, ``training.train_text_encoder``
+with its own ``text_encoder_lr``, ``min_snr_gamma``, ``noise_offset``, ``cache_latents``
+(memory or disk), ``max_grad_norm`` and a ``sampling`` section (fixed prompts and seeds).
 
 Every value is checked before any model is loaded; a bad one raises
 :class:`~charstudio.errors.InvalidParameter` naming the key (``lora.rank: ...``).
@@ -26,9 +27,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from charstudio.errors import InvalidParameter
+from charstudio.errors import InvalidParameter, invalid_parameter_from
 
 __all__ = [
     "AugmentationSection",
@@ -95,9 +96,18 @@ class LoraSection(_Section):
 
 
 class OptimizationSection(_Section):
-    use_8bit_adam: bool = True
+    # "auto": bitsandbytes' 8-bit AdamW where bitsandbytes and a CUDA GPU exist, else AdamW
+    # (the run says which). true: 8-bit or refuse; false: AdamW. The original design's
+    # default was true, which stopped every run on a machine without bitsandbytes.
+    use_8bit_adam: bool | Literal["auto"] = "auto"
     mixed_precision: Literal["no", "fp16", "bf16"] = "fp16"
     gradient_checkpointing: bool = True
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _no_is_false(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `no` (`--set optimization.mixed_precision=no`) as false.
+        return "no" if value is False else value
 
 
 class AugmentationSection(_Section):
@@ -156,22 +166,11 @@ class TrainingConfig(_Section):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def _problems(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key; check the spelling against the documented keys"
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
-
-
 def _validate(data: dict[str, Any], source: str) -> TrainingConfig:
     try:
         return TrainingConfig.model_validate(data)
     except ValidationError as exc:
-        raise InvalidParameter(f"invalid training config ({source}): {_problems(exc)}") from exc
+        raise invalid_parameter_from(exc, f"invalid training config ({source})") from exc
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:

@@ -87,7 +87,7 @@ class Family:
     # Key prefixes that only this family's single-file (LDM/SGM) checkpoints have.
     marker_keys: tuple[str, ...]
     text_encoders: tuple[str, ...]  # pipeline attribute names, in order
-    kohya_te_prefixes: tuple[str, ...]  # one per text encoder (lora-trainers.md 2.1)
+    kohya_te_prefixes: tuple[str, ...]  # one per text encoder (docs/reference/lora-trainers.md 2.1)
     ss_base_model_version: str  # kohya's ss_base_model_version
     modelspec_architecture: str  # SAI ModelSpec 1.0.1 modelspec.architecture
     pipeline_class: str

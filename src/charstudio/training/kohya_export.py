@@ -4,9 +4,9 @@ Writes, into ``<out>/``: ``img/1_<trigger>/`` (images with their ``.txt`` captio
 side, as sd-scripts wants them), ``dataset.toml`` (``--dataset_config``),
 ``sample_prompts.txt`` (``--sample_prompts``, with kohya's ``--d`` seed and ``--l`` CFG) and
 ``train.sh`` holding the ``accelerate launch train_network.py ...`` command (``sdxl_...``
-for SDXL). Flags are sd-scripts' (lora-trainers.md, section 1). One difference cannot be
-expressed: sd-scripts' ``networks.lora`` trains every linear layer of the transformer
-blocks, not only ``lora.target_modules``; the script says so in a comment.
+for SDXL). Flags are sd-scripts' (docs/reference/lora-trainers.md, section 1). One
+difference cannot be expressed: sd-scripts' ``networks.lora`` trains every linear layer of
+the transformer blocks, not only ``lora.target_modules``; the script says so in a comment.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def kohya_command(
         _flag("max_train_steps", t.train_steps),
         _flag("save_every_n_steps", t.save_every),
         _flag("gradient_accumulation_steps", t.gradient_accumulation_steps),
-        _flag("optimizer_type", "AdamW8bit" if o.use_8bit_adam else "AdamW"),
+        # sd-scripts runs on a CUDA box with bitsandbytes installed: "auto" is 8-bit there.
+        _flag("optimizer_type", "AdamW" if o.use_8bit_adam is False else "AdamW8bit"),
         _flag("mixed_precision", o.mixed_precision),
         _flag("save_precision", "float" if lora.save_precision == "fp32" else lora.save_precision),
         _flag("seed", t.seed),

@@ -1,12 +1,13 @@
 """The kohya LoRA file: key names, ``ss_*`` metadata, ``sshs_*`` hashes, a safe write.
 
-Key names follow sd-scripts' ``networks/lora.py`` (lora-trainers.md, section 2.1): the module
-path with every ``.`` replaced by ``_``, after a prefix — ``lora_unet`` for the UNet (SD1.5
-keeps diffusers paths, which ComfyUI maps too), ``lora_te`` for SD1.5's text encoder,
-``lora_te1``/``lora_te2`` for SDXL's — and three tensors per module: ``.lora_down.weight``,
-``.lora_up.weight`` and a 0-dim ``.alpha``. Text-encoder paths always start with
-``text_model``: ComfyUI silently ignores ``lora_te1_encoder_layers_...`` (DESIGN.md), and
-transformers >= 5.6 dropped ``text_model.`` from ``CLIPTextModel``'s own names.
+Key names follow sd-scripts' ``networks/lora.py`` (docs/reference/lora-trainers.md, section
+2.1): the module path with every ``.`` replaced by ``_``, after a prefix — ``lora_unet`` for
+the UNet (SD1.5 keeps diffusers paths, which ComfyUI maps too), ``lora_te`` for SD1.5's text
+encoder, ``lora_te1``/``lora_te2`` for SDXL's — and three tensors per module:
+``.lora_down.weight``, ``.lora_up.weight`` and a 0-dim ``.alpha``. Text-encoder paths always
+start with ``text_model``: ComfyUI silently ignores ``lora_te1_encoder_layers_...``
+(docs/ARCHITECTURE.md, "Facts checked"), and transformers >= 5.6 dropped ``text_model.``
+from ``CLIPTextModel``'s own names.
 
 Hashes are sd-webui-additional-networks' (what kohya's ``precalculate_safetensors_hashes``
 writes): ``sshs_model_hash`` = SHA-256 of the tensor bytes of the file serialised with only

@@ -10,6 +10,9 @@ The recipe (:func:`load_base_model`):
    (:func:`~charstudio.training.families.write_config_folder`), unless ``config_dir`` names one.
 4. Load with diffusers, ``local_files_only=True``: nothing is ever downloaded.
 5. Replace the VAE when ``vae`` is given.
+6. Refuse weights that hold NaN or infinity, naming the component: such a model trains to a
+   NaN loss and generates black images (a checkpoint ComfyUI saved after loading a text
+   encoder whose keys it could not map holds uninitialised, partly NaN, text weights).
 """
 
 from __future__ import annotations
@@ -28,7 +31,13 @@ from charstudio.training.families import FAMILIES, Family, FamilyName, family_of
 from charstudio.training.families import write_config_folder as _write_config_folder
 from charstudio.training.types import BaseModelInvalid
 
-__all__ = ["BaseModel", "checkpoint_keys", "file_hashes", "load_base_model"]
+__all__ = [
+    "BaseModel",
+    "check_finite_weights",
+    "checkpoint_keys",
+    "file_hashes",
+    "load_base_model",
+]
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth")
 
@@ -188,6 +197,25 @@ def _load_vae(path: Path, family: Family, config_dir: Path | None) -> Any:
         )
 
 
+def check_finite_weights(pipeline: Any, family: Family, path: Path) -> None:
+    """Refuse a loaded model any of whose weights is NaN or infinite.
+
+    Raises:
+        BaseModelInvalid: naming the component (``unet``, ``vae``, ``text_encoder``, ...) and
+            the first tensor found.
+    """
+    for component in ("unet", "vae", *family.text_encoders):
+        module = getattr(pipeline, component)
+        for key, tensor in module.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise BaseModelInvalid(
+                    f"base checkpoint {path.name}: the {component} weights hold NaN or "
+                    f"infinite values (first in {key}); training on it gives a NaN loss and "
+                    "black images. Use another copy of the model (a checkpoint saved by "
+                    "ComfyUI after 'clip missing' warnings has uninitialised text weights)"
+                )
+
+
 def load_base_model(
     path: Path | None,
     *,
@@ -244,6 +272,8 @@ def load_base_model(
             "check it is a complete checkpoint of that family, or set model.config_dir to "
             "configs that match its shapes"
         ) from exc
+    # 6. Every weight finite?
+    check_finite_weights(pipeline, spec, path)
     sha256, legacy = file_hashes(_weight_files(path))
     from diffusers import DDPMScheduler as _DDPMScheduler
 

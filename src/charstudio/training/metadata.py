@@ -1,4 +1,6 @@
-"""The metadata of a LoRA file, with kohya sd-scripts' keys (lora-trainers.md, section 2.2).
+"""The metadata of a LoRA file, with kohya sd-scripts' keys.
+
+See docs/reference/lora-trainers.md, section 2.2.
 
 All values are strings, JSON where structured, as sd-scripts writes them, so A1111's and
 ComfyUI's LoRA info panels, civitai and kohya tools read them. The SAI ModelSpec keys

@@ -208,6 +208,7 @@ class TrainingService:
         from charstudio.training.checkpoints import read_loss_log
         from charstudio.training.output import copy_into_comfyui, write_lora_file
 
+        config = outcome.config or config
         log = read_loss_log(run_dir / "loss.jsonl")
         curve = [(int(r["step"]), float(r["loss"])) for r in log if "loss" in r]
         steps = curve[-1][0] if curve else 0
@@ -265,7 +266,7 @@ class TrainingService:
             precision=outcome.precision,
             resumed_from_step=outcome.resumed_from,
             copied_to=str(copied) if copied else None,
-            warnings=warnings,
+            warnings=[*outcome.notes, *warnings],
             seconds=outcome.seconds,
         )
 

@@ -7,7 +7,7 @@ the text encoders train), noise them, predict, and return the loss.
 The fixed-noise loss is the same objective over the whole training set with noise and
 timesteps drawn from one fixed seed, so it differs between checkpoints only because the
 weights differ — a steadier signal than the per-step training loss (kohya added the same
-idea as validation loss, lora-trainers.md section 1).
+idea as validation loss, docs/reference/lora-trainers.md section 1).
 """
 
 from __future__ import annotations

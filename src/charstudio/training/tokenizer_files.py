@@ -10,7 +10,7 @@ thing as ``bpe_simple_vocab_16e6.txt.gz`` (MIT licence, shipped beside this modu
    256 with ``</w>`` appended, one entry per merge (the two halves joined), then
    ``<|startoftext|>`` and ``<|endoftext|>`` — 49,408 tokens, start 49406, end 49407.
 
-Token ids then match the original tokenizer (DESIGN.md, "Facts checked on these machines").
+Token ids then match the original tokenizer (docs/ARCHITECTURE.md, "Facts checked").
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@
 7. Train: gradient accumulation, clipping, schedule, a JSON-lines loss log, progress, and
    every ``save_every`` steps a checkpoint (with a loadable kohya LoRA of that step) plus
    sample images. Ctrl-C or running out of memory saves a checkpoint of the last finished
-   step before stopping.
+   step before stopping; a NaN or infinite loss stops at that step, before the optimizer
+   touches the weights, keeping the last (finite) checkpoint.
 8. Hand back the adapter weights and the loss curve.
 
 Randomness is a function of ``(seed, micro-step)`` (see ``checkpoints.py``), which is what
@@ -30,6 +31,7 @@ import torch
 
 from charstudio.training import adapters as lora_layers
 from charstudio.training.checkpoints import (
+    diverged,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -39,7 +41,7 @@ from charstudio.training.config import TrainingConfig
 from charstudio.training.data import TrainingSetInfo, epoch_batches, read_training_set
 from charstudio.training.encoding import latent_cache, text_cache
 from charstudio.training.loading import BaseModel, load_base_model
-from charstudio.training.optim import build_optimizer, build_schedule, check_optimizer
+from charstudio.training.optim import build_optimizer, build_schedule, choose_optimizer
 from charstudio.training.output import write_step_lora
 from charstudio.training.samples import write_samples
 from charstudio.training.step import Batches, StepInputs, fixed_loss, micro_step
@@ -75,6 +77,10 @@ class TrainOutcome:
     precision: str
     seconds: float
     checkpoints: list[int] = field(default_factory=list)
+    # The config as run: use_8bit_adam settled to true/false for this machine.
+    config: TrainingConfig | None = None
+    # One line each, for the user: which optimizer "auto" chose.
+    notes: list[str] = field(default_factory=list)
 
 
 class Trainer:
@@ -88,10 +94,10 @@ class Trainer:
 
     def run(self) -> TrainOutcome:
         started = time.monotonic()
-        cfg = self.config
         # 1. Validate: device, optimizer, the training set (before any model loads).
         device = torch.device(request_device(self.request.device))
-        check_optimizer(cfg, device)
+        cfg, optimizer_note = choose_optimizer(self.config, device)
+        self.config = cfg
         read_training_set(self.request.set_folder, name=self.request.name, resolution=8, multiple=8)
         checkpoint = latest_checkpoint(self.request.run_dir) if self.request.resume else None
         if self.request.resume and checkpoint is None:
@@ -142,6 +148,8 @@ class Trainer:
             precision=precision if device.type == "cuda" else "fp32 (CPU)",
             seconds=time.monotonic() - started,
             checkpoints=loop.checkpoints,
+            config=cfg,
+            notes=[optimizer_note] if optimizer_note else [],
         )
 
     # -- steps ------------------------------------------------------------------------
@@ -332,6 +340,11 @@ class _Loop:
             )
             with self._autocast():
                 loss = micro_step(inputs)
+            if not bool(torch.isfinite(loss.detach())):
+                self.optimizer.zero_grad(set_to_none=True)
+                request, steps = self.t.request, self.cfg.training.train_steps
+                value = float(loss.detach())
+                raise diverged(request.run_dir, request.name, step + 1, steps, value)
             scaled = loss / accum
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             total += float(loss.detach())

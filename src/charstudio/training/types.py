@@ -1,13 +1,14 @@
-"""Typed results and errors of LoRA training.
+"""Typed results of LoRA training.
 
-Errors hang off charstudio's one tree (``charstudio.errors``)::
+The errors training raises, defined in charstudio's one tree (``charstudio.errors``)::
 
-    UsageError ── BaseModelInvalid        corrupt checkpoint, a LoRA, SDXL given as SD1.5
+    UsageError ── BaseModelInvalid        corrupt checkpoint, a LoRA, SDXL as SD1.5, NaN weights
                └─ NothingToResume         --resume with no interrupted run
     NotFound ──── NoTrainingSet           `charstudio dataset prepare` was never run
     StorageError ─ DiskFull               the disk filled while saving; no half file is kept
     BackendUnavailable ─ OptimizerUnavailable   8-bit AdamW without bitsandbytes/CUDA
     JobFailed ─── TrainingOutOfMemory     checkpoint saved; smaller batch/resolution advised
+               ├─ TrainingDiverged        NaN/inf loss; last finite checkpoint kept
                └─ TrainingInterrupted     Ctrl-C; checkpoint saved; exit 130
 """
 
@@ -18,11 +19,14 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from charstudio.errors import (
-    BackendUnavailable,
-    JobFailed,
-    NotFound,
-    StorageError,
-    UsageError,
+    BaseModelInvalid,
+    DiskFull,
+    NothingToResume,
+    NoTrainingSet,
+    OptimizerUnavailable,
+    TrainingDiverged,
+    TrainingInterrupted,
+    TrainingOutOfMemory,
 )
 
 __all__ = [
@@ -33,41 +37,11 @@ __all__ = [
     "NoTrainingSet",
     "NothingToResume",
     "OptimizerUnavailable",
+    "TrainingDiverged",
     "TrainingInterrupted",
     "TrainingOutOfMemory",
     "TrainingResult",
 ]
-
-
-class BaseModelInvalid(UsageError):
-    """The base checkpoint is corrupt, not a base model, or of another family."""
-
-
-class NothingToResume(UsageError):
-    """``--resume`` was asked for but there is no interrupted run."""
-
-
-class NoTrainingSet(NotFound):
-    """The character has no prepared training set."""
-
-
-class DiskFull(StorageError):
-    """Writing an output failed for lack of space; nothing partial was kept."""
-
-
-class OptimizerUnavailable(BackendUnavailable):
-    """8-bit AdamW was asked for but bitsandbytes (or a GPU for it) is missing."""
-
-
-class TrainingOutOfMemory(JobFailed):
-    """A step ran out of memory; the last checkpoint was saved."""
-
-
-class TrainingInterrupted(JobFailed):
-    """Training was stopped with Ctrl-C; a checkpoint was saved."""
-
-    exit_code = 130
-    http_status = 409
 
 
 class TrainingResult(BaseModel):

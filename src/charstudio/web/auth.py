@@ -14,11 +14,10 @@ import hashlib
 import hmac
 import time
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from charstudio.errors import Unauthorized
+from charstudio.errors import LoginRequired
 
 __all__ = [
     "COOKIE",
@@ -33,20 +32,6 @@ __all__ = [
 
 COOKIE = "charstudio_session"
 SESSION_S = 7 * 24 * 3600
-
-
-class LoginRequired(Unauthorized):
-    """No valid session cookie: the studio answers with a redirect to the login form."""
-
-    def __init__(self, message: str, *, next_url: str, expired: bool) -> None:
-        super().__init__(message)
-        self.next_url = next_url
-        self.expired = expired
-
-    @property
-    def login_url(self) -> str:
-        tail = "&expired=1" if self.expired else ""
-        return f"/studio/login?next={quote(self.next_url, safe='/')}{tail}"
 
 
 def _key(token: str) -> bytes:

@@ -1,15 +1,16 @@
 """What one generation asks for: a typed, validated request the graph builders read.
 
 Every value is checked here, at the door, with a message naming the value and the fix
-(STYLE.md #5). Ranges that depend on the server (strengths, cfg, steps) are checked
-against the node catalog by the builders; what never depends on it is checked here:
+(docs/ARCHITECTURE.md, house rules: validate once, at the door). Ranges that depend on the
+server (strengths, cfg, steps) are checked against the node catalog by the builders; what
+never depends on it is checked here:
 
 * the seed is one integer in ComfyUI's range ``[0, 2^64-1]``. There is no "random" seed
   value (the original design's seed 0, or -1): call :func:`random_seed`, record what it
   returns, and pass it in;
 * width and height are multiples of 8 (the latent is 1/8 of the image), from 64 to the
   family's largest side;
-* the variation is one of DESIGN.md's three prompt templates (or none, the base);
+* the variation is one of the three prompt templates of docs/ARCHITECTURE.md (or none, the base);
 * the method's inputs exist (a LoRA for the LoRA methods, a reference image for
   IP-Adapter and img2img).
 """
@@ -57,7 +58,7 @@ Variation = Literal["outfit", "background", "pose"]
 VARIATIONS: tuple[Variation, ...] = get_args(Variation)
 METHODS: tuple[Method, ...] = get_args(Method)
 
-# DESIGN.md, "The consistency methods": the variation prompt templates.
+# docs/ARCHITECTURE.md, "The consistency methods": the variation prompt templates.
 VARIATION_PROMPTS: dict[Variation, str] = {
     "outfit": "wearing {prompt}, white background, full body",
     "background": "standing in {prompt}, same outfit",
@@ -144,8 +145,8 @@ class WorkflowRequest(_Strict):
         job: Job id, part of the SaveImage prefix.
         trigger_word: The LoRA's trigger word; always first in the positive prompt.
         prompt: What the user asked for ("red dress", "a snowy street").
-        variation: ``outfit``, ``background`` or ``pose`` (DESIGN.md's templates); ``None``
-            uses the prompt as it is (the base template).
+        variation: ``outfit``, ``background`` or ``pose`` (docs/ARCHITECTURE.md's
+            templates); ``None`` uses the prompt as it is (the base template).
         method: One of the four consistency methods.
         params: Strengths, cfg, steps, denoise, sampler, scheduler and negative prompt
             (the character's profile with the request's own values applied).

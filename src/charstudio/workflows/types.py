@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from charstudio.errors import BackendError
+from charstudio.errors import BackendError, InvalidObjectInfo
 
 __all__ = [
     "WIDGET_TYPES",
@@ -162,10 +162,6 @@ class MissingModel:
     name: str
     folder: str
     available: tuple[str, ...]
-
-
-class InvalidObjectInfo(BackendError):
-    """A server's ``/object_info`` answer is not in ComfyUI's format."""
 
 
 class WorkflowRejected(BackendError):

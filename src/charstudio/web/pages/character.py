@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from charstudio.dataset import DEFAULTS as DATASET_DEFAULTS
 from charstudio.http import (
     CharacterUpdate,
     DatasetRequest,
@@ -102,8 +103,8 @@ def prepare(
     name: str,
     services: ServicesDep,
     queue: QueueDep,
-    resolution: Annotated[int, Form()] = 768,
-    max_upscale: Annotated[float, Form()] = 1.25,
+    resolution: Annotated[int, Form()] = DATASET_DEFAULTS.resolution,
+    max_upscale: Annotated[float, Form()] = DATASET_DEFAULTS.max_upscale,
 ) -> Response:
     """Queue a prepare with the last set's settings, at this resolution and upscale limit."""
     last = services.datasets.last_config(name)
