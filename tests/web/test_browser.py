@@ -128,8 +128,8 @@ def test_studio_from_login_to_scored_generation(
     shot(page, "character")
     # 4. Generate: progress to 100 %, results with identity badges.
     page.get_by_role("link", name="Generate").click()
-    page.get_by_label("Prompt").fill("a red raincoat")
-    page.get_by_label("Variation").select_option("outfit")
+    page.get_by_label("Prompt", exact=True).fill("a red raincoat")
+    page.get_by_label("Variation", exact=True).select_option("outfit")
     page.get_by_label("IP-Adapter strength").fill("0.9")
     outside = page.locator("#ipadapter_strength ~ [data-outside]")
     expect(outside).to_have_text("outside the recommended range")
@@ -171,7 +171,7 @@ def test_page_following_a_job_survives_a_server_restart(
 ) -> None:
     log_in(page, stack)
     page.goto(f"{stack.url}/studio/characters/obama/generate")
-    page.get_by_label("Prompt").fill("a blue scarf")
+    page.get_by_label("Prompt", exact=True).fill("a blue scarf")
     page.get_by_label("Images").fill("1")
     comfy.step_s = 0.15
     try:
