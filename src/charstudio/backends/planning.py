@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from charstudio.backends.service_types import GenerateRequest
 from charstudio.errors import InvalidParameter, NotFound, UnsupportedImage
 from charstudio.library import CharacterConsistencyProfile
-from charstudio.library.profile import GenerationParams
+from charstudio.library.profile import GenerationControls, GenerationParams, uses
 from charstudio.workflows import (
     IPADAPTER_PRESETS,
     MODEL_FAMILIES,
@@ -44,29 +44,22 @@ def resolve_params(
             catalog does not know (the message lists the valid names).
     """
     changes: dict[str, object] = {}
-    for key, used in (
-        ("lora_strength", profile.params.lora_strength is not None),
-        ("ipadapter_strength", profile.params.ipadapter_strength is not None),
-        ("denoise", profile.method == "img2img"),
-    ):
+    for key in GenerationControls.model_fields:
         value = getattr(request, key)
         if value is None:
             continue
-        if not used:
+        if key == "negative_prompt":
+            base, own = profile.params.negative_prompt, value.strip()
+            replace = request.negative_mode == "replace" or not base
+            changes[key] = own if replace else f"{base}, {own}" if own else base
+        elif uses(profile.method, key):
+            changes[key] = value
+        else:
             raise InvalidParameter(
                 f"{key.replace('_', ' ')} does not apply: {profile.name} is generated with "
                 f"{profile.method} ({profile.method_reason}), which does not use it; "
                 "leave it out"
             )
-        changes[key] = value
-    for key in ("steps", "cfg", "sampler", "scheduler"):
-        if getattr(request, key) is not None:
-            changes[key] = getattr(request, key)
-    if request.negative_prompt is not None:
-        own = request.negative_prompt.strip()
-        base = profile.params.negative_prompt
-        replace = request.negative_mode == "replace" or not base
-        changes["negative_prompt"] = own if replace else f"{base}, {own}" if own else base
     params = profile.params.model_copy(update=changes)
     for key, field in (("sampler", "sampler_name"), ("scheduler", "scheduler")):
         names = catalog.combo("KSampler", field)

@@ -16,7 +16,7 @@ from pydantic import (
 
 from charstudio.backends.types import MAX_COUNT
 from charstudio.errors import InvalidParameter
-from charstudio.library.profile import NEGATIVE_PROMPT_MAX, GenerationParams, Method
+from charstudio.library.profile import GenerationControls, GenerationParams, Method
 from charstudio.workflows import (
     SEED_MAX,
     ModelFamilyName,
@@ -58,14 +58,16 @@ class GenerationDefaults(BaseModel):
     ipadapter_preset: str = "PLUS FACE (portraits)"
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(GenerationControls):
     """ "Generate images of this character": the one model of a generation request.
 
     The CLI's options, the JSON API's body, the original form endpoint, the studio's form
     and the ``generate`` job's record are all this model; it is checked here, once, and
     what needs the character or the server (strengths the method uses, sizes for the
     family, sampler names in the node catalog) is checked when the service plans it,
-    before anything is queued. Unset controls (``None``) keep the character's profile.
+    before anything is queued. The controls (strengths, steps, cfg, sampler, scheduler,
+    denoise, negative prompt) are :class:`GenerationControls`, the fields a character's
+    overrides take too; unset (``None``) they keep the character's profile.
 
     Attributes:
         prompt: What to generate ("red dress").
@@ -92,14 +94,10 @@ class GenerateRequest(BaseModel):
         denoise: How much of the reference img2img repaints (img2img only).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
     prompt: str = Field(min_length=1, max_length=PROMPT_MAX)
     variation: Variation | None = None
     pose: Path | None = None
     pose_kind: Literal["auto", "skeleton", "photo"] = "auto"
-    lora_strength: float | None = Field(default=None, ge=0.0, le=2.0)
-    ipadapter_strength: float | None = Field(default=None, ge=0.0, le=2.0)
     seed: int | None = Field(
         default=None, ge=0, le=SEED_MAX, description="First seed; null draws random seeds."
     )
@@ -108,13 +106,7 @@ class GenerateRequest(BaseModel):
     width: int | None = None
     height: int | None = None
     aspect: str | None = Field(default=None, max_length=16, examples=["2:3"])
-    negative_prompt: str | None = Field(default=None, max_length=NEGATIVE_PROMPT_MAX)
     negative_mode: Literal["add", "replace"] = "add"
-    steps: int | None = Field(default=None, ge=1, le=150)
-    cfg: float | None = Field(default=None, ge=1.0, le=30.0)
-    sampler: str | None = Field(default=None, min_length=1, max_length=64)
-    scheduler: str | None = Field(default=None, min_length=1, max_length=64)
-    denoise: float | None = Field(default=None, gt=0.0, le=1.0)
 
     @field_validator("prompt")
     @classmethod

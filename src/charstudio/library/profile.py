@@ -33,12 +33,14 @@ __all__ = [
     "RECOMMENDED_RANGES",
     "Assets",
     "CharacterConsistencyProfile",
+    "GenerationControls",
     "GenerationParams",
     "Method",
     "Overrides",
     "build_profile",
     "feasible_methods",
     "select_method",
+    "uses",
 ]
 
 Method = Literal["lora_ipadapter", "lora_only", "ipadapter_only", "img2img"]
@@ -101,12 +103,18 @@ _USED_BY: dict[str, tuple[Method, ...]] = {
 }
 
 
-class Overrides(BaseModel):
-    """Per-character overrides of the method defaults (unset fields keep the default)."""
+def uses(method: Method, key: str) -> bool:
+    """Whether ``method`` uses the parameter ``key`` (cfg, steps ... are used by all)."""
+    return method in _USED_BY.get(key, METHODS)
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    method: Method | None = None
+class GenerationControls(BaseModel):
+    """The parameters a character's overrides, or one generation request, may set; each
+    defined once here, with its range. ``None`` keeps the value from the level below (the
+    method default, or the character's profile)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
     lora_strength: float | None = Field(default=None, ge=0.0, le=2.0)
     ipadapter_strength: float | None = Field(default=None, ge=0.0, le=2.0)
     cfg: float | None = Field(default=None, ge=1.0, le=30.0)
@@ -116,6 +124,13 @@ class Overrides(BaseModel):
     sampler: str | None = Field(default=None, min_length=1, max_length=64)
     scheduler: str | None = Field(default=None, min_length=1, max_length=64)
     negative_prompt: str | None = Field(default=None, max_length=NEGATIVE_PROMPT_MAX)
+
+
+class Overrides(GenerationControls):
+    """Per-character overrides of the method defaults (unset fields keep the default), and
+    a method the character is pinned to."""
+
+    method: Method | None = None
 
 
 class Assets(BaseModel):
@@ -239,7 +254,7 @@ def _apply(method: Method, overrides: Overrides) -> GenerationParams:
     """Override the values the method uses; values it does not use stay ``None``."""
     values = METHOD_DEFAULTS[method].model_dump()
     for key, value in overrides.model_dump(exclude_none=True, exclude={"method"}).items():
-        if method in _USED_BY.get(key, METHODS):
+        if uses(method, key):
             values[key] = value
     return GenerationParams(**values)
 
