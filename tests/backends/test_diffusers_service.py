@@ -79,7 +79,7 @@ def test_generates_stores_and_records_like_comfyui(
     with embedded.db.sessions() as session:
         rows = session.scalars(select(Generation).order_by(Generation.id)).all()
         job = session.get(Job, result.job)
-    assert [r.seed for r in rows] == ["7", "8"] and rows[0].path == result.images[0].path
+    assert [r.seed for r in rows] == [7, 8] and rows[0].path == result.images[0].path
     assert job is not None and job.state == "succeeded"
 
 

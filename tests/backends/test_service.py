@@ -93,7 +93,7 @@ def test_generates_stores_and_records(services: Services, yuki: str, fake: FakeC
     with services.db.sessions() as session:
         rows = session.scalars(select(Generation).order_by(Generation.id)).all()
         job = session.get(Job, result.job)
-    assert [r.seed for r in rows] == ["7", "8"] and rows[0].path == result.images[0].path
+    assert [r.seed for r in rows] == [7, 8] and rows[0].path == result.images[0].path
     assert job is not None and job.state == "succeeded" and job.kind == "generate"
 
 

@@ -10,11 +10,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from charstudio.errors import DatabaseError, SchemaTooNew
 from charstudio.library.database import alembic_config, head_revision, open_database
-from charstudio.library.models import Base
+from charstudio.library.models import Base, Generation
 
 FIRST = "0001"
 
@@ -105,3 +105,31 @@ def test_an_unopenable_database_names_the_problem(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
     with pytest.raises(DatabaseError, match="cannot open the database"):
         open_database(url(tmp_path / "dir.db"))
+
+
+def test_generation_seeds_become_integers_up_to_2_64_minus_1(tmp_path: Path) -> None:
+    """Revision 0006 turns the old decimal-text seeds into integers, keeping every value."""
+    path = tmp_path / "seeds.db"
+    command.upgrade(alembic_config(url(path)), "0005")
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO characters (id, name, name_key, trigger_word, description, overrides,"
+            " created_at, updated_at) VALUES (1, 'yuki', 'yuki', 'yukicharacter', '', '{}',"
+            " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+        for row_id, seed in enumerate(["0", "42", str(2**63), str(2**64 - 1)], start=1):
+            conn.execute(
+                "INSERT INTO generations (id, character_id, backend, method, prompt, seed,"
+                " params, path, sha256, accepted, created_at) VALUES (?, 1, 'comfyui',"
+                " 'img2img', 'x', ?, '{}', 'p.png', '', 0, '2026-01-01 00:00:00')",
+                (row_id, seed),
+            )
+    db = open_database(url(path))
+    with db.sessions() as session:
+        seeds = session.scalars(select(Generation.seed).order_by(Generation.seed)).all()
+    assert seeds == [0, 42, 2**63, 2**64 - 1]
+    db.engine.dispose()
+    command.downgrade(alembic_config(url(path)), "0005")
+    with sqlite3.connect(path) as conn:
+        texts = [r[0] for r in conn.execute("SELECT seed FROM generations ORDER BY id")]
+    assert texts == ["0", "42", str(2**63), str(2**64 - 1)]

@@ -78,7 +78,7 @@ def record_generations(
                 backend=backend,
                 method=str(params["method"]),
                 prompt=str(params["prompt"]),
-                seed=str(params["seed"]),
+                seed=int(params["seed"]),
                 params=params,
                 path=str(image.path),
                 sha256=image.sha256,

@@ -2,8 +2,9 @@
 
 The schema changes only through Alembic revisions in ``library/migrations/versions``;
 ``tests/library/test_migrations.py`` checks that the revisions and these models agree.
-Times are stored in UTC. Seeds can reach 2**64-1, past SQL's signed 64-bit integers, so
-they are stored as decimal text.
+Times are stored in UTC. Seeds reach 2**64-1, past SQL's signed 64-bit integers: they are
+stored as a signed 64-bit integer shifted down by 2**63 (:class:`Seed`), so every seed fits,
+order is kept, and Python sees the seed itself.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -76,6 +78,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+class Seed(TypeDecorator[int]):
+    """A seed, 0 to 2**64-1, in a signed 64-bit column (SQLite INTEGER, PostgreSQL BIGINT):
+    stored as ``seed - 2**63``, read back as the seed."""
+
+    impl = BigInteger()
+    cache_ok = True
+    SHIFT = 2**63
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        if not 0 <= value < 2 * self.SHIFT:
+            raise ValueError(f"seed {value} is outside 0 to 2**64-1")
+        return value - self.SHIFT
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> int | None:
+        return None if value is None else value + self.SHIFT
 
 
 class Base(DeclarativeBase):
@@ -261,7 +282,7 @@ class Generation(Base):
     backend: Mapped[str] = mapped_column(String(32))
     method: Mapped[str] = mapped_column(String(32))
     prompt: Mapped[str] = mapped_column(Text)
-    seed: Mapped[str] = mapped_column(String(20))  # decimal text: seeds reach 2**64-1
+    seed: Mapped[int] = mapped_column(Seed())  # 0 to 2**64-1, see Seed
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     path: Mapped[str] = mapped_column(String(1024))
     sha256: Mapped[str] = mapped_column(String(64), default="")
