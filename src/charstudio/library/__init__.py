@@ -9,6 +9,7 @@ from charstudio.library.profile import (
     Method,
     Overrides,
 )
+from charstudio.library.qc_policy import QCPolicy
 from charstudio.library.store import AssetStore
 from charstudio.library.types import (
     CharacterDetail,
@@ -33,6 +34,7 @@ __all__ = [
     "Method",
     "Overrides",
     "ProgressCallback",
+    "QCPolicy",
     "RemoveResult",
     "head_revision",
     "open_database",

@@ -23,6 +23,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from charstudio.errors import invalid_parameter_from
+from charstudio.library.qc_policy import QC_OVERRIDE_KEYS, QCOverrides, QCPolicy
 
 __all__ = [
     "DEFAULT_NEGATIVE_PROMPT",
@@ -126,9 +127,9 @@ class GenerationControls(BaseModel):
     negative_prompt: str | None = Field(default=None, max_length=NEGATIVE_PROMPT_MAX)
 
 
-class Overrides(GenerationControls):
-    """Per-character overrides of the method defaults (unset fields keep the default), and
-    a method the character is pinned to."""
+class Overrides(GenerationControls, QCOverrides):
+    """Per-character overrides of the method defaults (unset fields keep the default), a
+    method the character is pinned to, and the QC policy's ``qc_*`` keys."""
 
     method: Method | None = None
 
@@ -172,6 +173,7 @@ class CharacterConsistencyProfile(BaseModel):
     overrides: dict[str, float | int | str]
     recommended_ranges: dict[str, tuple[float, float]]
     warnings: list[str]
+    qc: QCPolicy = QCPolicy()
 
 
 def feasible_methods(assets: Assets) -> list[Method]:
@@ -247,13 +249,15 @@ def build_profile(
         overrides=overrides.model_dump(exclude_none=True),
         recommended_ranges=RECOMMENDED_RANGES,
         warnings=warnings,
+        qc=overrides.qc_policy(),
     )
 
 
 def _apply(method: Method, overrides: Overrides) -> GenerationParams:
     """Override the values the method uses; values it does not use stay ``None``."""
     values = METHOD_DEFAULTS[method].model_dump()
-    for key, value in overrides.model_dump(exclude_none=True, exclude={"method"}).items():
+    controls = overrides.model_dump(exclude_none=True, exclude={"method", *QC_OVERRIDE_KEYS})
+    for key, value in controls.items():
         if uses(method, key):
             values[key] = value
     return GenerationParams(**values)
