@@ -268,3 +268,22 @@ def test_score_job_refuses_paths_outside_the_data_root(obama: Services, tmp_path
     assert job.params == {"paths": [str(PHOTOS[0])], "for_job": None}
     failed = queue.run(job.id)
     assert failed.state == "failed" and "outside the data root" in failed.error
+
+
+def test_a_queued_job_whose_message_was_lost_is_sent_again(obama: Services) -> None:
+    """The row is written before the message: a queue store reset (or a crash between the
+    two) leaves a queued row with no message, which recovery sends again, once."""
+    queue = JobQueue(tuned(obama, job_heartbeat_s=0.05))
+    waiting = submit_faces_extract(obama, queue, "obama")
+    lost = submit_faces_extract(obama, queue, "obama")
+    queue.huey.flush()  # the queue store is reset: both messages are gone
+    time.sleep(0.1)
+    first = queue.recover()  # what every worker runs at start and periodically
+    assert sorted(first) == sorted([waiting.id, lost.id])
+    assert queue.huey.pending_count() == 2
+    assert queue.resend_lost() == []  # held by huey now: not sent twice
+    # Each message runs its job once; a duplicate delivery finds it claimed.
+    for task in queue.huey.pending():
+        queue.huey.execute(task)
+    assert [queue.store.get(j.id).state for j in (waiting, lost)] == ["succeeded"] * 2
+    assert queue.run(waiting.id).attempts == 1

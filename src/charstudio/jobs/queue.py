@@ -15,7 +15,11 @@ message goes through :meth:`JobQueue.run`:
 
 :meth:`JobQueue.recover` (run by every worker at start and then periodically) finds jobs
 whose worker died — a dead process on this host, or no heartbeat for ``job_stale_s`` — and
-re-queues each once more or fails it with the reason.
+re-queues each once more or fails it with the reason. It also re-sends the message of a job
+that is queued in the library but not on huey (the queue store was reset, Redis flushed, or
+the process died between writing the row and sending the message): a row is written before
+its message, so that gap is the only way to lose one, and a job never runs twice because
+running it starts with the claim.
 """
 
 from __future__ import annotations
@@ -200,7 +204,20 @@ class JobQueue:
             ):
                 self._enqueue(job.id)
                 requeued.append(job.id)
-        return requeued
+        return requeued + self.resend_lost()
+
+    def resend_lost(self) -> list[str]:
+        """Send again the message of each job queued for over ``job_heartbeat_s`` that huey
+        does not hold; returns their ids."""
+        waiting = self.store.queued_ids(older_than_s=self.settings.job_heartbeat_s)
+        if not waiting:
+            return []
+        held = {str(task.args[0]) for task in self.huey.pending() if task.args}
+        lost = [job_id for job_id in waiting if job_id not in held]
+        for job_id in lost:
+            log.warning("job %s was queued but its message was lost; sending it again", job_id)
+            self._enqueue(job_id)
+        return lost
 
     def recover_if_due(self) -> None:
         """:meth:`recover`, at most once per heartbeat interval: for readers (the API) that

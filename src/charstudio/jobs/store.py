@@ -99,9 +99,12 @@ class JobStore:
             items = [self._info(job, name) for job, name in rows]
         return JobPage(items=items, total=total, limit=limit, offset=offset)
 
-    def queued_ids(self) -> list[str]:
+    def queued_ids(self, *, older_than_s: float = 0.0) -> list[str]:
+        """Queued jobs, oldest first; with ``older_than_s``, only those queued before then."""
+        cutoff = _now() - timedelta(seconds=older_than_s)
         with self.db.sessions() as session:
-            return list(session.scalars(select(Job.id).where(Job.state == "queued")))
+            query = select(Job.id).where(Job.state == "queued", Job.created_at <= cutoff)
+            return list(session.scalars(query.order_by(Job.created_at)))
 
     # -- state changes: each one conditional UPDATE ----------------------------------------
     def claim(self, job_id: str, worker: str) -> bool:
