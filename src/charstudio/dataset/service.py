@@ -7,20 +7,24 @@ The recipe (:meth:`DatasetService.prepare`):
 3. Curate: keep or reject each image, with the reason.
 4. Check there are enough images (refuse below the minimum, warn below ten).
 5. Crop around the subject and caption each kept image (user edits win).
-6. Write everything into a staging folder: images, captions, ``config.json``, the kohya
-   layout on request, and the two contact sheets.
-7. Hash the content; if it equals the newest version, keep that one. Otherwise swap the
-   staging folder in and record the new version in the library.
+6. Write everything into a staging folder: images, captions, the kohya layout on request,
+   and the two contact sheets.
+7. Hash the content; if it equals the newest version, keep that one. Otherwise write
+   ``config.json``, swap the staging folder in and record the new version in the library.
+
+Each step is a helper below; the library rows they read and write are in ``records.py``.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from charstudio.dataset import records
 from charstudio.dataset.crop import render_from_file
 from charstudio.dataset.curate import Candidate, curate, target_size
 from charstudio.dataset.layout import (
@@ -37,16 +41,26 @@ from charstudio.dataset.types import (
     DatasetConfig,
     KeptImage,
     PrepareResult,
+    RejectedImage,
 )
 from charstudio.dataset.writing import caption_for, crop_for
 from charstudio.errors import InvalidParameter, NotEnoughImages, NotFound
 from charstudio.faces.service import FaceService
 from charstudio.faces.types import NoUsableFace
-from charstudio.library.models import Character, ReferenceImage, TrainingSet
+from charstudio.library.models import Character, ReferenceImage
 from charstudio.library.store import AssetStore
 from charstudio.library.types import ProgressCallback
 
 __all__ = ["DatasetService", "NotEnoughImages"]
+
+
+@dataclass(frozen=True)
+class _Version:
+    """Step 7: the version the set is, new or (``unchanged``) the newest one."""
+
+    number: int
+    digest: str
+    unchanged: bool
 
 
 class DatasetService:
@@ -73,20 +87,9 @@ class DatasetService:
             BackendUnavailable: the face backend cannot be loaded.
         """
         report = progress or (lambda done, total, message: None)
-        # 1. Validate and find the references.
+        # 1. Validate, load the tagger, find the references.
         stored_name = self.library.get_name(name)
-        character, refs = self._references(stored_name)
-        if not refs:
-            raise InvalidParameter(
-                f"{stored_name!r} has no reference images; add some with "
-                f"`charstudio character import {stored_name} PATH`"
-            )
-        tagger = (
-            load_tagger(Path(config.tagger), threshold=config.tagger_threshold)
-            if config.tagger
-            else None
-        )
-        self.store.ensure_writable()
+        character, refs, tagger = self._validate(stored_name, config)
         final_dir = self.store.training_set_dir(stored_name)
         with self.store.character_lock(stored_name):
             recover(final_dir)
@@ -99,71 +102,27 @@ class DatasetService:
             kept, rejected = curate(candidates, config)
             # 4. Enough images?
             warnings = self._check_count(stored_name, len(kept), len(refs), config)
-            # 5-6. Crop, caption, write.
+            # 5-6. Crop, caption, write into a staging folder.
             report(3, 7, "cropping and captioning")
             writer = SetWriter(final_dir=final_dir, name=stored_name)
             try:
                 images = self._write_images(writer, kept, character, config, tagger)
-                kohya_dir = (
-                    writer.write_kohya(
-                        repeats=config.repeats,
-                        trigger_word=character.trigger_word,
-                        class_word=config.class_word,
-                        resolution=config.resolution,
-                        bucket=config.bucket,
-                    )
-                    if config.kohya
-                    else None
-                )
+                kohya_dir = self._write_kohya(writer, character, config)
                 report(5, 7, "drawing contact sheets")
                 sheets = draw_sheets(
                     writer.staging, final_dir, images, rejected, candidates, stored_name
                 )
                 # 7. Hash, then keep the newest version or swap in a new one.
-                settings = {
-                    **config.model_dump(mode="json"),
-                    "trigger_word": character.trigger_word,
-                }
-                digest = content_hash(writer.staging, settings)
-                report(6, 7, "recording the version")
-                latest = self._latest(character.id)
-                unchanged = (
-                    latest is not None and latest.content_hash == digest and final_dir.is_dir()
-                )
-                version = (
-                    latest.version if unchanged and latest else self._next_version(character.id)
-                )
-                if unchanged:
-                    writer.discard()
-                else:
-                    writer.write_json(
-                        "config.json",
-                        {
-                            "character_name": stored_name,
-                            "num_images": len(images),
-                            "resolution": config.resolution,
-                            "caption_style": config.caption_style,
-                            "trigger_word": character.trigger_word,
-                            "version": version,
-                            "content_hash": digest,
-                            "settings": settings,
-                            "images": [i.model_dump(mode="json") for i in images],
-                            "rejected": [r.model_dump(mode="json") for r in rejected],
-                        },
-                    )
-                    swap_in(writer.staging, final_dir)
-                    self._record(
-                        character.id, version, digest, len(images), config, settings, final_dir
-                    )
+                version = self._save_version(writer, character, config, images, rejected, report)
             except BaseException:
                 writer.discard()
                 raise
         report(7, 7, "done")
         return PrepareResult(
             character=stored_name,
-            version=version,
-            content_hash=digest,
-            unchanged=unchanged,
+            version=version.number,
+            content_hash=version.digest,
+            unchanged=version.unchanged,
             path=str(final_dir),
             kohya_path=str(kohya_dir) if kohya_dir else None,
             kept=images,
@@ -208,7 +167,7 @@ class DatasetService:
         """The settings of the newest training set, to re-prepare with."""
         stored_name = self.library.get_name(name)
         character, _ = self._references(stored_name)
-        latest = self._latest(character.id)
+        latest = records.latest_set(self.library.db, character.id)
         if latest is None:
             return None
         fields = DatasetConfig.model_fields
@@ -231,6 +190,24 @@ class DatasetService:
         return data
 
     # -- steps ------------------------------------------------------------------------
+    def _validate(
+        self, name: str, config: DatasetConfig
+    ) -> tuple[Character, list[ReferenceImage], Tagger | None]:
+        """Step 1: the character, its references and the tagger, before any heavy work."""
+        character, refs = self._references(name)
+        if not refs:
+            raise InvalidParameter(
+                f"{name!r} has no reference images; add some with "
+                f"`charstudio character import {name} PATH`"
+            )
+        tagger = (
+            load_tagger(Path(config.tagger), threshold=config.tagger_threshold)
+            if config.tagger
+            else None
+        )
+        self.store.ensure_writable()
+        return character, refs, tagger
+
     def _analyse(self, name: str, refs: list[ReferenceImage]) -> list[Candidate]:
         paths = [self.store.references_dir(name) / r.file_name for r in refs]
         try:
@@ -276,7 +253,7 @@ class DatasetService:
         config: DatasetConfig,
         tagger: Tagger | None,
     ) -> list[KeptImage]:
-        edits = self._edits(character.id)
+        edits = records.caption_edits(self.library.db, character.id)
         images = []
         for index, cand in enumerate(kept, start=1):
             out_w, out_h = target_size(*cand.content_size, config)
@@ -304,71 +281,72 @@ class DatasetService:
             )
         return images
 
+    @staticmethod
+    def _write_kohya(writer: SetWriter, character: Character, config: DatasetConfig) -> Path | None:
+        """Step 6: the kohya ``<repeats>_<trigger> <class>`` layout, when asked for."""
+        if not config.kohya:
+            return None
+        return writer.write_kohya(
+            repeats=config.repeats,
+            trigger_word=character.trigger_word,
+            class_word=config.class_word,
+            resolution=config.resolution,
+            bucket=config.bucket,
+        )
+
+    def _save_version(
+        self,
+        writer: SetWriter,
+        character: Character,
+        config: DatasetConfig,
+        images: list[KeptImage],
+        rejected: list[RejectedImage],
+        report: ProgressCallback,
+    ) -> _Version:
+        """Step 7: hash the staged set; the same content as the newest version keeps that
+        version (the staging folder is discarded), anything else gets ``config.json``, is
+        swapped in and recorded as the next version."""
+        settings = {**config.model_dump(mode="json"), "trigger_word": character.trigger_word}
+        digest = content_hash(writer.staging, settings)
+        report(6, 7, "recording the version")
+        db, final_dir = self.library.db, writer.final_dir
+        latest = records.latest_set(db, character.id)
+        unchanged = latest is not None and latest.content_hash == digest and final_dir.is_dir()
+        number = latest.version if unchanged and latest else records.next_version(db, character.id)
+        if unchanged:
+            writer.discard()
+            return _Version(number=number, digest=digest, unchanged=True)
+        writer.write_json(
+            "config.json",
+            {
+                "character_name": writer.name,
+                "num_images": len(images),
+                "resolution": config.resolution,
+                "caption_style": config.caption_style,
+                "trigger_word": character.trigger_word,
+                "version": number,
+                "content_hash": digest,
+                "settings": settings,
+                "images": [i.model_dump(mode="json") for i in images],
+                "rejected": [r.model_dump(mode="json") for r in rejected],
+            },
+        )
+        swap_in(writer.staging, final_dir)
+        records.record_set(
+            db,
+            character_id=character.id,
+            version=number,
+            digest=digest,
+            count=len(images),
+            resolution=config.resolution,
+            settings=settings,
+            path=str(final_dir.relative_to(self.store.home)),
+        )
+        return _Version(number=number, digest=digest, unchanged=False)
+
     # -- library ----------------------------------------------------------------------
     def _references(self, name: str) -> tuple[Character, list[ReferenceImage]]:
-        with self.library.db.sessions() as session:
-            character = session.scalar(select(Character).where(Character.name == name))
-            if character is None:
-                raise NotFound(f"no character named {name!r}")
-            refs = list(
-                session.scalars(
-                    select(ReferenceImage)
-                    .where(ReferenceImage.character_id == character.id)
-                    .order_by(ReferenceImage.id)
-                )
-            )
-            return character, refs
-
-    def _edits(self, character_id: int) -> dict[str, str]:
-        with self.library.db.sessions() as session:
-            rows = session.execute(
-                select(ReferenceImage.sha256, ReferenceImage.caption_edit).where(
-                    ReferenceImage.character_id == character_id,
-                    ReferenceImage.caption_edit.is_not(None),
-                )
-            )
-            return {sha: text for sha, text in rows if text}
-
-    def _latest(self, character_id: int) -> TrainingSet | None:
-        with self.library.db.sessions() as session:
-            return session.scalar(
-                select(TrainingSet)
-                .where(TrainingSet.character_id == character_id)
-                .order_by(TrainingSet.version.desc())
-                .limit(1)
-            )
-
-    def _next_version(self, character_id: int) -> int:
-        with self.library.db.sessions() as session:
-            top = session.scalar(
-                select(func.max(TrainingSet.version)).where(
-                    TrainingSet.character_id == character_id
-                )
-            )
-        return (top or 0) + 1
-
-    def _record(
-        self,
-        character_id: int,
-        version: int,
-        digest: str,
-        count: int,
-        config: DatasetConfig,
-        settings: dict[str, object],
-        folder: Path,
-    ) -> None:
-        with self.library.db.sessions.begin() as session:
-            session.add(
-                TrainingSet(
-                    character_id=character_id,
-                    version=version,
-                    content_hash=digest,
-                    num_images=count,
-                    resolution=config.resolution,
-                    settings=settings,
-                    path=str(folder.relative_to(self.store.home)),
-                )
-            )
+        return records.references(self.library.db, name)
 
     def _resolve_image(self, name: str, image: str) -> str:
         _, refs = self._references(name)

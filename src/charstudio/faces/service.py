@@ -1,7 +1,8 @@
 """The face service: a character's identity, its IP-Adapter reference, and identity scores.
 
 It joins the engine (analysis, identity, reference ranking, scoring) to the library
-(reference images, ``face_embeddings`` rows, ``embeddings/<name>_face.{pt,npy,json}``).
+(reference images and ``face_embeddings`` rows, read and written by ``records.py``;
+``embeddings/<name>_face.{pt,npy,json}``, by ``identity_files.py``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from charstudio.errors import InvalidParameter, NotFound
@@ -20,12 +19,17 @@ from charstudio.faces.analysis import analyse_paths
 from charstudio.faces.contact_sheet import render_contact_sheet
 from charstudio.faces.identity import build_identity
 from charstudio.faces.identity_files import identity_files, write_identity_files
+from charstudio.faces.records import (
+    chosen_reference,
+    identity_vector,
+    record_extraction,
+    reference_rows,
+)
 from charstudio.faces.reference import ReferenceCandidate, export_reference, rank_references
 from charstudio.faces.registry import BackendSpec, backend_from_spec
 from charstudio.faces.scoring import score_images
 from charstudio.faces.service_types import (
     ExtractReport,
-    FaceImageReport,
     ReferenceReport,
     ScoreReport,
     image_report,
@@ -39,7 +43,7 @@ from charstudio.faces.types import (
 )
 from charstudio.library import Library
 from charstudio.library.images import load_rgb
-from charstudio.library.models import Character, FaceEmbedding, ReferenceImage
+from charstudio.library.models import ReferenceImage
 from charstudio.library.store import AssetStore
 from charstudio.library.types import ProgressCallback
 
@@ -138,7 +142,7 @@ class FaceService:
         """The current IP-Adapter reference of a character."""
         stored_name = self.library.get_name(name)
         with self._session() as session:
-            ref = self._chosen(session, stored_name)
+            ref = chosen_reference(session, stored_name)
         if ref is None:
             raise NotFound(
                 f"{stored_name!r} has no IP-Adapter reference yet; run "
@@ -165,7 +169,7 @@ class FaceService:
         """
         stored_name = self.library.get_name(name)
         with self.store.character_lock(stored_name), self._transaction() as session:
-            refs = self._refs_in(session, stored_name)
+            refs = reference_rows(session, stored_name)
             matches = [r for r in refs if r.original_name == image or r.sha256.startswith(image)]
             if len(matches) != 1:
                 known = ", ".join(r.original_name for r in refs)
@@ -260,27 +264,19 @@ class FaceService:
         identity: IdentityResult,
         choice: tuple[int, str] | None,
     ) -> None:
+        """Record one extraction (statuses, reference choice, embeddings) in one transaction."""
         ranking = {c.source: c.score for c in rank_references(analyses, identity)}
         with self._transaction() as session:
-            character = self._character(session, name)
-            session.execute(delete(FaceEmbedding).where(FaceEmbedding.character_id == character.id))
-            by_id = {r.id: r for r in self._refs_in(session, name)}
-            for i, (ref, path, analysis, member) in enumerate(
-                zip(refs, paths, analyses, identity.members, strict=True)
-            ):
-                row = by_id[ref.id]
-                report = image_report(ref, path, analysis, member)
-                row.face_status = report.status
-                row.face_details = {
-                    **report.model_dump(mode="json", include={"box", "similarity", "reason"}),
-                    "faces": report.faces,
-                    "reference_score": ranking.get(str(path)),
-                }
-                row.ipadapter_reference = choice[1] if choice and choice[0] == i else None
-                embedding = analysis.embedding
-                if embedding is not None:
-                    session.add(_embedding_row(character.id, ref.id, "image", embedding, report))
-            session.add(_embedding_row(character.id, None, "identity", identity.vector, None))
+            record_extraction(
+                session,
+                name=name,
+                refs=refs,
+                paths=paths,
+                analyses=analyses,
+                identity=identity,
+                choice=choice,
+                ranking=ranking,
+            )
 
     def _export(
         self,
@@ -313,7 +309,7 @@ class FaceService:
         if choice is None:
             return None
         with self._session() as session:
-            ref = self._chosen(session, name)
+            ref = chosen_reference(session, name)
         if ref is None:
             return None
         return ReferenceReport(
@@ -334,45 +330,16 @@ class FaceService:
 
     def _identity(self, name: str) -> FaceEmbeddingVector:
         with self._session() as session:
-            character = self._character(session, name)
-            row = session.scalar(
-                select(FaceEmbedding).where(
-                    FaceEmbedding.character_id == character.id, FaceEmbedding.kind == "identity"
-                )
-            )
-        if row is None:
+            vector = identity_vector(session, name)
+        if vector is None:
             raise NotFound(
                 f"{name!r} has no face identity yet; run `charstudio faces extract {name}`"
             )
-        return FaceEmbeddingVector.from_raw(
-            backend=row.backend, model=row.model, values=np.frombuffer(row.vector, dtype="<f4")
-        )
+        return vector
 
     def _references(self, name: str) -> list[ReferenceImage]:
         with self._session() as session:
-            return self._refs_in(session, name)
-
-    def _refs_in(self, session: Session, name: str) -> list[ReferenceImage]:
-        character = self._character(session, name)
-        return list(
-            session.scalars(
-                select(ReferenceImage)
-                .where(ReferenceImage.character_id == character.id)
-                .order_by(ReferenceImage.id)
-            )
-        )
-
-    def _chosen(self, session: Session, name: str) -> ReferenceImage | None:
-        return next(
-            (r for r in self._refs_in(session, name) if r.ipadapter_reference is not None), None
-        )
-
-    @staticmethod
-    def _character(session: Session, name: str) -> Character:
-        character = session.scalar(select(Character).where(Character.name == name))
-        if character is None:
-            raise NotFound(f"no character named {name!r}; see `charstudio character list`")
-        return character
+            return reference_rows(session, name)
 
     def _ref_path(self, name: str, ref: ReferenceImage) -> Path:
         return self.store.references_dir(name) / ref.file_name
@@ -386,25 +353,6 @@ class FaceService:
     def _transaction(self) -> Iterator[Session]:
         with self.library.db.sessions.begin() as session:
             yield session
-
-
-def _embedding_row(
-    character_id: int,
-    reference_id: int | None,
-    kind: str,
-    vector: FaceEmbeddingVector,
-    report: FaceImageReport | None,
-) -> FaceEmbedding:
-    return FaceEmbedding(
-        character_id=character_id,
-        reference_image_id=reference_id,
-        kind=kind,
-        backend=vector.backend,
-        model=vector.model,
-        dim=vector.dim,
-        vector=np.asarray(vector.vector, dtype="<f4").tobytes(),
-        details={} if report is None else {"similarity": report.similarity},
-    )
 
 
 def _expand(images: list[Path]) -> list[Path]:

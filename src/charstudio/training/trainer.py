@@ -13,8 +13,10 @@
    touches the weights, keeping the last (finite) checkpoint.
 8. Hand back the adapter weights and the loss curve.
 
-Randomness is a function of ``(seed, micro-step)`` (see ``checkpoints.py``), which is what
-makes a resumed run end with the same weights as an uninterrupted one.
+Step 4 lives in ``trainable.py``, finding and restoring the checkpoint to resume (steps 1
+and 6) in ``resume.py``, and the loop of step 7 here. Randomness is a function of
+``(seed, micro-step)`` (see ``checkpoints.py``), which is what makes a resumed run end with
+the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -30,22 +32,18 @@ from typing import Any
 import torch
 
 from charstudio.training import adapters as lora_layers
-from charstudio.training.checkpoints import (
-    diverged,
-    latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-    truncate_loss_log,
-)
+from charstudio.training.checkpoints import diverged, save_checkpoint
 from charstudio.training.config import TrainingConfig
 from charstudio.training.data import TrainingSetInfo, epoch_batches, read_training_set
 from charstudio.training.encoding import latent_cache, text_cache
 from charstudio.training.loading import BaseModel, load_base_model
 from charstudio.training.optim import build_optimizer, build_schedule, choose_optimizer
 from charstudio.training.output import write_step_lora
+from charstudio.training.resume import checkpoint_to_resume, restore
 from charstudio.training.samples import write_samples
 from charstudio.training.step import Batches, StepInputs, fixed_loss, micro_step
-from charstudio.training.types import NothingToResume, TrainingInterrupted, TrainingOutOfMemory
+from charstudio.training.trainable import adapter_states, prepare_models, trained_encoders
+from charstudio.training.types import TrainingInterrupted, TrainingOutOfMemory
 
 __all__ = ["StepCallback", "TrainOutcome", "TrainRequest", "Trainer"]
 
@@ -99,12 +97,7 @@ class Trainer:
         cfg, optimizer_note = choose_optimizer(self.config, device)
         self.config = cfg
         read_training_set(self.request.set_folder, name=self.request.name, resolution=8, multiple=8)
-        checkpoint = latest_checkpoint(self.request.run_dir) if self.request.resume else None
-        if self.request.resume and checkpoint is None:
-            raise NothingToResume(
-                f"no checkpoint to resume in {self.request.run_dir}; start a new run without "
-                "--resume"
-            )
+        checkpoint = checkpoint_to_resume(self.request.run_dir, resume=self.request.resume)
         # 2. Base model.
         base = load_base_model(
             cfg.model.base_checkpoint,
@@ -120,18 +113,27 @@ class Trainer:
             multiple=size_multiple(base),
         )
         # 4. LoRA layers, attention, checkpointing, precision.
-        precision = self._prepare_models(base, device)
+        precision = prepare_models(base, cfg, device)
         # 5. Caches.
         batches = self._batches(base, data)
         # 6. Optimizer, schedule, resume.
         unet_params = lora_layers.adapter_parameters(base.unet)
         text_params = [
-            p for e in self._trained_encoders(base) for p in lora_layers.adapter_parameters(e)
+            p for e in trained_encoders(base, cfg) for p in lora_layers.adapter_parameters(e)
         ]
         optimizer = build_optimizer(cfg, unet_params, text_params)
         schedule = build_schedule(cfg, optimizer)
         scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-        start = self._restore(base, checkpoint, optimizer, schedule, scaler)
+        start = restore(
+            base,
+            cfg,
+            checkpoint,
+            run_dir=self.request.run_dir,
+            log_path=self.log_path,
+            optimizer=optimizer,
+            schedule=schedule,
+            scaler=scaler,
+        )
         # 7. Train.
         loop = _Loop(self, base, batches, optimizer, schedule, scaler, device, precision)
         loop.run(start)
@@ -139,7 +141,7 @@ class Trainer:
         return TrainOutcome(
             base=base,
             training_set=data,
-            adapters=self._adapters(base),
+            adapters=adapter_states(base, cfg),
             losses=loop.losses,
             fixed_losses=loop.fixed_losses,
             samples=loop.samples,
@@ -153,51 +155,6 @@ class Trainer:
         )
 
     # -- steps ------------------------------------------------------------------------
-    def _trained_encoders(self, base: BaseModel) -> list[Any]:
-        return base.text_encoders if self.config.training.train_text_encoder else []
-
-    def _adapters(self, base: BaseModel) -> dict[str, dict[str, torch.Tensor]]:
-        states = {"unet": lora_layers.adapter_state(base.unet)}
-        for name, encoder in zip(
-            base.family.text_encoders, self._trained_encoders(base), strict=False
-        ):
-            states[name] = lora_layers.adapter_state(encoder)
-        return states
-
-    def _prepare_models(self, base: BaseModel, device: torch.device) -> str:
-        from diffusers.models.attention_processor import AttnProcessor2_0
-
-        cfg = self.config
-        sdpa: Any = AttnProcessor2_0
-        base.unet.set_attn_processor(sdpa())  # PyTorch scaled_dot_product_attention
-        torch.manual_seed(cfg.training.seed)  # LoRA initialisation (lora_down) is random
-        lora_layers.add_lora(
-            unet=base.unet,
-            text_encoders=base.text_encoders,
-            lora=cfg.lora,
-            train_text_encoder=cfg.training.train_text_encoder,
-        )
-        base.vae.requires_grad_(False)
-        if cfg.optimization.gradient_checkpointing:
-            base.unet.enable_gradient_checkpointing()
-            for encoder in self._trained_encoders(base):
-                encoder.activation_checkpointing_enable({"use_reentrant": False})
-        precision = cfg.optimization.mixed_precision if device.type == "cuda" else "no"
-        weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
-        keep_vae_fp32 = bool(base.vae.config.get("force_upcast", False))
-        for module in [base.vae, base.unet, *base.text_encoders]:
-            module.to(device)
-            dtype = torch.float32 if module is base.vae and keep_vae_fp32 else weight_dtype
-            if dtype != torch.float32:
-                module.to(dtype=dtype)
-        for module in [base.unet, *self._trained_encoders(base)]:
-            for param in lora_layers.adapter_parameters(module):
-                param.data = param.data.float()  # trainable weights stay fp32
-        base.unet.train()
-        for encoder in base.text_encoders:
-            encoder.train(cfg.training.train_text_encoder)
-        return precision
-
     def _batches(self, base: BaseModel, data: TrainingSetInfo) -> Batches:
         cfg = self.config
         latents = None
@@ -215,26 +172,6 @@ class Trainer:
             captions = [e.caption for e in data.examples]
             texts = text_cache(base.family, base.text_encoders, base.tokenizers, captions)
         return Batches(data=data, latents=latents, texts=texts)
-
-    def _restore(
-        self, base: BaseModel, checkpoint: Any, optimizer: Any, schedule: Any, scaler: Any
-    ) -> int:
-        if checkpoint is None:
-            self.request.run_dir.mkdir(parents=True, exist_ok=True)
-            self.log_path.write_text("", encoding="utf-8")
-            return 0
-        adapters, state = load_checkpoint(checkpoint)
-        lora_layers.load_adapter_state(base.unet, adapters["unet"])
-        for name, encoder in zip(
-            base.family.text_encoders, self._trained_encoders(base), strict=False
-        ):
-            lora_layers.load_adapter_state(encoder, adapters[name])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        if scaler is not None and state["scaler"] is not None:
-            scaler.load_state_dict(state["scaler"])
-        truncate_loss_log(self.log_path, checkpoint.step)
-        return int(state["step"])
 
 
 def request_device(asked: str | None) -> str:
@@ -382,7 +319,7 @@ class _Loop:
         saved = save_checkpoint(
             self.t.request.run_dir,
             step=self.done,
-            adapters=self.t._adapters(self.base),
+            adapters=adapter_states(self.base, self.cfg),
             optimizer=self.optimizer,
             schedule=self.schedule,
             scaler=self.scaler,
@@ -393,7 +330,7 @@ class _Loop:
             name=self.t.request.name,
             step=self.done,
             family=self.base.family,
-            adapters=self.t._adapters(self.base),
+            adapters=adapter_states(self.base, self.cfg),
             config=self.cfg,
             trigger_word=self.t.request.trigger_word,
         )
