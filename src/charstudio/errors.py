@@ -26,8 +26,8 @@ the HTTP status the API uses, so both surfaces map errors in exactly one place::
     │   ├── CharacterExists
     │   └── JobFinished                                      cancel/run a job that has finished
     ├── StorageError                      exit 1, HTTP 503   data dir unwritable, disk trouble
-    │   ├── DataDirNotWritable
-    │   ├── DiskFull                                         full while saving; nothing kept
+    │   ├── DataDirNotWritable                               no permission, read-only mount
+    │   ├── DiskFull                      exit 1, HTTP 507   disk or quota full; nothing kept
     │   └── DatabaseError                                    any SQLAlchemy error, wrapped
     │       └── SchemaTooNew                                 database made by a newer version
     ├── BackendError                      exit 1, HTTP 502   ComfyUI, models, face backends
@@ -46,13 +46,15 @@ the HTTP status the API uses, so both surfaces map errors in exactly one place::
     │   ├── TrainingDiverged                                 NaN/inf loss; last finite checkpoint
     │   └── TrainingInterrupted           exit 130, HTTP 409 Ctrl-C; checkpoint saved
     ├── JobCancelled                                         inside a job after a cancel request
-    └── Unauthorized                      exit 1, HTTP 401   API token missing or wrong
-        └── LoginRequired                                    studio: no valid session cookie
+    ├── Unauthorized                      exit 1, HTTP 401   API token missing or wrong
+    │   └── LoginRequired                                    studio: no valid session cookie
+    └── Forbidden                         exit 1, HTTP 403   studio: cross-site or tokenless POST
 
 Every class is defined here except (a), which carry ComfyUI's error data and are defined
 beside its types in ``workflows/types.py``; the packages re-export the ones they raise.
 :func:`invalid_parameter_from` turns pydantic's ``ValidationError`` into
-``InvalidParameter`` the same way everywhere.
+``InvalidParameter`` the same way everywhere, and :func:`storage_error_from` turns an
+``OSError`` of a write (no space, quota, permission, name too long) into a ``StorageError``.
 
 Third-party exceptions are wrapped where they enter (``raise ... from exc``) so callers
 never need to know which library raised.
@@ -60,6 +62,7 @@ never need to know which library raised.
 
 from __future__ import annotations
 
+import errno
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -76,6 +79,7 @@ __all__ = [
     "DataDirNotWritable",
     "DatabaseError",
     "DiskFull",
+    "Forbidden",
     "GenerationCancelled",
     "GenerationFailed",
     "IncompatibleEmbeddings",
@@ -107,6 +111,7 @@ __all__ = [
     "UnsupportedImage",
     "UsageError",
     "invalid_parameter_from",
+    "storage_error_from",
 ]
 
 
@@ -210,7 +215,13 @@ class DataDirNotWritable(StorageError):
 
 
 class DiskFull(StorageError):
-    """Writing an output failed for lack of space; nothing partial was kept."""
+    """Writing failed for lack of space or quota; nothing partial was kept.
+
+    HTTP 507 (Insufficient Storage, RFC 4918 section 11.5): the request may work once
+    space is freed.
+    """
+
+    http_status = 507
 
 
 class DatabaseError(StorageError):
@@ -311,6 +322,44 @@ class LoginRequired(Unauthorized):
 
         tail = "&expired=1" if self.expired else ""
         return f"/studio/login?next={quote(self.next_url, safe='/')}{tail}"
+
+
+class Forbidden(CharstudioError):
+    """A studio POST without this session's CSRF token, or from another origin (another
+    port of the same host counts: ComfyUI's pages on :8188 must not drive the studio)."""
+
+    http_status = 403
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def storage_error_from(exc: OSError, path: object | None = None) -> StorageError:
+    """The ``StorageError`` for an ``OSError`` met while writing ``path``, with advice by errno.
+
+    ENOSPC and EDQUOT become :class:`DiskFull`; EACCES, EPERM and EROFS
+    :class:`DataDirNotWritable`; ENAMETOOLONG and anything else a plain
+    :class:`StorageError`. Raise it ``from exc``.
+    """
+    where = f" writing {path}" if path is not None else ""
+    reason = exc.strerror or str(exc)
+    if exc.errno in _FULL:
+        return DiskFull(
+            f"no space left{where} ({reason}); free disk space or raise the quota of the data "
+            "root, then try again (nothing partial was kept)"
+        )
+    if exc.errno in _DENIED:
+        return DataDirNotWritable(
+            f"cannot write{where} ({reason}); fix the data root's permissions or set "
+            "CHARSTUDIO_HOME to a writable folder"
+        )
+    if exc.errno == errno.ENAMETOOLONG:
+        return StorageError(
+            f"a file name is too long for the file system{where} ({reason}); use shorter "
+            "names or a data root with a shorter path"
+        )
+    return StorageError(f"storage failed{where} ({reason}); check the disk holding the data root")
 
 
 def invalid_parameter_from(exc: ValidationError, what: str) -> InvalidParameter:

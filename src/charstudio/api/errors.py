@@ -3,16 +3,18 @@
 The status, type and message come from the mapping both HTTP surfaces share
 (:func:`charstudio.http.http_error`); this handler answers them as
 ``{"detail": message, "type": class name}``. Request validation stays FastAPI's 422, whose
-body names each bad field. No route catches exceptions itself.
+body names each bad field (:func:`charstudio.http.validation_body`, which also answers a
+``NaN`` in a JSON body instead of failing to encode it). No route catches exceptions itself.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from charstudio.errors import CharstudioError
-from charstudio.http import http_error
+from charstudio.http import http_error, validation_body
 
 __all__ = ["install_error_handlers"]
 
@@ -23,5 +25,11 @@ async def _charstudio_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=error.status, content=error.body())
 
 
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(status_code=422, content=validation_body(exc.errors()))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CharstudioError, _charstudio_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -11,7 +11,7 @@
 """
 
 from charstudio.http.deps import Limit, Offset, QueueDep, ServicesDep, require_token
-from charstudio.http.errors import HttpError, http_error
+from charstudio.http.errors import HttpError, http_error, validation_body
 from charstudio.http.events import event_stream, open_job_events
 from charstudio.http.limits import BodyLimit
 from charstudio.http.schemas import (
@@ -42,4 +42,5 @@ __all__ = [
     "receive_upload",
     "require_token",
     "safe_name",
+    "validation_body",
 ]

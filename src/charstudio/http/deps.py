@@ -19,7 +19,7 @@ from charstudio.errors import Unauthorized
 from charstudio.jobs import JobQueue
 from charstudio.services import Services
 
-__all__ = ["Limit", "Offset", "QueueDep", "ServicesDep", "require_token"]
+__all__ = ["MAX_OFFSET", "Limit", "Offset", "QueueDep", "ServicesDep", "require_token"]
 
 _bearer = HTTPBearer(auto_error=False, description="The token in <home>/api_token.")
 
@@ -53,5 +53,8 @@ async def require_token(
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
+# SQLite's INTEGER is a signed 64-bit number: 2**63 given to it raises OverflowError (a 500)
+# before any query runs, so every integer from a request is bounded here, at the door.
+MAX_OFFSET = 1_000_000_000
 Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
-Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]

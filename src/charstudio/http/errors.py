@@ -5,16 +5,23 @@ Every :class:`~charstudio.errors.CharstudioError` class carries its HTTP status
 error's type and the message (the problem and its fix) as the detail. The API answers it as
 JSON (:mod:`charstudio.api.errors`), the studio as its error page
 (:mod:`charstudio.web.errors`), and the body-size cap (:mod:`charstudio.http.limits`) as
-JSON before any route runs.
+JSON before any route runs. A request FastAPI cannot validate is answered by
+:func:`validation_body`: FastAPI's 422 body, made JSON-safe (a ``NaN`` or ``Infinity`` the
+client sent is echoed as a string, since strict JSON has no such numbers).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
 
 from charstudio.errors import CharstudioError
 
-__all__ = ["HttpError", "http_error"]
+__all__ = ["HttpError", "http_error", "validation_body"]
 
 
 @dataclass(frozen=True)
@@ -33,3 +40,19 @@ class HttpError:
 def http_error(exc: CharstudioError) -> HttpError:
     """The status, type and message of ``exc`` as an HTTP surface shows them."""
     return HttpError(status=exc.http_status, type=type(exc).__name__, detail=str(exc))
+
+
+def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
+    """FastAPI's 422 body ``{"detail": [...]}`` for ``errors``, with non-finite floats as
+    strings so that it always serialises (``json.dumps(..., allow_nan=False)``)."""
+    return {"detail": _finite(jsonable_encoder(errors))}
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # 'nan', 'inf', '-inf'
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value

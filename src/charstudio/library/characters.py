@@ -253,6 +253,7 @@ class Library:
         changes = {k: v for k, v in (overrides or {}).items() if v is not None}
         if trigger_word is not None:
             validate_trigger_word(trigger_word)
+        name = self.get_name(name)  # checked and found before the lock file is made
         self.store.ensure_writable()
         with self.store.character_lock(name), self.db.sessions.begin() as session:
             character = self._require(session, name)
@@ -283,6 +284,7 @@ class Library:
 
     def remove(self, name: str, *, purge: bool = False) -> RemoveResult:
         """Delete a character's records; its files are kept unless ``purge``."""
+        name = self.get_name(name)  # checked and found before the lock file is made
         self.store.ensure_writable()
         with self.store.character_lock(name):
             with self.db.sessions.begin() as session:
@@ -309,6 +311,7 @@ class Library:
         Raises:
             NotFound: no such character, or no reference with that SHA-256.
         """
+        name = self.get_name(name)  # checked and found before the lock file is made
         self.store.ensure_writable()
         with self.store.character_lock(name):
             with self.db.sessions.begin() as session:
@@ -354,6 +357,7 @@ class Library:
         return session.scalar(select(Character).where(Character.name_key == name_key(name)))
 
     def _require(self, session: Session, name: str) -> Character:
+        validate_name(name)  # InvalidName (400, exit 2) for a NUL, a '/' or 300 characters
         character = self._find(session, name)
         if character is None:
             raise NotFound(

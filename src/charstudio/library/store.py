@@ -12,7 +12,9 @@ Layout (docs/ARCHITECTURE.md, "Data root")::
     locks/<name>.lock
 
 Files are written to a temporary name in the destination folder and renamed last, so a
-killed process never leaves a half-written file under a real name.
+killed process never leaves a half-written file under a real name. An ``OSError`` of a
+write (a full disk or quota, a permission, a name too long) becomes the matching
+``StorageError`` (:func:`charstudio.errors.storage_error_from`), never a bare traceback.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from charstudio.errors import Conflict, DataDirNotWritable
+from charstudio.errors import Conflict, DataDirNotWritable, storage_error_from
+from charstudio.library.names import validate_name
 
 __all__ = ["AssetStore", "atomic_write_bytes"]
 
@@ -124,7 +127,7 @@ class AssetStore:
         path = self.api_token_file
         if not path.is_file():
             self.ensure_writable()
-            with _temporary_beside(path) as tmp:
+            with _temporary_beside(path) as tmp, _storage_errors(path):
                 tmp.chmod(0o600)
                 tmp.write_text(secrets.token_urlsafe(32) + "\n")
                 with contextlib.suppress(FileExistsError):  # another process made one first
@@ -140,8 +143,9 @@ class AssetStore:
         """
         if destination.exists():
             return False
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        with _temporary_beside(destination) as tmp:
+        with _storage_errors(destination):
+            destination.parent.mkdir(parents=True, exist_ok=True)
+        with _temporary_beside(destination) as tmp, _storage_errors(destination):
             shutil.copyfile(source, tmp)
             tmp.replace(destination)
         return True
@@ -150,10 +154,16 @@ class AssetStore:
     def character_lock(self, name: str) -> Iterator[None]:
         """Hold the per-character lock: one process at a time changes a character's files.
 
+        The name is checked first (:func:`~charstudio.library.names.validate_name`): it
+        becomes the lock file's name, so ``../../x`` or a NUL must never reach the path.
+
         Raises:
+            InvalidName: ``name`` is not a valid character name.
             Conflict: another process held the lock for longer than the timeout.
         """
-        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        validate_name(name)
+        with _storage_errors(self.locks_dir):
+            self.locks_dir.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.locks_dir / f"{name.lower()}.lock")
         try:
             with lock.acquire(timeout=self.lock_timeout_s):
@@ -166,17 +176,32 @@ class AssetStore:
 
 
 def atomic_write_bytes(destination: Path, data: bytes) -> None:
-    """Write ``data`` to ``destination`` through a temporary file and a rename."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    with _temporary_beside(destination) as tmp:
+    """Write ``data`` to ``destination`` through a temporary file and a rename.
+
+    Raises:
+        StorageError: the write failed (``DiskFull`` for no space or quota).
+    """
+    with _storage_errors(destination):
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    with _temporary_beside(destination) as tmp, _storage_errors(destination):
         tmp.write_bytes(data)
         tmp.replace(destination)
 
 
 @contextlib.contextmanager
+def _storage_errors(path: Path) -> Iterator[None]:
+    """Turn an ``OSError`` of a write to ``path`` into the matching ``StorageError``."""
+    try:
+        yield
+    except OSError as exc:
+        raise storage_error_from(exc, path) from exc
+
+
+@contextlib.contextmanager
 def _temporary_beside(destination: Path) -> Iterator[Path]:
     """A temporary path in the destination's folder, removed if the rename never happens."""
-    fd, name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=destination.parent)
+    with _storage_errors(destination):
+        fd, name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=destination.parent)
     os.close(fd)
     tmp = Path(name)
     try:
