@@ -35,6 +35,7 @@ from charstudio.errors import InvalidParameter
 from charstudio.library.names import validate_name, validate_trigger_word
 from charstudio.library.profile import GenerationParams, Method
 from charstudio.workflows import SEED_MAX, ModelFamilyName, PoseControl, Variation, WorkflowRequest
+from charstudio.workflows.request import ParamsShortcuts
 from charstudio.workflows.types import Graph
 
 __all__ = [
@@ -145,7 +146,7 @@ class ServerNames:
     lora: str | None = None
 
 
-class GenerationRequest(BaseModel):
+class GenerationRequest(ParamsShortcuts, BaseModel):
     """One generate call: who, what, with which local files; validated at the door.
 
     Attributes:
@@ -247,18 +248,6 @@ class GenerationRequest(BaseModel):
     def count(self) -> int:
         """How many images the request makes."""
         return len(self.seeds)
-
-    @property
-    def sampler(self) -> str:
-        return self.params.sampler
-
-    @property
-    def scheduler(self) -> str:
-        return self.params.scheduler
-
-    @property
-    def negative_prompt(self) -> str:
-        return self.params.negative_prompt
 
     def workflow_request(self, index: int, names: ServerNames) -> WorkflowRequest:
         """The graph builders' request for image ``index``, with one server's file names.

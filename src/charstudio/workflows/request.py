@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_NEGATIVE_PROMPT",
     "SEED_MAX",
     "VARIATION_PROMPTS",
+    "ParamsShortcuts",
     "PoseControl",
     "Variation",
     "WorkflowRequest",
@@ -115,6 +116,29 @@ class _Strict(BaseModel):
             raise InvalidParameter(f"invalid {cls.__name__} ({problems})") from exc
 
 
+class ParamsShortcuts:
+    """``negative_prompt``, ``sampler`` and ``scheduler`` of a request, read from its
+    ``params`` (the generation and graph requests both carry them there)."""
+
+    if TYPE_CHECKING:
+        params: GenerationParams
+
+    @property
+    def negative_prompt(self) -> str:
+        """The negative prompt (the profile's, with the request's additions)."""
+        return self.params.negative_prompt
+
+    @property
+    def sampler(self) -> str:
+        """KSampler ``sampler_name``."""
+        return self.params.sampler
+
+    @property
+    def scheduler(self) -> str:
+        """KSampler ``scheduler``."""
+        return self.params.scheduler
+
+
 class PoseControl(_Strict):
     """An OpenPose ControlNet for the pose variation.
 
@@ -137,7 +161,7 @@ class PoseControl(_Strict):
     preprocessor: Literal["OpenposePreprocessor", "DWPreprocessor"] | None = "OpenposePreprocessor"
 
 
-class WorkflowRequest(_Strict):
+class WorkflowRequest(ParamsShortcuts, _Strict):
     """One generation: who, what, how, with which files on the server.
 
     Attributes:
@@ -311,21 +335,6 @@ class WorkflowRequest(_Strict):
         """Width and height, the family's default where not given."""
         default_width, default_height = MODEL_FAMILIES[self.family].default_size
         return self.width or default_width, self.height or default_height
-
-    @property
-    def negative_prompt(self) -> str:
-        """The negative prompt (the profile's, with the request's additions)."""
-        return self.params.negative_prompt
-
-    @property
-    def sampler(self) -> str:
-        """KSampler ``sampler_name``."""
-        return self.params.sampler
-
-    @property
-    def scheduler(self) -> str:
-        """KSampler ``scheduler``."""
-        return self.params.scheduler
 
     @property
     def positive_prompt(self) -> str:
