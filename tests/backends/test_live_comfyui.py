@@ -196,7 +196,10 @@ def test_printed_graph_runs_as_printed(
         "ip-adapter-plus-face_sd15.safetensors" not in server_files["ipadapter"]
     ):
         pytest.skip(f"{LIVE_URL} has no models/ipadapter/ip-adapter-plus-face_sd15.safetensors")
-    request = live_request(tmp_path, server_files, method=method)
+    # A seed of its own on each run: the same graph as the previous prompt (test_unreachable_...
+    # runs img2img at seed 1234 just before) is answered from ComfyUI's cache without running.
+    seed = time.time_ns() % 2**32
+    request = live_request(tmp_path, server_files, method=method, seeds=(seed,))
     with ComfyUIBackend([LIVE_URL], options=SLOW_CPU) as backend:
         assert backend.upload(request) == LIVE_URL
     graph = build_workflow(request.workflow_request(0, ServerNames()))
@@ -210,6 +213,14 @@ def test_printed_graph_runs_as_printed(
             time.sleep(1.0)
             entry = client.get(f"/history/{prompt_id}").json().get(prompt_id)
     assert entry is not None and entry["status"]["status_str"] == "success", entry
+    cached = {
+        node
+        for event, data in entry["status"]["messages"]
+        if event == "execution_cached"
+        for node in data["nodes"]
+    }
+    saves = {node for node, spec in graph.items() if spec["class_type"] == "SaveImage"}
+    assert saves and not saves & cached, f"{sorted(cached)} answered from ComfyUI's cache"
 
 
 def test_skeleton_pose_needs_no_preprocessor(
