@@ -88,6 +88,16 @@ class Settings(BaseSettings):
         description="A WD14-style ONNX tagger for training-set captions: a folder with "
         "model.onnx + selected_tags.csv, or <model>.onnx with <model>.csv beside it.",
     )
+    qc_clip_model: Path | None = Field(
+        default=None,
+        description="QC prompt adherence: a local Hugging Face CLIP folder "
+        "(CLIPModel.save_pretrained, e.g. openai/clip-vit-large-patch14); none: not checked.",
+    )
+    qc_tagger: Path | None = Field(
+        default=None,
+        description="QC prompt adherence by tags: a WD14-style ONNX tagger (same layouts as "
+        "CHARSTUDIO_TAGGER); none: not checked.",
+    )
     comfyui_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://127.0.0.1:8188"],
         description="ComfyUI servers to generate on, comma-separated; each job goes to a "
@@ -202,7 +212,13 @@ class Settings(BaseSettings):
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
 
-    @field_validator("comfyui_models_dir", "diffusers_base_model", "diffusers_config_dir")
+    @field_validator(
+        "comfyui_models_dir",
+        "diffusers_base_model",
+        "diffusers_config_dir",
+        "qc_clip_model",
+        "qc_tagger",
+    )
     @classmethod
     def _expand_paths(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

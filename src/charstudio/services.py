@@ -33,6 +33,7 @@ from charstudio.library import (
     head_revision,
     open_database,
 )
+from charstudio.qc import QCService
 from charstudio.training import TrainingService
 
 if TYPE_CHECKING:
@@ -96,6 +97,18 @@ class Services:
                 detector=settings.face_detector,
             ),
             workers=settings.face_workers,
+        )
+
+    @cached_property
+    def qc(self) -> QCService:
+        """Quality control; a bad CLIP folder or tagger setting is refused here, named."""
+        return QCService(
+            library=self.library,
+            store=self.store,
+            spec=self.faces.spec,
+            clip_model=self.settings.qc_clip_model,
+            tagger=self.settings.qc_tagger,
+            device=self.settings.diffusers_device or "cpu",
         )
 
     @cached_property
