@@ -54,8 +54,11 @@ def resolve(world: World, models: Path | None, **changes: Any) -> Any:
 
 def test_missing_base_model(sd15_world: World, tmp_path: Path) -> None:
     request = sd15_world.request()
-    with pytest.raises(ModelFileMissing) as info:
+    # Not configured: a wrong request (exit 2, as with --backend comfyui); configured but
+    # gone: a missing file (exit 1, as a file missing on a ComfyUI server).
+    with pytest.raises(InvalidParameter) as info:
         resolve_inputs(request, base=None, models_dir=None)
+    assert info.value.exit_code == 2
     assert str(info.value) == (
         "--backend diffusers needs a base model: set CHARSTUDIO_DIFFUSERS_BASE_MODEL to a "
         ".safetensors/.ckpt file or diffusers folder, or CHARSTUDIO_COMFYUI_MODELS_DIR to a "

@@ -91,7 +91,8 @@ def _base_path(request: GenerationRequest, base: Path | None, models_dir: Path |
         path = models_dir / "checkpoints" / request.checkpoint
         setting = "CHARSTUDIO_COMFYUI_CHECKPOINT or CHARSTUDIO_COMFYUI_MODELS_DIR"
     else:
-        raise ModelFileMissing(
+        # Not configured at all: a wrong request, exit 2, as with --backend comfyui.
+        raise InvalidParameter(
             "--backend diffusers needs a base model: set CHARSTUDIO_DIFFUSERS_BASE_MODEL to a "
             ".safetensors/.ckpt file or diffusers folder, or CHARSTUDIO_COMFYUI_MODELS_DIR to "
             f"a ComfyUI models folder whose checkpoints/ holds {request.checkpoint}"
