@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from charstudio import __version__
-from charstudio.cli import character, dataset, faces, jobs, lora, setup
+from charstudio.cli import character, dataset, faces, jobs, lora, qc, setup
 from charstudio.cli.accept import accept
 from charstudio.cli.console import Console
 from charstudio.cli.context import CliState
@@ -41,6 +41,7 @@ app.command("workflow")(workflow)
 app.command("accept")(accept)
 app.add_typer(character.app, name="character")
 app.add_typer(faces.app, name="faces")
+app.add_typer(qc.app, name="qc")
 app.add_typer(dataset.app, name="dataset")
 app.command("train")(train)
 app.add_typer(lora.app, name="lora")
