@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -53,10 +54,20 @@ def anonymous(web_services: Services, queue: JobQueue) -> Iterator[TestClient]:
 
 @pytest.fixture
 def browser(anonymous: TestClient) -> TestClient:
-    """Logged in through the form."""
+    """Logged in through the form; every request then carries the session's CSRF token as
+    the X-CSRF-Token header, read from the page's meta tag as studio.js does
+    (tests/web/test_csrf.py posts the forms' hidden field and refuses forgeries)."""
     response = anonymous.post("/studio/login", data={"password": TOKEN, "next": "/studio"})
     assert response.status_code == 303, response.text
+    anonymous.headers["X-CSRF-Token"] = csrf_of(anonymous.get("/studio").text)
     return anonymous
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token a studio page was rendered with (its csrf-token meta tag)."""
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
+    assert match, "no csrf-token meta tag on the page"
+    return match.group(1)
 
 
 @pytest.fixture

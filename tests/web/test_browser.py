@@ -58,11 +58,20 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page; any Content-Security-Policy violation or script error fails the test
+    (the studio sends a self-only CSP, charstudio.web.headers)."""
     context = browser.new_context(viewport=LAPTOP)
     context.set_default_timeout(30_000)
     opened = context.new_page()
+    problems: list[str] = []
+    opened.on(
+        "console",
+        lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    opened.on("pageerror", lambda error: problems.append(str(error)))
     yield opened
     context.close()
+    assert problems == []
 
 
 def shot(page: Page, name: str) -> None:
@@ -110,6 +119,8 @@ def test_studio_from_login_to_scored_generation(
     # 2. Face analysis: a job followed live, then the boxes.
     page.get_by_role("button", name="Analyse faces").click()
     expect(page.locator("[data-facebox]")).to_have_count(3, timeout=60_000)
+    box = page.locator("[data-facebox]").first.bounding_box()  # placed by studio.js (CSP)
+    assert box is not None and box["width"] > 10 and box["height"] > 10
     expect(page.get_by_text("IP-Adapter reference (auto)")).to_be_visible()
     # 3. The training set, and a caption edited.
     page.get_by_label("Resolution").select_option("512")

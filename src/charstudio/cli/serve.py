@@ -25,13 +25,18 @@ def serve(
     """Serve the REST API (docs at /docs); run `charstudio worker` beside it for jobs."""
     import uvicorn
 
+    from charstudio.http import check_token_strength, remove_stale_uploads
     from charstudio.server import create_app
 
     services = services_of(ctx)
     services.init()
     settings = services.settings
-    app = create_app(services)
+    # An empty or short token would let anyone in (the empty password logs into the studio).
+    check_token_strength(settings.api_token or services.store.ensure_api_token())
     console = Console()
+    for folder in remove_stale_uploads(settings.home):  # left by a server killed mid-upload
+        console.info(f"removed an unfinished upload: {folder.name}")
+    app = create_app(services)
     where = f"http://{host or settings.api_host}:{port or settings.api_port}"
     console.success(f"charstudio API on {where} (docs: {where}/docs)")
     console.success(f"Character Studio on {where}/studio (log in with the token)")

@@ -10,7 +10,15 @@
 * :mod:`~charstudio.http.schemas`: the request bodies both surfaces take.
 """
 
-from charstudio.http.deps import Limit, Offset, QueueDep, ServicesDep, require_token
+from charstudio.http.deps import (
+    MIN_TOKEN_LENGTH,
+    Limit,
+    Offset,
+    QueueDep,
+    ServicesDep,
+    check_token_strength,
+    require_token,
+)
 from charstudio.http.errors import HttpError, http_error, validation_body
 from charstudio.http.events import event_stream, open_job_events
 from charstudio.http.limits import BodyLimit
@@ -21,9 +29,16 @@ from charstudio.http.schemas import (
     ReferenceChoice,
     TrainRequest,
 )
-from charstudio.http.uploads import UploadedForm, receive_upload, safe_name
+from charstudio.http.uploads import (
+    UploadedForm,
+    parse_form,
+    receive_upload,
+    remove_stale_uploads,
+    safe_name,
+)
 
 __all__ = [
+    "MIN_TOKEN_LENGTH",
     "BodyLimit",
     "CaptionEdit",
     "CharacterUpdate",
@@ -36,10 +51,13 @@ __all__ = [
     "ServicesDep",
     "TrainRequest",
     "UploadedForm",
+    "check_token_strength",
     "event_stream",
     "http_error",
     "open_job_events",
+    "parse_form",
     "receive_upload",
+    "remove_stale_uploads",
     "require_token",
     "safe_name",
     "validation_body",

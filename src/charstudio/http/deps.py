@@ -15,11 +15,22 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from charstudio.errors import Unauthorized
+from charstudio.errors import InvalidParameter, Unauthorized
 from charstudio.jobs import JobQueue
 from charstudio.services import Services
 
-__all__ = ["MAX_OFFSET", "Limit", "Offset", "QueueDep", "ServicesDep", "require_token"]
+__all__ = [
+    "MAX_OFFSET",
+    "MIN_TOKEN_LENGTH",
+    "Limit",
+    "Offset",
+    "QueueDep",
+    "ServicesDep",
+    "check_token_strength",
+    "require_token",
+]
+
+MIN_TOKEN_LENGTH = 16
 
 _bearer = HTTPBearer(auto_error=False, description="The token in <home>/api_token.")
 
@@ -47,8 +58,33 @@ async def require_token(
             "<home>/api_token, or set CHARSTUDIO_API_TOKEN)"
         )
     expected: str = request.app.state.token
+    try:
+        check_token_strength(expected)
+    except InvalidParameter as exc:
+        raise Unauthorized(str(exc)) from exc
     if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
         raise Unauthorized("wrong API token: use the one in <home>/api_token")
+
+
+def check_token_strength(token: str) -> str:
+    """Return ``token`` if it is long enough to guard the API and the studio.
+
+    An empty token file would make the empty password log into the studio, so ``serve``
+    refuses to start, the studio refuses logins and the API refuses every request with
+    one shorter than :data:`MIN_TOKEN_LENGTH` characters.
+
+    Raises:
+        InvalidParameter: the token is empty or too short, with how to make a good one.
+    """
+    if len(token.strip()) < MIN_TOKEN_LENGTH:
+        raise InvalidParameter(
+            f"the API token is {'empty' if not token.strip() else 'too short'} "
+            f"({len(token.strip())} characters; at least {MIN_TOKEN_LENGTH} are needed): "
+            "delete <home>/api_token and run `charstudio init` to write a new random one, "
+            "or set CHARSTUDIO_API_TOKEN to a long random value "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return token
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

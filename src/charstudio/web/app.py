@@ -6,8 +6,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse
 
+from charstudio.web.headers import SecurityHeaders
 from charstudio.web.pages import character, files, generate, jobs, library, login
 from charstudio.web.render import STATIC_DIR
+from charstudio.web.revoked import REVOKED_FILE, RevokedSessions
 
 __all__ = ["mount_web"]
 
@@ -16,8 +18,12 @@ def mount_web(app: FastAPI) -> None:
     """Add ``/studio`` (pages), ``/studio/static`` (CSS, JS) and ``/`` (-> ``/studio``).
 
     The app must already hold ``state.services``, ``state.queue`` and ``state.token``, as
-    :func:`charstudio.server.create_app` sets them.
+    :func:`charstudio.server.create_app` sets them. Studio responses get the security
+    headers (:mod:`charstudio.web.headers`); logged-out sessions are kept in
+    ``<home>/studio_revoked_sessions.json`` (:mod:`charstudio.web.revoked`).
     """
+    app.state.revoked_sessions = RevokedSessions(app.state.services.store.home / REVOKED_FILE)
+    app.add_middleware(SecurityHeaders)
     app.mount("/studio/static", StaticFiles(directory=STATIC_DIR), name="studio-static")
     for module in (login, library, character, generate, jobs, files):
         app.include_router(module.router, include_in_schema=False)

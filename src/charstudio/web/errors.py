@@ -1,7 +1,9 @@
 """charstudio errors as studio pages, in one place.
 
-Studio routes use :class:`StudioRoute`: a missing or bad session becomes a redirect to the
-login form; any :class:`~charstudio.errors.CharstudioError` becomes the error page with the
+Studio routes use :class:`StudioRoute`: every POST is first checked for a cross-site
+origin and the session's CSRF token (:func:`charstudio.web.csrf.check_post`; a refusal is
+the error page with 403); a missing or bad session becomes a redirect to the login
+form; any :class:`~charstudio.errors.CharstudioError` becomes the error page with the
 status and message of the mapping both surfaces share (:func:`charstudio.http.http_error`,
 which the API answers as JSON), upload folders left out of the message; and a request
 FastAPI cannot parse becomes the error page with status 422 naming the field. Page handlers
@@ -24,6 +26,7 @@ from starlette.responses import RedirectResponse, Response
 from charstudio.errors import CharstudioError
 from charstudio.http import http_error
 from charstudio.web.auth import LoginRequired
+from charstudio.web.csrf import SAFE_METHODS, check_post
 from charstudio.web.render import render
 
 __all__ = ["StudioRoute", "error_page", "field_errors"]
@@ -44,7 +47,13 @@ def error_page(request: Request, *, status: int, title: str, message: str) -> Re
 
 # Where uploads wait (http/uploads.py) or pose images are kept: the user knows the file name.
 _UPLOAD_DIR = re.compile(r"/\S*/(?:tmp/upload-[^/\s]+/\d{4}|uploads/poses/[0-9a-f]{32})/")
-_TITLES = {400: "That did not work", 404: "Not found", 409: "Not now", 413: "Too large"}
+_TITLES = {
+    400: "That did not work",
+    403: "Refused",
+    404: "Not found",
+    409: "Not now",
+    413: "Too large",
+}
 
 
 class StudioRoute(APIRoute):
@@ -55,6 +64,14 @@ class StudioRoute(APIRoute):
 
         async def route(request: Request) -> Response:
             try:
+                return await _checked(request)
+            finally:
+                await request.close()  # the uploads of a form parsed by the CSRF check
+
+        async def _checked(request: Request) -> Response:
+            try:
+                if request.method not in SAFE_METHODS:
+                    await check_post(request)
                 return await handler(request)
             except LoginRequired as exc:
                 return RedirectResponse(exc.login_url, status_code=303)

@@ -10,6 +10,8 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from charstudio.web.csrf import csrf_input, csrf_meta
+
 __all__ = ["STATIC_DIR", "file_url", "render"]
 
 _HERE = Path(__file__).parent
@@ -34,6 +36,10 @@ def _percent(value: float | None) -> str:
 
 _templates.env.filters["percent"] = _percent
 _templates.env.filters["urlpart"] = lambda text: quote(str(text), safe="")
+# Every POST form renders {{ csrf_input() }}; base.html puts csrf_meta() where studio.js
+# reads it for its fetch POSTs (charstudio.web.csrf).
+_templates.env.globals["csrf_input"] = csrf_input
+_templates.env.globals["csrf_meta"] = csrf_meta
 
 
 def render(request: Request, template: str, *, status: int = 200, **context: Any) -> Response:

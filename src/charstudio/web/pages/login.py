@@ -7,7 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from charstudio.web.auth import COOKIE, SESSION_S, check_password, new_session, safe_next
+from charstudio.errors import InvalidParameter
+from charstudio.http import check_token_strength
+from charstudio.web.auth import (
+    COOKIE,
+    COOKIE_PATH,
+    SESSION_S,
+    check_password,
+    new_session,
+    read_session,
+    revoked_sessions,
+    safe_next,
+)
 from charstudio.web.errors import StudioRoute
 from charstudio.web.render import render
 
@@ -27,6 +38,10 @@ def login(
     next: Annotated[str, Form()] = "/studio",
 ) -> Response:
     token: str = request.app.state.token
+    try:
+        check_token_strength(token)
+    except InvalidParameter as exc:  # an empty token would make the empty password work
+        return render(request, "login.html", status=503, next=safe_next(next), error=str(exc))
     if not check_password(token, password):
         error = "Enter the API token." if not password else "Wrong password: use the API token."
         return render(request, "login.html", status=401, next=safe_next(next), error=error)
@@ -35,7 +50,7 @@ def login(
         COOKIE,
         new_session(token),
         max_age=SESSION_S,
-        path="/",
+        path=COOKIE_PATH,
         secure=True,
         httponly=True,
         samesite="strict",
@@ -44,7 +59,11 @@ def login(
 
 
 @router.post("/studio/logout")
-def logout() -> Response:
+def logout(request: Request) -> Response:
+    """Revoke the session server-side (a copied cookie stops working) and drop the cookie."""
+    session = read_session(request.app.state.token, request.cookies.get(COOKIE))
+    if session is not None:
+        revoked_sessions(request).revoke(session.id, expires=session.expires)
     response = RedirectResponse("/studio/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    response.delete_cookie(COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="strict")
     return response

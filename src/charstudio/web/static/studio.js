@@ -2,9 +2,21 @@
 // Every form also works without this file; it adds drag-and-drop, live job progress from
 // the job's Server-Sent Events stream (reconnecting after a server restart), the results
 // grid refresh, and the recommended-range marks of the strength inputs.
+// Every fetch POST carries the session's CSRF token (X-CSRF-Token, from the csrf-token meta
+// tag); the Content-Security-Policy allows no style attributes, so computed positions
+// (face boxes, range bars) come as data-style and are applied here through the CSSOM.
 "use strict";
 
 function $(sel, root) { return (root || document).querySelector(sel); }
+
+function csrfHeaders() {
+  const meta = document.querySelector("meta[name=csrf-token]");
+  return meta && meta.content ? { "X-CSRF-Token": meta.content } : {};
+}
+
+function applyDataStyles(root) {
+  (root || document).querySelectorAll("[data-style]").forEach((el) => { el.style.cssText = el.dataset.style; });
+}
 
 function errorFrom(html, fallback) {
   const doc = new DOMParser().parseFromString(html, "text/html");
@@ -34,7 +46,7 @@ function setupCreate() {
     const button = $("button[type=submit]", form);
     button.disabled = true;
     try {
-      const response = await fetch(form.action, { method: "POST", body: new FormData(form) });
+      const response = await fetch(form.action, { method: "POST", body: new FormData(form), headers: csrfHeaders() });
       if (response.ok && response.redirected) { window.location.assign(response.url); return; }
       show(errorFrom(await response.text(), `upload failed (HTTP ${response.status})`));
     } catch (err) {
@@ -99,6 +111,7 @@ async function refreshResults() {
     const response = await fetch(`/studio/jobs/${encodeURIComponent(id)}/results`);
     if (!response.ok) throw new Error(String(response.status));
     holder.innerHTML = await response.text();
+    applyDataStyles(holder);
   } catch (err) {
     setTimeout(refreshResults, 1500);
     return;
@@ -106,7 +119,7 @@ async function refreshResults() {
   const pending = $("[data-score-pending]", holder);
   if (!pending) return;
   if (!pending.dataset.scorePending) {
-    try { await fetch(`/studio/jobs/${encodeURIComponent(id)}/score`, { method: "POST" }); } catch (err) { /* retried below */ }
+    try { await fetch(`/studio/jobs/${encodeURIComponent(id)}/score`, { method: "POST", headers: csrfHeaders() }); } catch (err) { /* retried below */ }
   }
   setTimeout(refreshResults, 1000);
 }
@@ -140,6 +153,7 @@ function setupStrengths() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  applyDataStyles();
   setupCreate();
   setupJobRows();
   setupStrengths();
