@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 __all__ = [
+    "FULL_DISK_ERRNOS",
     "BackendError",
     "BackendUnavailable",
     "BaseModelInvalid",
@@ -331,7 +332,10 @@ class Forbidden(CharstudioError):
     http_status = 403
 
 
-_FULL = {errno.ENOSPC, errno.EDQUOT}
+FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""Errnos that only a write can meet: the surfaces map them to ``DiskFull`` wherever they
+come from, even from code that does not write through the store."""
+_FULL = FULL_DISK_ERRNOS
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 

@@ -89,3 +89,16 @@ def test_a_full_disk_is_507_with_the_storage_advice(
     assert answer.json()["type"] == "DiskFull"
     assert "free disk space" in answer.json()["detail"]
     assert client.get("/api/v1/characters/obama").status_code == 404
+
+
+def test_a_full_disk_outside_the_store_helpers_is_507_too(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from charstudio.library.characters import Library
+
+    def full(self: Library) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Library, "list_characters", full)
+    answer = client.get("/api/v1/characters")
+    assert answer.status_code == 507 and answer.json()["type"] == "DiskFull"

@@ -50,3 +50,19 @@ def test_a_full_disk_while_adding_is_the_storage_error(
     assert "no space left writing" in result.err and "free disk space" in result.err
     assert "internal error" not in result.err and "please report" not in result.err
     assert cli("character", "show", "yuki").code == 1
+
+
+def test_a_full_disk_outside_the_store_helpers_is_still_the_storage_error(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from charstudio.library.characters import Library
+
+    def full(self: Library) -> None:
+        raise OSError(errno.EDQUOT, "Disk quota exceeded", "/data/x.json")
+
+    assert cli("init").code == 0
+    monkeypatch.setattr(Library, "list_characters", full)
+    result = cli("character", "list")
+    assert result.code == 1
+    assert "no space left writing /data/x.json (Disk quota exceeded)" in result.err
+    assert "please report" not in result.err

@@ -99,3 +99,17 @@ def test_a_refused_upload_leaves_nothing_in_the_temp_area(
     many = [("files", (f"{i}.jpg", b"x", "image/jpeg")) for i in range(count)]
     assert browser.post("/studio/characters", data={"name": "o"}, files=many).status_code == 413
     assert list((web_services.settings.home / "tmp").glob("upload-*")) == []
+
+
+def test_a_full_disk_is_the_507_page(browser: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from charstudio.library.characters import Library
+
+    def full(self: Library) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Library, "list_characters", full)
+    answer = browser.get("/studio")
+    assert answer.status_code == 507
+    assert "The disk is full" in answer.text and "free disk space" in answer.text

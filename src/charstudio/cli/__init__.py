@@ -23,7 +23,7 @@ from charstudio.cli.serve import serve, worker
 from charstudio.cli.train import train
 from charstudio.cli.workflow import workflow
 from charstudio.config import EnvVars, load_settings
-from charstudio.errors import CharstudioError
+from charstudio.errors import FULL_DISK_ERRNOS, CharstudioError, storage_error_from
 
 __all__ = ["app", "debug_enabled", "main"]
 
@@ -108,6 +108,10 @@ def main() -> None:
     except Exception as exc:
         if debug:
             raise
+        if isinstance(exc, OSError) and exc.errno in FULL_DISK_ERRNOS:
+            error = storage_error_from(exc, exc.filename)  # a write outside the store's helpers
+            Console().error(str(error))
+            sys.exit(error.exit_code)
         Console().error(
             f"internal error: {exc.__class__.__name__}: {exc} "
             f"(set {EnvVars.DEBUG}=1 for the traceback, and please report it)"

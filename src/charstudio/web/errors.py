@@ -23,7 +23,7 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
-from charstudio.errors import CharstudioError
+from charstudio.errors import FULL_DISK_ERRNOS, CharstudioError, storage_error_from
 from charstudio.http import http_error
 from charstudio.web.auth import LoginRequired
 from charstudio.web.csrf import SAFE_METHODS, check_post
@@ -53,6 +53,7 @@ _TITLES = {
     404: "Not found",
     409: "Not now",
     413: "Too large",
+    507: "The disk is full",
 }
 
 
@@ -75,7 +76,11 @@ class StudioRoute(APIRoute):
                 return await handler(request)
             except LoginRequired as exc:
                 return RedirectResponse(exc.login_url, status_code=303)
-            except CharstudioError as exc:
+            except (CharstudioError, OSError) as exc:
+                if isinstance(exc, OSError):  # a full disk met outside the store's helpers
+                    if exc.errno not in FULL_DISK_ERRNOS:
+                        raise
+                    exc = storage_error_from(exc, exc.filename)
                 error = http_error(exc)
                 title = _TITLES.get(error.status, "Something went wrong")
                 message = _UPLOAD_DIR.sub("", error.detail)
