@@ -25,7 +25,7 @@ from charstudio.workflows import Catalog
 from tests.backends.conftest import FAST, give_lora_and_identity
 from tests.backends.fake_comfyui import FakeComfyUI
 from tests.backends.pose_images import write_skeleton
-from tests.conftest import write_image
+from tests.conftest import decompression_bomb, write_image
 
 PORTRAIT = Path(__file__).parents[1] / "data" / "faces" / "obama_2009.jpg"
 
@@ -244,6 +244,13 @@ def test_pose_checks(services: Services, yuki: str, fake: FakeComfyUI, tmp_path:
     text.write_text("no")
     with pytest.raises(UnsupportedImage, match=r"pose\.txt"):
         service.plan(yuki, GenerateRequest(prompt="x", variation="pose", pose=text))
+    bomb = decompression_bomb(tmp_path / "bomb.png")
+    with pytest.raises(UnsupportedImage, match=r"bomb\.png has too many pixels"):
+        service.plan(yuki, GenerateRequest(prompt="x", variation="pose", pose=bomb))
+    photo = tmp_path / "cut.jpg"
+    photo.write_bytes(PORTRAIT.read_bytes()[:5000])  # a truncated JPEG
+    with pytest.raises(UnsupportedImage, match=r"cut\.jpg is corrupt or truncated"):
+        service.plan(yuki, GenerateRequest(prompt="x", variation="pose", pose=photo))
     blank = write_image(tmp_path / "blank.png", size=(256, 256))
     with pytest.raises(InvalidParameter, match="neither an OpenPose skeleton") as caught:
         service.plan(yuki, GenerateRequest(prompt="x", variation="pose", pose=blank))
