@@ -18,6 +18,7 @@ from charstudio.cli.console import Console
 from charstudio.cli.context import CliState
 from charstudio.cli.demo import demo
 from charstudio.cli.generate import generate
+from charstudio.cli.options import flag
 from charstudio.cli.quiet import quiet_third_party
 from charstudio.cli.serve import serve, worker
 from charstudio.cli.train import train
@@ -70,7 +71,7 @@ def root(
     ] = None,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+        flag("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
     """charstudio: character LoRA + IP-Adapter, ComfyUI or diffusers, identity checks."""

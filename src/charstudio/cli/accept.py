@@ -9,6 +9,7 @@ import typer
 from charstudio.backends.accepted import accept_generated
 from charstudio.cli.console import Console
 from charstudio.cli.context import services_of
+from charstudio.cli.options import JsonOption
 
 __all__ = ["accept"]
 
@@ -18,7 +19,7 @@ def accept(
     generation_id: Annotated[
         int, typer.Argument(help="The image's generation id (`generate --json` prints it).")
     ],
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Accept a generated image: save the workflow that made it, to run it again."""
     console = Console(json_mode=json_output)

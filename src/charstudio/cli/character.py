@@ -9,6 +9,7 @@ import typer
 
 from charstudio.cli.console import Console
 from charstudio.cli.context import services_of
+from charstudio.cli.options import JsonOption, flag
 from charstudio.library import CharacterDetail, ImportResult, Method
 
 __all__ = ["app"]
@@ -16,10 +17,9 @@ __all__ = ["app"]
 app = typer.Typer(help="Manage characters and their reference images.", no_args_is_help=True)
 
 NameArg = Annotated[str, typer.Argument(help="Character name (letters, digits, - and _).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 SkipBadOption = Annotated[
     bool,
-    typer.Option("--skip-bad", help="Import the good images and report the bad ones."),
+    flag("--skip-bad", help="Import the good images and report the bad ones."),
 ]
 
 
@@ -182,9 +182,9 @@ def set_(
 def remove(
     ctx: typer.Context,
     name: NameArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, flag("--yes", "-y", help="Do not ask for confirmation.")] = False,
     purge: Annotated[
-        bool, typer.Option(help="Also delete the character's files (references, LoRAs, outputs).")
+        bool, flag(help="Also delete the character's files (references, LoRAs, outputs).")
     ] = False,
     json_output: JsonOption = False,
 ) -> None:

@@ -8,6 +8,7 @@ import typer
 
 from charstudio.cli.console import Console
 from charstudio.cli.context import services_of
+from charstudio.cli.options import JsonOption, flag
 from charstudio.dataset import DEFAULTS as D
 from charstudio.dataset import DatasetConfig, PrepareResult
 
@@ -16,7 +17,6 @@ __all__ = ["app"]
 app = typer.Typer(help="Training sets: curate, crop, caption, lay out.", no_args_is_help=True)
 
 NameArg = Annotated[str, typer.Argument(help="Character name.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 @app.command("prepare")
@@ -25,7 +25,7 @@ def prepare(
     name: NameArg,
     resolution: Annotated[int, typer.Option(help="Output size (multiple of 64).")] = D.resolution,
     bucket: Annotated[
-        bool, typer.Option("--bucket", help="Aspect-ratio buckets instead of squares.")
+        bool, flag("--bucket", help="Aspect-ratio buckets instead of squares.")
     ] = False,
     repeats: Annotated[int, typer.Option(help="kohya repeats per image per epoch.")] = D.repeats,
     class_word: Annotated[str, typer.Option(help="Class word after the trigger.")] = D.class_word,
@@ -34,7 +34,7 @@ def prepare(
     ] = None,
     description: Annotated[str, typer.Option(help="Free text for every caption.")] = D.description,
     kohya: Annotated[
-        bool, typer.Option("--kohya", help="Also write kohya sd-scripts' folder layout.")
+        bool, flag("--kohya", help="Also write kohya sd-scripts' folder layout.")
     ] = False,
     max_upscale: Annotated[float, typer.Option(help="Largest upscale allowed.")] = D.max_upscale,
     blur_threshold: Annotated[
@@ -82,7 +82,7 @@ def caption(
         str | None, typer.Argument(help="The caption, trigger word first.", show_default=False)
     ] = None,
     reset: Annotated[
-        bool, typer.Option("--reset", help="Drop the edit; use the generated caption.")
+        bool, flag("--reset", help="Drop the edit; use the generated caption.")
     ] = False,
     json_output: JsonOption = False,
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from charstudio.cli.console import Console
+from charstudio.cli.options import JsonOption
 from charstudio.config import load_settings
 from charstudio.demo import DEMO_CHECKPOINT, DemoStep, run_demo
 from charstudio.services import build_services
@@ -18,7 +19,7 @@ def demo(
     home: Annotated[
         str, typer.Option(help="Data root for the demo (kept separate from your library).")
     ] = "demo-output",
-    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Show what charstudio does, end to end, on bundled public-domain photos."""
     from pathlib import Path

@@ -9,6 +9,7 @@ import typer
 
 from charstudio.cli.console import Console
 from charstudio.cli.context import services_of
+from charstudio.cli.options import JsonOption
 from charstudio.faces.service_types import ExtractReport, ReferenceReport, ScoreReport
 
 __all__ = ["app"]
@@ -18,7 +19,6 @@ app = typer.Typer(
 )
 
 NameArg = Annotated[str, typer.Argument(help="Character name.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 @app.command("extract")

@@ -16,6 +16,7 @@ from charstudio.backends import GenerateRequest, GenerationResult, ProgressEvent
 from charstudio.backends.service_types import parse_size
 from charstudio.cli.console import Console
 from charstudio.cli.context import services_of
+from charstudio.cli.options import JsonOption, flag
 from charstudio.library.types import ProgressCallback
 from charstudio.workflows import Variation
 
@@ -70,7 +71,7 @@ NegativeOpt = Annotated[
 ]
 ReplaceNegativeOpt = Annotated[
     bool,
-    typer.Option("--replace-negative", help="--negative replaces the character's negative prompt."),
+    flag("--replace-negative", help="--negative replaces the character's negative prompt."),
 ]
 StepsOpt = Annotated[int | None, typer.Option(help="Sampler steps, 1-150 (profile default).")]
 CfgOpt = Annotated[float | None, typer.Option(help="CFG scale, 1-30 (profile default).")]
@@ -83,7 +84,6 @@ SchedulerOpt = Annotated[
 DenoiseOpt = Annotated[
     float | None, typer.Option(help="img2img only: how much of the reference is repainted.")
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 def build_request(**options: Any) -> GenerateRequest:

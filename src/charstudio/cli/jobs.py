@@ -8,13 +8,13 @@ import typer
 
 from charstudio.cli.console import Console
 from charstudio.cli.context import services_of
+from charstudio.cli.options import JsonOption
 from charstudio.jobs import JobInfo, JobState, JobStore
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Jobs: list, show, cancel.", no_args_is_help=True)
 STATES: tuple[str, ...] = get_args(JobState)
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 JobId = Annotated[
     str,
     typer.Argument(

@@ -8,13 +8,13 @@ import typer
 
 from charstudio.cli.console import Console
 from charstudio.cli.context import services_of
+from charstudio.cli.options import JsonOption
 
 __all__ = ["app"]
 
 app = typer.Typer(help="LoRA versions: list, promote.", no_args_is_help=True)
 
 NameArg = Annotated[str, typer.Argument(help="Character name.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 @app.command("list")

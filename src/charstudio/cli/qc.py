@@ -9,6 +9,7 @@ import typer
 
 from charstudio.cli.console import Console
 from charstudio.cli.context import services_of
+from charstudio.cli.options import JsonOption
 from charstudio.qc.report import Distribution, QCScoreReport
 from charstudio.qc.types import CheckName, QCResult
 from charstudio.workflows import Variation
@@ -58,7 +59,7 @@ def score(
             metavar="RATE",
         ),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Check images against a character: identity, soundness, prompt adherence; a table,
     the distribution and a contact sheet with the thresholds in its legend."""

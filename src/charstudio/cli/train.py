@@ -22,6 +22,7 @@ from rich.text import Text
 
 from charstudio.cli.console import Console
 from charstudio.cli.context import services_of
+from charstudio.cli.options import JsonOption, flag
 from charstudio.training import KohyaExport, TrainingResult, load_config
 
 __all__ = ["train"]
@@ -68,13 +69,13 @@ def train(
         typer.Option("--set", help="Override one key, e.g. --set lora.rank=16 (repeatable)."),
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the interrupted run from its checkpoint.")
+        bool, flag("--resume", help="Continue the interrupted run from its checkpoint.")
     ] = False,
     export_kohya: Annotated[
         bool,
-        typer.Option("--export-kohya", help="Write the kohya sd-scripts command instead."),
+        flag("--export-kohya", help="Write the kohya sd-scripts command instead."),
     ] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Train a LoRA version from the character's prepared training set."""
     console = Console(json_mode=json_output)

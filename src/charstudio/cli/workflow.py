@@ -17,7 +17,6 @@ from charstudio.cli.generate import (
     DenoiseOpt,
     HeightOpt,
     IPAdapterOpt,
-    JsonOption,
     LoraOpt,
     NameArg,
     NegativeOpt,
@@ -33,27 +32,26 @@ from charstudio.cli.generate import (
     WidthOpt,
     build_request,
 )
+from charstudio.cli.options import JsonOption, flag
 
 __all__ = ["workflow"]
 
 CheckOpt = Annotated[
     bool,
-    typer.Option(
+    flag(
         "--check",
         help="Also check the servers: which one would run it, with every node and model file.",
     ),
 ]
 UploadOpt = Annotated[
     bool,
-    typer.Option(
+    flag(
         "--upload",
         help="Upload the images the graph loads to the server that would run it, so the "
         "printed graph can be POSTed to its /prompt as it is.",
     ),
 ]
-PrintOpt = Annotated[
-    bool, typer.Option("--print", help="Print the API-format graph (for POST /prompt).")
-]
+PrintOpt = Annotated[bool, flag("--print", help="Print the API-format graph (for POST /prompt).")]
 GraphSeedOpt = Annotated[
     int | None, typer.Option(help="Seed, 0 to 2^64-1 (default: a random one, printed).")
 ]
