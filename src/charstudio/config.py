@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     min_image_side: int = Field(
         default=64, gt=0, description="Refuse reference images smaller than this on a side."
     )
+    file_mode: Literal["private", "group"] = Field(
+        default="private",
+        description="Who may read the data root: private (folders 0700, files 0600) or group "
+        "(0750 / 0640, for a group of operators); the api_token file stays 0600.",
+    )
     lock_timeout_s: float = Field(
         default=60.0, gt=0, description="How long to wait for another process's lock."
     )

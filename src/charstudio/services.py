@@ -63,14 +63,18 @@ class Services:
 
     @cached_property
     def store(self) -> AssetStore:
-        return AssetStore(self.settings.home, lock_timeout_s=self.settings.lock_timeout_s)
+        return AssetStore(
+            self.settings.home,
+            lock_timeout_s=self.settings.lock_timeout_s,
+            file_mode=self.settings.file_mode,
+        )
 
     @cached_property
     def db(self) -> Database:
         if self.settings.database_url is None:
             # The default SQLite file lives in the data root, so the root must exist first.
             self.store.ensure_writable()
-        return open_database(self.settings.db_url)
+        return open_database(self.settings.db_url, file_mode=self.store.file_mode)
 
     @cached_property
     def library(self) -> Library:

@@ -10,6 +10,7 @@ turn SQLAlchemy's errors into :class:`~charstudio.errors.DatabaseError`.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from charstudio.errors import DatabaseError, SchemaTooNew
+from charstudio.errors import DatabaseError, SchemaTooNew, storage_error_from
 
 __all__ = [
     "Database",
@@ -125,14 +126,19 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def open_database(url: str) -> Database:
+def open_database(url: str, *, file_mode: int | None = None) -> Database:
     """Open (creating or upgrading as needed) the library database at ``url``.
+
+    A SQLite file is created at ``file_mode`` when given (whatever the umask); SQLite gives
+    its ``-wal`` and ``-shm`` files the database file's mode.
 
     Raises:
         SchemaTooNew: the database was written by a newer charstudio.
         DatabaseError: it cannot be opened or migrated; the message says why.
     """
     engine = make_engine(url)
+    if file_mode is not None:
+        _create_sqlite_file(engine, file_mode)
     try:
         found = current_revision(engine)
         head = head_revision()
@@ -164,6 +170,26 @@ def open_database(url: str) -> Database:
         url=url,
         revision=head,
     )
+
+
+def _create_sqlite_file(engine: Engine, mode: int) -> None:
+    """Create an absent SQLite file empty at ``mode`` (SQLite takes an empty file as new)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return
+    path = Path(database)
+    if path.exists() or not path.parent.is_dir():
+        return  # a missing folder is SQLite's error to report, as before
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:  # another process made it first
+        return
+    except OSError as exc:
+        raise storage_error_from(exc, path) from exc
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def _check_known(found: str, url: str) -> None:

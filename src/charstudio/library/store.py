@@ -15,6 +15,11 @@ Files are written to a temporary name in the destination folder and renamed last
 killed process never leaves a half-written file under a real name. An ``OSError`` of a
 write (a full disk or quota, a permission, a name too long) becomes the matching
 ``StorageError`` (:func:`charstudio.errors.storage_error_from`), never a bare traceback.
+
+Modes do not depend on the umask: the root and the folders the store makes are 0700 and
+its files 0600 (``file_mode="private"``, the default), or 0750 / 0640 with
+``file_mode="group"`` (``CHARSTUDIO_FILE_MODE=group``: a group of operators shares the
+root). The API token stays 0600 in both.
 """
 
 from __future__ import annotations
@@ -26,23 +31,37 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 from filelock import FileLock, Timeout
 
 from charstudio.errors import Conflict, DataDirNotWritable, storage_error_from
 from charstudio.library.names import validate_name
 
-__all__ = ["AssetStore", "atomic_write_bytes"]
+__all__ = ["AssetStore", "FileMode", "atomic_write_bytes", "file_modes"]
 
 _TMP_PREFIX = ".tmp-"
+
+FileMode = Literal["private", "group"]
+"""Who may read the data root: its owner only, or its owner and group."""
+
+_MODES: dict[str, tuple[int, int]] = {"private": (0o700, 0o600), "group": (0o750, 0o640)}
+
+
+def file_modes(file_mode: FileMode) -> tuple[int, int]:
+    """The (folder, file) permission bits of ``file_mode``."""
+    return _MODES[file_mode]
 
 
 class AssetStore:
     """Paths of the data root, and safe ways to write into it."""
 
-    def __init__(self, home: Path, *, lock_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, home: Path, *, lock_timeout_s: float = 60.0, file_mode: FileMode = "private"
+    ) -> None:
         self.home = home.absolute()
         self.lock_timeout_s = lock_timeout_s
+        self.dir_mode, self.file_mode = file_modes(file_mode)
 
     # -- layout -----------------------------------------------------------------------
     @property
@@ -102,7 +121,9 @@ class AssetStore:
             DataDirNotWritable: the folder cannot be created or written.
         """
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
+            if not self.home.is_dir():
+                self.home.mkdir(parents=True, exist_ok=True)
+                self.home.chmod(self.dir_mode)
             fd, probe = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self.home)
             os.close(fd)
             Path(probe).unlink()
@@ -113,10 +134,25 @@ class AssetStore:
             ) from exc
 
     def create_layout(self) -> None:
-        """Create every folder of the layout (idempotent)."""
+        """Create every folder of the layout (idempotent), and set the root's and the
+        layout's folders to the store's mode, so ``init`` tightens an older root too."""
         self.ensure_writable()
-        for folder in self.layout():
-            folder.mkdir(parents=True, exist_ok=True)
+        with _storage_errors(self.home):
+            _chmod_own(self.home, self.dir_mode)
+            for folder in self.layout():
+                self.make_dirs(folder)
+                for made in [folder, *folder.parents]:
+                    if made == self.home or self.home not in made.parents:
+                        break
+                    _chmod_own(made, self.dir_mode)
+
+    def make_dirs(self, folder: Path) -> None:
+        """Create ``folder`` and its missing parents, each new one at the store's mode."""
+        missing = [p for p in [folder, *folder.parents] if not p.exists()]
+        for made in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                made.mkdir()
+                made.chmod(self.dir_mode)
 
     @property
     def api_token_file(self) -> Path:
@@ -144,11 +180,18 @@ class AssetStore:
         if destination.exists():
             return False
         with _storage_errors(destination):
-            destination.parent.mkdir(parents=True, exist_ok=True)
+            self.make_dirs(destination.parent)
         with _temporary_beside(destination) as tmp, _storage_errors(destination):
             shutil.copyfile(source, tmp)
+            tmp.chmod(self.file_mode)
             tmp.replace(destination)
         return True
+
+    def write_bytes(self, destination: Path, data: bytes) -> None:
+        """:func:`atomic_write_bytes` at the store's file mode, new folders at its folder mode."""
+        with _storage_errors(destination):
+            self.make_dirs(destination.parent)
+        atomic_write_bytes(destination, data, mode=self.file_mode)
 
     @contextlib.contextmanager
     def character_lock(self, name: str) -> Iterator[None]:
@@ -163,8 +206,8 @@ class AssetStore:
         """
         validate_name(name)
         with _storage_errors(self.locks_dir):
-            self.locks_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(self.locks_dir / f"{name.lower()}.lock")
+            self.make_dirs(self.locks_dir)
+        lock = FileLock(self.locks_dir / f"{name.lower()}.lock", mode=self.file_mode)
         try:
             with lock.acquire(timeout=self.lock_timeout_s):
                 yield
@@ -175,8 +218,9 @@ class AssetStore:
             ) from exc
 
 
-def atomic_write_bytes(destination: Path, data: bytes) -> None:
-    """Write ``data`` to ``destination`` through a temporary file and a rename.
+def atomic_write_bytes(destination: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Write ``data`` to ``destination`` through a temporary file and a rename; the file
+    gets ``mode`` whatever the umask.
 
     Raises:
         StorageError: the write failed (``DiskFull`` for no space or quota).
@@ -185,7 +229,14 @@ def atomic_write_bytes(destination: Path, data: bytes) -> None:
         destination.parent.mkdir(parents=True, exist_ok=True)
     with _temporary_beside(destination) as tmp, _storage_errors(destination):
         tmp.write_bytes(data)
+        tmp.chmod(mode)
         tmp.replace(destination)
+
+
+def _chmod_own(path: Path, mode: int) -> None:
+    """Set ``path``'s mode when this user owns it (a shared mount's root may not be ours)."""
+    if path.stat().st_uid == os.geteuid():
+        path.chmod(mode)
 
 
 @contextlib.contextmanager
