@@ -17,6 +17,11 @@ node pack from ``/object_info`` and execution), ``models`` (files per ``models/`
 which the server dies: call :meth:`FakeComfyUI.stop`/``restart``), ``step_s`` (seconds
 per sampler step), ``history_delay_s`` (delay between ``execution_success`` and the
 history write: the race of Comfy-Org/ComfyUI#11540).
+
+Images are flat colours by seed (:func:`png_for`, ``image_size`` pixels square) unless
+``photos`` is a :class:`~tests.backends.photo_outputs.PhotoScenario`: then each SaveImage
+writes the real photograph it chooses for the graph's KSampler seed and LoRA/IP-Adapter
+strength, at the EmptyLatentImage's size, so the real face models can judge the output.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from PIL import Image, PngImagePlugin
+
+from tests.backends.photo_outputs import PhotoScenario
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "comfyui"
 _OBJECT_INFO: dict[str, Any] = json.loads((DATA / "object_info.json").read_text())
@@ -64,8 +71,9 @@ def free_port() -> int:
 class FakeComfyUI:
     """One fake server on a loopback port, run in its own thread and event loop."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, photos: PhotoScenario | None = None) -> None:
         self.port = port or free_port()
+        self.photos = photos  # None: flat colours (png_for)
         self.url = f"http://127.0.0.1:{self.port}"
         self.slow_s = 0.0
         self.object_info_delay_s = 0.0  # a loaded machine building and sending /object_info

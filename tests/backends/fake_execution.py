@@ -200,7 +200,11 @@ def _save(
     text = {"prompt": json.dumps(graph)}
     for key, value in (extra.get("extra_pnginfo") or {}).items():
         text[key] = json.dumps(value)
-    server.outputs[f"{folder}/{name}"] = png_for(seed, server.image_size, text)
+    if server.photos is not None:
+        png = server.photos.png_for_graph(graph, text, server.inputs, server.image_size)
+    else:
+        png = png_for(seed, server.image_size, text)
+    server.outputs[f"{folder}/{name}"] = png
     return [{"filename": name, "subfolder": folder, "type": "output"}]
 
 
