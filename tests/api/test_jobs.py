@@ -240,7 +240,8 @@ def test_accept_saves_the_workflow(
     first, second = (image["generation_id"] for image in done.result["images"])
     saved = client.post(f"/api/v1/generations/{first}/accept")
     assert saved.status_code == 200, saved.text
-    workflow = json.loads(Path(saved.json()["workflow"]).read_text())
+    assert saved.json()["workflow"].startswith("workflows/generated/")  # relative to the root
+    workflow = json.loads((api_services.store.home / saved.json()["workflow"]).read_text())
     assert workflow["result"]["images"] == [done.result["images"][0]["path"]]
     assert client.post("/api/v1/generations/999999/accept").status_code == 404
     by_cli = cli("accept", str(second), "--json")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, FastAPI
 
 from charstudio.api.errors import install_error_handlers
+from charstudio.api.paths import RelativePaths
 from charstudio.api.routes import (
     characters,
     datasets,
@@ -29,8 +30,9 @@ __all__ = ["include_api"]
 def include_api(app: FastAPI) -> None:
     """Add ``/api/v1/...``, the original ``/character/...`` endpoint and the JSON error
     handler to ``app``, which must already hold ``state.services``, ``state.queue`` and
-    ``state.token``."""
+    ``state.token``. Bodies name files relative to the data root (:mod:`charstudio.api.paths`)."""
     install_error_handlers(app)
+    app.add_middleware(RelativePaths, home=app.state.services.store.home)
     v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
     for module in (characters, references, faces, datasets, training, jobs):
         v1.include_router(module.router)
