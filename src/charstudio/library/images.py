@@ -2,12 +2,16 @@
 
 Every image that enters charstudio passes :func:`probe_image` first: it reads the header,
 refuses decompression bombs *before* decoding (the pixel limit is a setting), then decodes
-the whole file so truncated or corrupt data is caught at the door rather than mid-training.
+the whole file so truncated or corrupt data is caught at the door rather than mid-training,
+and refuses a PNG, JPEG or WEBP with data after the image's end (after ``IEND``, ``EOI`` or
+the RIFF size): a reference is an image end to end, not a carrier for an HTML page or an
+archive. Trailing NUL padding is allowed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +118,7 @@ def probe_image(path: Path, *, max_pixels: int, max_bytes: int, min_side: int = 
         raise UnsupportedImage(
             f"{path}: corrupt or truncated image ({exc}); re-export or re-download it"
         ) from exc
+    _refuse_trailing_data(path, fmt)
     if min(width, height) < min_side:
         raise UnsupportedImage(
             f"{path}: {width}x{height} is smaller than {min_side} pixels on a side; "
@@ -170,3 +175,77 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
+
+
+_END_NAMES = {"PNG": "its IEND chunk", "JPEG": "its EOI marker", "WEBP": "its RIFF size"}
+
+
+def _refuse_trailing_data(path: Path, fmt: str) -> None:
+    """Refuse bytes other than NUL padding after the end of a PNG, JPEG or WEBP image."""
+    if fmt not in _END_NAMES:
+        return
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        end = {"PNG": _png_end, "JPEG": _jpeg_end, "WEBP": _webp_end}[fmt](m)
+        if end is None or end >= len(m):
+            return  # the end cannot be told (Pillow decoded it) or nothing follows it
+        extra = len(m) - end
+        if not m[end:].strip(b"\x00"):
+            return
+    raise UnsupportedImage(
+        f"{path}: {extra:,} bytes of other data follow the {fmt} image after "
+        f"{_END_NAMES[fmt]}; a reference must be an image end to end: re-export it "
+        "(open and save it again in an image editor)"
+    )
+
+
+def _png_end(data: mmap.mmap) -> int | None:
+    pos = 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        pos += 12 + length
+        if kind == b"IEND":
+            return pos
+    return None
+
+
+def _jpeg_end(data: mmap.mmap) -> int | None:
+    """Just past the top-level EOI: segments are skipped by their lengths and scans to the
+    next marker, so an EXIF thumbnail's own EOI (inside APP1) is not taken for the end."""
+    size = len(data)
+    pos = 2
+    while pos < size:
+        if data[pos] != 0xFF:
+            return None
+        while pos < size and data[pos] == 0xFF:  # fill bytes
+            pos += 1
+        if pos >= size:
+            return None
+        marker = data[pos]
+        pos += 1
+        if marker == 0xD9:
+            return pos
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            continue  # no length
+        if pos + 2 > size:
+            return None
+        pos += int.from_bytes(data[pos : pos + 2], "big")
+        if marker == 0xDA:  # entropy-coded data runs to the next real marker
+            while True:
+                pos = data.find(b"\xff", pos)
+                if pos < 0 or pos + 1 >= size:
+                    return None
+                following = data[pos + 1]
+                if following == 0x00 or 0xD0 <= following <= 0xD7:
+                    pos += 2  # a stuffed 0xFF or a restart marker
+                elif following == 0xFF:
+                    pos += 1
+                else:
+                    break
+    return None
+
+
+def _webp_end(data: mmap.mmap) -> int | None:
+    if data[:4] != b"RIFF" or len(data) < 8:
+        return None
+    return 8 + int.from_bytes(data[4:8], "little")
