@@ -7,7 +7,8 @@ JSON (:mod:`charstudio.api.errors`), the studio as its error page
 (:mod:`charstudio.web.errors`), and the body-size cap (:mod:`charstudio.http.limits`) as
 JSON before any route runs. A request FastAPI cannot validate is answered by
 :func:`validation_body`: FastAPI's 422 body, made JSON-safe (a ``NaN`` or ``Infinity`` the
-client sent is echoed as a string, since strict JSON has no such numbers).
+client sent is echoed as a string, since strict JSON has no such numbers, and a body that
+is not UTF-8 is echoed with its bad bytes replaced).
 """
 
 from __future__ import annotations
@@ -44,8 +45,14 @@ def http_error(exc: CharstudioError) -> HttpError:
 
 def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
     """FastAPI's 422 body ``{"detail": [...]}`` for ``errors``, with non-finite floats as
-    strings so that it always serialises (``json.dumps(..., allow_nan=False)``)."""
-    return {"detail": _finite(jsonable_encoder(errors))}
+    strings and bytes that are not UTF-8 (a raw body sent without a JSON content type) decoded
+    with replacement, so that it always serialises (``json.dumps(..., allow_nan=False)``)."""
+    encoded = jsonable_encoder(errors, custom_encoder={bytes: _text})
+    return {"detail": _finite(encoded)}
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
 
 
 def _finite(value: Any) -> Any:
