@@ -316,6 +316,24 @@ def test_bad_controls_are_refused_before_queueing(
     assert queue.store.page(limit=200, offset=0).total == before  # nothing queued
 
 
+def test_a_pose_path_as_the_api_gave_it_is_relative_to_the_data_root(
+    studio: tuple[TestClient, JobQueue],
+) -> None:
+    client, _queue = studio
+    stored = client.get("/api/v1/characters/obama").json()["references"][0]["stored_path"]
+    assert not stored.startswith("/")
+    answer = client.post(
+        "/api/v1/characters/obama/generate",
+        json={"prompt": "x", "variation": "pose", "pose": stored, "pose_kind": "photo"},
+    )
+    assert answer.status_code == 202, answer.text
+    escaped = client.post(
+        "/api/v1/characters/obama/generate",
+        json={"prompt": "x", "variation": "pose", "pose": "../../../etc/hosts"},
+    )
+    assert escaped.status_code == 400, escaped.text
+
+
 def test_the_tagger_setting_applies_to_api_and_studio_prepares(
     obama: TestClient, queue: JobQueue, api_services: Services, tmp_path: Path
 ) -> None:

@@ -36,8 +36,11 @@ def generate(name: str, body: GenerateRequest, services: ServicesDep, queue: Que
     """Queue a generation by the best method the character's assets allow.
 
     Unset controls keep the character's profile; everything is checked before the job is
-    queued (400 names the problem). A ``pose`` must be a file under the data root.
+    queued (400 names the problem). A ``pose`` must be a file under the data root; a
+    relative one is relative to it, as the paths the API returns are.
     """
+    if body.pose is not None and not body.pose.is_absolute():
+        body = body.model_copy(update={"pose": services.store.home / body.pose})
     return submit_generate(services, queue, name, body)
 
 
