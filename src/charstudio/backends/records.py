@@ -18,7 +18,7 @@ from charstudio.library.jobs_table import insert_job, update_job
 from charstudio.library.models import Character, Generation, utcnow
 from charstudio.library.names import name_key
 
-__all__ = ["finish_job", "record_generations", "start_job"]
+__all__ = ["finish_job", "record_generations", "start_job", "update_generation"]
 
 
 def start_job(db: Database, *, job_id: str, character: str, params: dict[str, Any]) -> None:
@@ -87,6 +87,21 @@ def record_generations(
             rows.append(row)
         session.flush()
         return [row.id for row in rows]
+
+
+def update_generation(
+    db: Database, generation_id: int, *, path: str | None = None, qc: dict[str, Any] | None = None
+) -> None:
+    """Point a ``generations`` row at a moved file and/or keep its QC result in its params
+    (under ``"qc"``): what the gated generation does for every image it checks."""
+    with _transaction(db) as session:
+        row = session.get(Generation, generation_id)
+        if row is None:
+            raise NotFound(f"no generation {generation_id}")
+        if path is not None:
+            row.path = path
+        if qc is not None:
+            row.params = {**(row.params or {}), "qc": qc}
 
 
 def _character_id(session: Session, name: str) -> int:

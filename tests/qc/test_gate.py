@@ -1,0 +1,107 @@
+"""The gated generation (issue 13 part 3) with the photo backend and the real dlib models:
+failures regenerated with the next seeds, rejected images kept with their reasons, the
+budget, best-of-N and ``--no-qc``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from charstudio.backends import GenerateRequest, GenerationService
+from charstudio.backends.service_types import GenerationDefaults
+from charstudio.config import load_settings
+from charstudio.library.qc_policy import QCPolicy
+from charstudio.qc.checker import QualityChecker
+from charstudio.qc.gate import CheckedResult, generate_checked
+from charstudio.services import Services, build_services
+from tests.backends.photo_backend import PhotoBackend
+from tests.backends.photo_outputs import Kind, PhotoScenario
+from tests.qc.conftest import make_character
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    built = build_services(load_settings(home=tmp_path_factory.mktemp("gate-home")))
+    make_character(built)
+    yield built
+    built.close()
+
+
+def run(
+    services: Services,
+    script: dict[int, Kind],
+    seed: int,
+    count: int = 1,
+    **policy: int,
+) -> CheckedResult:
+    scenario = PhotoScenario().script(script)
+    generation = GenerationService(
+        library=services.library,
+        store=services.store,
+        db=services.db,
+        defaults=GenerationDefaults(checkpoint="rand_sd15.safetensors"),
+        backends={"photos": lambda: PhotoBackend(scenario)},
+    )
+    base = services.qc.checker("obama")
+    checker = QualityChecker(
+        backend=base.backend, identity=base.identity, policy=QCPolicy(**policy)
+    )
+    request = GenerateRequest(
+        prompt="a red dress",
+        variation="outfit",
+        seed=seed,
+        count=count,
+        backend="photos",
+        width=512,
+        height=512,
+    )
+    return generate_checked(generation, checker, "obama", request)
+
+
+def test_a_stranger_is_rejected_and_regenerated_with_the_next_seed(services: Services) -> None:
+    result = run(services, {500: "stranger", 501: "own"}, 500)
+    assert [image.seed for image in result.images] == [501]
+    assert (result.attempts, result.extra_attempts, result.partial) == (2, 1, False)
+    [rejected] = result.rejected
+    path = Path(rejected.image.path)
+    assert path.parent.name == "rejected" and path.parent.parent.name == result.job
+    assert path.is_file() and path.name.endswith("_500.png")
+    assert any("not the character" in r for r in rejected.reasons)
+    sidecar = json.loads(Path(rejected.qc_file).read_text())
+    assert sidecar["reasons"] == rejected.reasons and sidecar["qc"]["checks"]
+    assert Path(result.images[0].path).parent.name == result.job
+    assert result.face_consistency == 0.5 and result.prompt_adherence is None
+
+
+def test_a_blank_frame_is_rejected_as_blank(services: Services) -> None:
+    result = run(services, {510: "blank", 511: "own"}, 510)
+    assert [image.seed for image in result.images] == [511]
+    assert any(r.startswith("blank:") for r in result.rejected[0].reasons)
+
+
+def test_attempts_run_out_and_the_result_is_partial(services: Services) -> None:
+    script: dict[int, Kind] = {520: "own", 521: "stranger", 522: "black", 523: "stranger"}
+    result = run(services, script, 520, count=2, extra_attempts=1)
+    # Two asked, 520 passes, 521 fails; the budget (1 per requested image: 2) takes 522, 523.
+    assert result.partial
+    assert [image.seed for image in result.images] == [520]
+    assert sorted(Path(r.image.path).name.split("_")[-1] for r in result.rejected) == [
+        "521.png",
+        "522.png",
+        "523.png",
+    ]
+    assert (result.requested, result.attempts, result.extra_attempts) == (2, 4, 2)
+    assert result.face_consistency == 0.25
+
+
+def test_best_of_n_keeps_the_higher_identity_candidate(services: Services) -> None:
+    result = run(services, {530: "own", 531: "own"}, 530, candidates=2)
+    assert result.attempts == 2 and not result.partial
+    [kept] = result.kept
+    [loser] = result.rejected
+    assert kept.qc.identity is not None and loser.qc.identity is not None
+    assert kept.qc.identity >= loser.qc.identity
+    assert loser.qc.passed and loser.reasons[0].startswith("candidate:")
