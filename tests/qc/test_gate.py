@@ -15,7 +15,7 @@ from charstudio.backends.service_types import GenerationDefaults
 from charstudio.config import load_settings
 from charstudio.library.qc_policy import QCPolicy
 from charstudio.qc.checker import QualityChecker
-from charstudio.qc.gate import CheckedResult, generate_checked
+from charstudio.qc.gate import CheckedResult, generate_checked, generate_gated
 from charstudio.services import Services, build_services
 from tests.backends.photo_backend import PhotoBackend
 from tests.backends.photo_outputs import Kind, PhotoScenario
@@ -105,3 +105,28 @@ def test_best_of_n_keeps_the_higher_identity_candidate(services: Services) -> No
     assert kept.qc.identity is not None and loser.qc.identity is not None
     assert kept.qc.identity >= loser.qc.identity
     assert loser.qc.passed and loser.reasons[0].startswith("candidate:")
+
+
+def test_no_qc_keeps_everything(services: Services) -> None:
+    scenario = PhotoScenario().script({540: "stranger", 541: "blank"})
+    generation = GenerationService(
+        library=services.library,
+        store=services.store,
+        db=services.db,
+        defaults=GenerationDefaults(checkpoint="rand_sd15.safetensors"),
+        backends={"photos": lambda: PhotoBackend(scenario)},
+    )
+    common = {"prompt": "a red dress", "seed": 540, "count": 2, "backend": "photos"}
+    request = GenerateRequest(**common, width=512, height=512, qc=False)  # type: ignore[arg-type]
+    result = generate_gated(generation, services.qc.checker, "obama", request)
+    assert not isinstance(result, CheckedResult)
+    assert [image.seed for image in result.images] == [540, 541]
+    assert all(Path(image.path).parent.name == result.job for image in result.images)
+    # With QC (the default) the same seeds are gated.
+    gated = generate_gated(
+        generation,
+        services.qc.checker,
+        "obama",
+        request.model_copy(update={"qc": True, "seed": 550}),
+    )
+    assert isinstance(gated, CheckedResult)

@@ -92,6 +92,8 @@ class GenerateRequest(GenerationControls):
         sampler: KSampler sampler name (from the node catalog).
         scheduler: KSampler scheduler name (from the node catalog).
         denoise: How much of the reference img2img repaints (img2img only).
+        qc: Check every image and regenerate failures when the character has a face
+            identity (``charstudio.qc.gate``); ``False`` is ``--no-qc``: keep everything.
     """
 
     prompt: str = Field(min_length=1, max_length=PROMPT_MAX)
@@ -107,6 +109,7 @@ class GenerateRequest(GenerationControls):
     height: int | None = None
     aspect: str | None = Field(default=None, max_length=16, examples=["2:3"])
     negative_mode: Literal["add", "replace"] = "add"
+    qc: bool = True
 
     @field_validator("prompt")
     @classmethod

@@ -18,6 +18,7 @@ from charstudio.cli.console import Console
 from charstudio.cli.context import services_of
 from charstudio.cli.options import JsonOption, flag
 from charstudio.library.types import ProgressCallback
+from charstudio.qc.gate import CheckedResult, generate_gated
 from charstudio.workflows import Variation
 
 __all__ = ["build_request", "generate"]
@@ -81,6 +82,14 @@ SamplerOpt = Annotated[
 SchedulerOpt = Annotated[
     str | None, typer.Option(help="KSampler scheduler, e.g. normal (default karras).")
 ]
+NoQcOpt = Annotated[
+    bool,
+    flag(
+        "--no-qc",
+        help="Keep every image: no QC (default: with a face identity, failing images are "
+        "rejected to the job's rejected/ folder and regenerated with the next seeds).",
+    ),
+]
 DenoiseOpt = Annotated[
     float | None, typer.Option(help="img2img only: how much of the reference is repainted.")
 ]
@@ -124,6 +133,7 @@ def generate(
     sampler: SamplerOpt = None,
     scheduler: SchedulerOpt = None,
     denoise: DenoiseOpt = None,
+    no_qc: NoQcOpt = False,
     json_output: JsonOption = False,
 ) -> None:
     """Generate images of NAME (method and defaults from its profile), store and record them."""
@@ -149,13 +159,17 @@ def generate(
         sampler=sampler,
         scheduler=scheduler,
         denoise=denoise,
+        qc=not no_qc,
     )
-    generation = services_of(ctx).generation
+    services = services_of(ctx)
+    generation = services.generation
     planned = generation.plan(name, request)
     for warning in planned.warnings:
         console.warning(warning)
     with console.progress("Generating") as bar:
-        result = generation.generate(name, request, progress=_feed(bar, count), planned=planned)
+        result = generate_gated(
+            generation, services.qc.checker, name, request, progress=_feed(bar, count)
+        )
     if json_output:
         console.json(result)
         return
@@ -198,3 +212,23 @@ def _render(console: Console, result: GenerationResult) -> None:
         ["image", "seed" + drawn, "server"],
         [(img.path, img.seed, img.server) for img in result.images],
     )
+    if isinstance(result, CheckedResult):
+        _render_qc(console, result)
+
+
+def _render_qc(console: Console, result: CheckedResult) -> None:
+    adherence = (
+        "not checked" if result.prompt_adherence is None else f"{result.prompt_adherence:.0%}"
+    )
+    console.success(
+        f"QC: kept {len(result.images)}/{result.requested}, rejected {len(result.rejected)}, "
+        f"{result.attempts} image(s) generated ({result.extra_attempts} extra); face "
+        f"consistency {result.face_consistency:.0%}, prompt adherence {adherence}"
+    )
+    for rejected in result.rejected:
+        console.warning(f"rejected {rejected.image.path}: {'; '.join(rejected.reasons)}")
+    if result.partial:
+        console.warning(
+            f"partial: only {len(result.images)} of {result.requested} image(s) passed QC "
+            "before the extra attempts ran out"
+        )

@@ -24,6 +24,7 @@ from charstudio.dataset import DatasetConfig, PrepareResult
 from charstudio.errors import GenerationCancelled, InvalidParameter
 from charstudio.faces import ExtractReport, ScoreReport
 from charstudio.jobs.types import JobCancelled, JobContext
+from charstudio.qc.gate import generate_gated
 from charstudio.services import Services
 from charstudio.training import TrainingResult
 from charstudio.training.config import load_config
@@ -134,7 +135,9 @@ def _score_faces(services: Services, ctx: JobContext, params: FacesScoreParams) 
 def _generate(services: Services, ctx: JobContext, params: GenerateRequest) -> GenerationResult:
     token = CancelToken()
     try:
-        return services.generation.generate(
+        return generate_gated(
+            services.generation,
+            services.qc.checker,
             character_of(ctx),
             params,
             progress=_StepCounter(ctx, token),

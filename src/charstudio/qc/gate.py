@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,11 +40,18 @@ from charstudio.backends import GenerateRequest, GenerationResult, GenerationSer
 from charstudio.backends.records import finish_job, start_job, update_generation
 from charstudio.backends.service_types import GeneratedImage
 from charstudio.backends.types import CancelToken, ProgressSink
-from charstudio.errors import GenerationCancelled
+from charstudio.errors import GenerationCancelled, NotFound
 from charstudio.qc.checker import QualityChecker
 from charstudio.qc.types import QCRequest, QCResult
 
-__all__ = ["CheckedImage", "CheckedResult", "RejectedImage", "combined_score", "generate_checked"]
+__all__ = [
+    "CheckedImage",
+    "CheckedResult",
+    "RejectedImage",
+    "combined_score",
+    "generate_checked",
+    "generate_gated",
+]
 
 NOT_BEST = "candidate: a better-scoring candidate was kept for this image"
 
@@ -93,7 +100,7 @@ class CheckedResult(GenerationResult):
     attempts: int
     extra_attempts: int
     partial: bool
-    face_consistency: float | None
+    face_consistency: float
     prompt_adherence: float | None
 
 
@@ -166,6 +173,33 @@ def generate_checked(
         dumped = result.model_dump(mode="json")
         finish_job(generation.db, job_id=job, state="succeeded", result=dumped)
     return result
+
+
+def generate_gated(
+    generation: GenerationService,
+    checkers: Callable[[str], QualityChecker],
+    name: str,
+    request: GenerateRequest,
+    *,
+    progress: ProgressSink | None = None,
+    cancel: CancelToken | None = None,
+    job_id: str | None = None,
+) -> GenerationResult:
+    """What ``generate`` (CLI, jobs) runs: :func:`generate_checked` when ``request.qc`` and
+    the character has a face identity (``checkers``: ``services.qc.checker``), else the
+    plain generation (every image kept, a :class:`GenerationResult`)."""
+    checker = None
+    if request.qc:
+        generation.plan(name, request)  # bad input is reported as such, not as "no identity"
+        try:
+            checker = checkers(name)
+        except NotFound:
+            checker = None  # no face identity: nothing to check against
+    if checker is None:
+        return generation.generate(name, request, progress=progress, cancel=cancel, job_id=job_id)
+    return generate_checked(
+        generation, checker, name, request, progress=progress, cancel=cancel, job_id=job_id
+    )
 
 
 def _rounds(
