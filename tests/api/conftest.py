@@ -12,6 +12,7 @@ from charstudio.jobs import JobQueue
 from charstudio.server import create_app
 from charstudio.services import Services
 from tests.backends.fake_comfyui import FakeComfyUI
+from tests.backends.photo_outputs import PhotoScenario
 from tests.faces.conftest import DATA
 
 TOKEN = "test-token-0123456789abcdef"
@@ -54,6 +55,7 @@ def obama(client: TestClient) -> TestClient:
 @pytest.fixture
 def comfy() -> Iterator[FakeComfyUI]:
     """A fake ComfyUI on a free loopback port (tests/backends/fake_comfyui.py)."""
-    server = FakeComfyUI().start()
+    # Real photographs by seed (tests/backends/photo_outputs.py), so QC sees faces.
+    server = FakeComfyUI(photos=PhotoScenario()).start()
     yield server
     server.stop()

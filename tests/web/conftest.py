@@ -13,6 +13,7 @@ from charstudio.server import create_app
 from charstudio.services import Services
 from tests.api.conftest import PHOTOS, TOKEN, files
 from tests.backends.fake_comfyui import FakeComfyUI
+from tests.backends.photo_outputs import PhotoScenario
 from tests.conftest import write_image
 
 __all__ = ["PHOTOS", "TOKEN", "files"]
@@ -20,7 +21,8 @@ __all__ = ["PHOTOS", "TOKEN", "files"]
 
 @pytest.fixture(scope="session")
 def comfy() -> Iterator[FakeComfyUI]:
-    server = FakeComfyUI().start()
+    # Real photographs by seed (tests/backends/photo_outputs.py), so QC sees faces.
+    server = FakeComfyUI(photos=PhotoScenario()).start()
     yield server
     server.stop()
 

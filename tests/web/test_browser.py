@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from charstudio.config import load_settings
 from charstudio.services import build_services
 from tests.backends.fake_comfyui import FakeComfyUI
+from tests.backends.photo_outputs import PhotoScenario
 from tests.web.conftest import PHOTOS, TOKEN, recorded_lora
 from tests.web.stack import Stack
 
@@ -32,7 +33,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def comfy() -> Iterator[FakeComfyUI]:
-    server = FakeComfyUI().start()
+    # Real photographs by seed (tests/backends/photo_outputs.py): QC and the badges see faces.
+    server = FakeComfyUI(photos=PhotoScenario()).start()
     yield server
     server.stop()
 
@@ -154,6 +156,7 @@ def test_studio_from_login_to_scored_generation(
     expect(follower.locator(".percent")).to_have_text("100 %", timeout=60_000)
     expect(follower.locator("[data-state]")).to_have_text("succeeded")
     expect(page.locator("[data-score-badge]")).to_have_count(2, timeout=60_000)
+    expect(page.locator("[data-score-badge].pass")).to_have_count(2)  # the character, kept by QC
     expect(page.get_by_alt_text("Result 2, seed 8")).to_be_visible()
     shot(page, "generate")
     # 5. Cancel a slow generation from the jobs page.
@@ -168,7 +171,7 @@ def test_studio_from_login_to_scored_generation(
     finally:
         comfy.step_s = 0.0
     page.get_by_role("link", name="Library").click()
-    expect(page.get_by_text("0 % of 2 recent")).to_be_visible()
+    expect(page.get_by_text("100 % of 2 recent")).to_be_visible()
     shot(page, "library")
     # 6. Log out: the studio asks for the password again.
     page.get_by_role("button", name="Log out").click()
@@ -183,6 +186,7 @@ def test_page_following_a_job_survives_a_server_restart(
     log_in(page, stack)
     page.goto(f"{stack.url}/studio/characters/obama/generate")
     page.get_by_label("Prompt", exact=True).fill("a blue scarf")
+    page.get_by_label("Seed").fill("17")  # a photo of the character: QC keeps it
     page.get_by_label("Images").fill("1")
     comfy.step_s = 0.15
     try:
