@@ -75,18 +75,11 @@ def resolve_size(
 ) -> tuple[int | None, int | None]:
     """Width and height: as given, from the aspect ratio, or ``None`` (the family's default).
 
-    Raises:
-        InvalidParameter: a side over the family's largest.
+    The family's largest side is checked with the graph (``WorkflowRequest``), which the
+    service builds before anything is queued.
     """
-    spec = MODEL_FAMILIES[family]
     if request.aspect is not None:
-        return spec.size_for(request.aspect)
-    for side in (request.width, request.height):
-        if side is not None and side > spec.max_side:
-            raise InvalidParameter(
-                f"image size {side} is over {spec.label}'s largest side {spec.max_side}: "
-                "generate smaller and upscale afterwards"
-            )
+        return MODEL_FAMILIES[family].size_for(request.aspect)
     return request.width, request.height
 
 

@@ -236,8 +236,11 @@ class GenerationService:
                     raise InvalidParameter(
                         f"backend {request.backend!r} loads images itself: leave out --upload"
                     )
-                uploaded_to = backend.upload(built)
-            runs_on = backend.check(built)
+                # The upload goes to the server the check would name (the same choice, with
+                # every node and model file checked): one choice, not two.
+                runs_on = uploaded_to = backend.upload(built)
+            else:
+                runs_on = backend.check(built)
         return WorkflowPlan(
             character=planned.profile.name,
             method=built.method,
