@@ -34,8 +34,8 @@ def test_extract_reference_and_score(cli: CliRunner, tmp_path: Path) -> None:
     report = json.loads(result.out)
     assert (report["passed"], report["total"]) == (3, 8)
     assert report["contact_sheet"] == str(sheet) and sheet.is_file()
-    human = cli("faces", "score", "obama", *photos)
-    assert "face consistency 100% (3/3 pass" in human.out
+    human = cli("faces", "score", "obama", *photos)  # the alias of `qc score`
+    assert "3/3 pass (100%); face consistency 100% at cosine >=" in human.out
 
 
 def test_errors_exit_with_one_line(cli: CliRunner) -> None:

@@ -13,12 +13,17 @@ import pytest
 from charstudio.backends import GenerateRequest, GenerationService
 from charstudio.backends.service_types import GenerationDefaults
 from charstudio.config import load_settings
+from charstudio.errors import InvalidParameter, NotFound
+from charstudio.jobs import JobStore
 from charstudio.library.qc_policy import QCPolicy
 from charstudio.qc.checker import QualityChecker
-from charstudio.qc.gate import CheckedResult, generate_checked, generate_gated
+from charstudio.qc.gate import CheckedResult, generate_checked, generate_gated, next_seeds
 from charstudio.services import Services, build_services
+from charstudio.workflows.request import SEED_MAX
 from tests.backends.photo_backend import PhotoBackend
 from tests.backends.photo_outputs import Kind, PhotoScenario
+from tests.dataset.test_tagger import write_standin
+from tests.faces.conftest import DATA, PEOPLE
 from tests.qc.conftest import make_character
 
 
@@ -118,15 +123,85 @@ def test_no_qc_keeps_everything(services: Services) -> None:
     )
     common = {"prompt": "a red dress", "seed": 540, "count": 2, "backend": "photos"}
     request = GenerateRequest(**common, width=512, height=512, qc=False)  # type: ignore[arg-type]
-    result = generate_gated(generation, services.qc.checker, "obama", request)
+    result = generate_gated(generation, services.qc.gate, "obama", request)
     assert not isinstance(result, CheckedResult)
     assert [image.seed for image in result.images] == [540, 541]
     assert all(Path(image.path).parent.name == result.job for image in result.images)
     # With QC (the default) the same seeds are gated.
     gated = generate_gated(
         generation,
-        services.qc.checker,
+        services.qc.gate,
         "obama",
         request.model_copy(update={"qc": True, "seed": 550}),
     )
     assert isinstance(gated, CheckedResult)
+
+
+def test_a_gated_job_whose_attempts_run_out_ends_partial(services: Services) -> None:
+    result = run(services, {560: "stranger", 561: "stranger"}, 560, extra_attempts=1)
+    assert result.partial and result.images == []
+    job = JobStore(services.db).get(result.job)
+    assert job.state == "partial" and job.has_result and job.finished
+    assert job.result["partial"] is True and len(job.result["rejected"]) == 2
+
+
+def test_count_times_candidates_over_the_limit_is_refused_before_anything_runs(
+    services: Services,
+) -> None:
+    before = len(list(services.store.outputs_dir("obama").rglob("*.png")))
+    with pytest.raises(InvalidParameter, match=r"count 40 x 2 candidate\(s\).*--qc-candidates"):
+        run(services, {}, 570, count=40, candidates=2)
+    assert len(list(services.store.outputs_dir("obama").rglob("*.png"))) == before
+
+
+def test_retries_near_the_largest_seed_count_down_instead_of_overflowing(
+    services: Services,
+) -> None:
+    assert next_seeds([5, 6], 2) == 7
+    assert next_seeds([SEED_MAX - 1, SEED_MAX], 2) == SEED_MAX - 3
+    result = run(services, {SEED_MAX: "stranger", SEED_MAX - 1: "own"}, SEED_MAX)
+    assert [image.seed for image in result.images] == [SEED_MAX - 1]
+    assert [r.image.seed for r in result.rejected] == [SEED_MAX]
+
+
+def test_with_only_an_adherence_model_images_are_gated_on_adherence(tmp_path: Path) -> None:
+    tagger = write_standin(tmp_path / "tagger")
+    built = build_services(load_settings(home=tmp_path / "data", qc_tagger=tagger))
+    try:
+        built.library.create("mia", [DATA / f for f in PEOPLE["obama"]])  # no faces extract
+        checker = built.qc.gate("mia")
+        assert checker is not None and checker.identity is None
+        generation = GenerationService(
+            library=built.library,
+            store=built.store,
+            db=built.db,
+            defaults=GenerationDefaults(checkpoint="rand_sd15.safetensors"),
+            backends={"photos": lambda: PhotoBackend(PhotoScenario().script({584: "black"}))},
+        )
+        # The stand-in tagger sees "red theme" in the character's photos but nothing in a
+        # black frame: seed 584 (scripted black) fails, the retry 585 (own photo) passes.
+        request = GenerateRequest(  # type: ignore[call-arg]
+            prompt="a red_theme dress", seed=584, count=1, backend="photos", width=512, height=512
+        )
+        result = generate_gated(generation, built.qc.gate, "mia", request)
+        assert isinstance(result, CheckedResult)
+        assert result.face_consistency is None  # identity "not checked", not a failure
+        assert (result.prompt_adherence, result.attempts, result.partial) == (0.5, 2, False)
+        assert [image.seed for image in result.images] == [585]
+        [rejected] = result.rejected
+        assert any("missing: red theme" in r for r in rejected.reasons)
+        statuses = {c.check: c.status for c in result.kept[0].qc.checks}
+        assert statuses["identity"] == "not_checked" and statuses["adherence_tags"] == "pass"
+    finally:
+        built.close()
+
+
+def test_without_identity_or_adherence_model_there_is_nothing_to_gate(tmp_path: Path) -> None:
+    built = build_services(load_settings(home=tmp_path / "data"))
+    try:
+        built.library.create("mia", [DATA / f for f in PEOPLE["obama"]])
+        assert built.qc.gate("mia") is None
+        with pytest.raises(NotFound):
+            built.qc.gate("nobody")
+    finally:
+        built.close()

@@ -24,7 +24,13 @@ def _cfg(services: Services) -> float | None:
 
 def _studio_posts() -> list[str]:
     """Every POST route of the studio's page modules, with its path parameters filled."""
-    fill = {"name": "obama", "job_id": "0" * 32, "image": "x.png", "version": "1", "index": "0"}
+    fill = {
+        "name": "obama",
+        "job_id": "0" * 32,
+        "image": "x.png",
+        "version": "1",
+        "generation_id": "1",
+    }
     paths = []
     routes = [
         r for m in (character, files, generate, jobs, library, login) for r in m.router.routes

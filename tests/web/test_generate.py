@@ -90,25 +90,21 @@ def test_generation_scores_more_like_this_and_accept(
     results = analysed.get(f"/studio/jobs/{job_id}/results").text
     assert results.count('alt="Result ') == 2
     assert 'alt="Result 1, seed 46"' in results and 'alt="Result 2, seed 47"' in results
-    assert 'data-score-pending=""' in results and "Scoring identity…" in results
-
-    scored = analysed.post(f"/studio/jobs/{job_id}/score").json()
-    assert analysed.post(f"/studio/jobs/{job_id}/score").json()["job"] == scored["job"]
-    assert queue.run(scored["job"]).state == "succeeded"
-    results = analysed.get(f"/studio/jobs/{job_id}/results").text
-    assert "data-score-pending" not in results
+    # QC ran while generating: the scores are there at once, no score job is asked for.
     # The fake ComfyUI returns the character's own photos for these seeds: both pass.
+    assert "data-score-pending" not in results and "Scoring identity" not in results
     assert results.count('<span class="badge pass" data-score-badge>pass</span>') == 2
-    assert "identity — (no face)" not in results
-    cards = analysed.get("/studio").text
-    assert "0 % of 2 recent" in cards
+    assert "QC kept 2 of 2 (2 generated, 0 rejected)" in results
+    assert "face consistency <strong>100 %</strong>" in results
+    assert results.count("adherence not checked") == 2
 
     more = analysed.post(f"/studio/jobs/{job_id}/more")
     assert more.status_code == 303
     again = queue.store.get(job_in(more.headers["location"]))
     assert again.params["prompt"] == "a red coat" and again.params["seed"] is None
 
-    accepted = analysed.post(f"/studio/jobs/{job_id}/accept/1")
+    second = done.result["images"][1]["generation_id"]
+    accepted = analysed.post(f"/studio/jobs/{job_id}/accept/{second}")
     assert accepted.status_code == 303
     saved = list(web_services.store.generated_workflows_dir.glob("obama_*_47.json"))
     assert len(saved) == 1
@@ -193,6 +189,7 @@ def test_the_form_takes_every_control(
         "/studio/characters/obama/generate",
         data={
             "prompt": "a red coat",
+            "seed": "46",  # the character's photo: QC keeps it (a drawn seed may end partial)
             "aspect": "2:3",
             "negative_prompt": "hat",
             "negative_mode": "replace",
@@ -229,3 +226,70 @@ def test_bad_controls_show_the_same_messages(analysed: TestClient, queue: JobQue
         "unknown sampler 'magic': use one of euler, "
     )
     assert queue.store.page(limit=200).total == before
+
+
+def _generate(client: TestClient, seed: int, **extra: str) -> str:
+    data = {"prompt": "a red coat", "seed": str(seed), "count": "1", **extra}
+    response = client.post("/studio/characters/obama/generate", data=data)
+    assert response.status_code == 303, response.text
+    return job_in(response.headers["location"])
+
+
+def test_rejected_images_are_shown_on_demand_with_their_reasons(
+    analysed: TestClient, queue: JobQueue
+) -> None:
+    # Seed 43 is a two-person photo (rejected), the retry 44 the character (kept).
+    job_id = _generate(analysed, 43)
+    assert queue.run(job_id).state == "succeeded"
+    kept = analysed.get(f"/studio/jobs/{job_id}/results").text
+    assert "QC kept 1 of 1 (2 generated, 1 rejected)" in kept
+    assert "face consistency <strong>50 %</strong>" in kept
+    assert 'alt="Result 1, seed 44"' in kept and "seed 43" not in kept
+    assert f"job={job_id}&amp;show=rejected#results" in kept
+    rejected = analysed.get(f"/studio/jobs/{job_id}/results?show=rejected").text
+    assert 'alt="Rejected 1, seed 43"' in rejected and "seed 44" not in rejected
+    assert '<span class="badge fail" data-score-badge>fail</span>' in rejected
+    reasons = re.findall(r"<li>(identity: [^<]+)</li>", rejected)
+    assert reasons and "people" in reasons[0]
+    every = analysed.get(f"/studio/characters/obama/generate?job={job_id}&show=all").text
+    assert 'alt="Result 1, seed 44"' in every and 'alt="Rejected 2, seed 43"' in every
+    bad = analysed.get(f"/studio/jobs/{job_id}/results?show=everything")
+    assert bad.status_code == 400
+    assert html.unescape(message(bad.text)) == (
+        "show must be one of kept, rejected, all, not 'everything'"
+    )
+
+
+def test_a_job_whose_attempts_run_out_is_partial(
+    analysed: TestClient, queue: JobQueue, web_services: Services
+) -> None:
+    # 40 stranger, 41 blank, 42 black, 43 pair: the 3 extra attempts all fail.
+    job_id = _generate(analysed, 40)
+    done = queue.run(job_id)
+    assert done.state == "partial" and done.result["partial"] is True
+    results = analysed.get(f"/studio/jobs/{job_id}/results").text
+    assert "Partial: only 0 of 1 image(s) passed" in results and "No kept images." in results
+    jobs = analysed.get("/studio/jobs").text
+    assert '<span class="badge state-partial">partial</span>' in jobs
+    # A rejected image can still be accepted (people may disagree with QC).
+    blank = done.result["rejected"][1]["image"]["generation_id"]
+    accepted = analysed.post(f"/studio/jobs/{job_id}/accept/{blank}")
+    assert accepted.status_code == 303
+    assert list(web_services.store.generated_workflows_dir.glob("obama_*_41.json"))
+
+
+def test_with_qc_off_the_results_are_scored_by_a_score_job(
+    analysed: TestClient, queue: JobQueue
+) -> None:
+    job_id = _generate(analysed, 46, qc="false")
+    done = queue.run(job_id)
+    assert done.state == "succeeded" and done.params["qc"] is False
+    results = analysed.get(f"/studio/jobs/{job_id}/results").text
+    assert 'data-score-pending=""' in results and "Scoring identity…" in results
+    scored = analysed.post(f"/studio/jobs/{job_id}/score").json()
+    assert analysed.post(f"/studio/jobs/{job_id}/score").json()["job"] == scored["job"]
+    assert queue.run(scored["job"]).state == "succeeded"
+    results = analysed.get(f"/studio/jobs/{job_id}/results").text
+    assert "data-score-pending" not in results
+    assert results.count('<span class="badge pass" data-score-badge>pass</span>') == 1
+    assert ">100 % of 1 recent<" in analysed.get("/studio").text

@@ -144,6 +144,35 @@ def set_(
     ] = None,
     trigger_word: Annotated[str | None, typer.Option(help="New trigger word.")] = None,
     description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    qc_min_identity: Annotated[
+        float | None,
+        typer.Option(
+            help="QC: smallest identity similarity kept (0-1; default: the face backend's "
+            "threshold).",
+            rich_help_panel="Quality control",
+        ),
+    ] = None,
+    qc_min_adherence: Annotated[
+        float | None,
+        typer.Option(
+            help="QC: smallest prompt-adherence score kept (0-1).",
+            rich_help_panel="Quality control",
+        ),
+    ] = None,
+    qc_extra_attempts: Annotated[
+        int | None,
+        typer.Option(
+            help="QC: images generated beyond the count per requested image (0-20, default 3).",
+            rich_help_panel="Quality control",
+        ),
+    ] = None,
+    qc_candidates: Annotated[
+        int | None,
+        typer.Option(
+            help="QC: candidates per requested image, the best passing kept (1-8, default 1).",
+            rich_help_panel="Quality control",
+        ),
+    ] = None,
     reset: Annotated[
         list[str] | None,
         typer.Option(help="Drop an override, back to the method default (repeatable)."),
@@ -164,6 +193,10 @@ def set_(
             "scheduler": scheduler,
             "negative_prompt": negative_prompt,
             "method": method,
+            "qc_min_identity": qc_min_identity,
+            "qc_min_adherence": qc_min_adherence,
+            "qc_extra_attempts": qc_extra_attempts,
+            "qc_candidates": qc_candidates,
         },
         reset=reset,
         trigger_word=trigger_word,
@@ -240,6 +273,19 @@ def _render_detail(console: Console, detail: CharacterDetail) -> None:
     console.fields(
         "parameters",
         [(k, v) for k, v in profile.params.model_dump().items() if v is not None],
+    )
+    qc = profile.qc
+    console.fields(
+        "quality control",
+        [
+            (
+                "min identity",
+                "face backend's threshold" if qc.min_identity is None else qc.min_identity,
+            ),
+            ("min adherence", "scorer's default" if qc.min_adherence is None else qc.min_adherence),
+            ("extra attempts", f"{qc.extra_attempts} per requested image"),
+            ("candidates", f"{qc.candidates} per requested image (best passing kept)"),
+        ],
     )
     if profile.overrides:
         console.fields("overrides", list(profile.overrides.items()))

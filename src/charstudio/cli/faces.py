@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +9,8 @@ import typer
 from charstudio.cli.console import Console
 from charstudio.cli.context import services_of
 from charstudio.cli.options import JsonOption
-from charstudio.faces.service_types import ExtractReport, ReferenceReport, ScoreReport
+from charstudio.cli.qc import score as qc_score
+from charstudio.faces.service_types import ExtractReport, ReferenceReport
 
 __all__ = ["app"]
 
@@ -53,29 +53,10 @@ def reference(
     _render_reference(console, report)
 
 
-@app.command("score")
-def score(
-    ctx: typer.Context,
-    name: NameArg,
-    images: Annotated[list[str], typer.Argument(help="Image files or folders to score.")],
-    sheet: Annotated[
-        str | None, typer.Option(help="Contact sheet PNG (default: in the outputs folder).")
-    ] = None,
-    json_output: JsonOption = False,
-) -> None:
-    """Score images against the character's identity: similarity, pass/fail, consistency."""
-    console = Console(json_mode=json_output)
-    with console.progress("Scoring") as progress:
-        report = services_of(ctx).faces.score(
-            name,
-            [Path(p) for p in images],
-            sheet=Path(sheet) if sheet else None,
-            progress=progress,
-        )
-    if json_output:
-        console.json(report)
-        return
-    _render_score(console, report)
+# ``faces score`` is ``qc score`` under its first name: the same options and report.
+app.command(
+    "score", help="Alias of `charstudio qc score`: identity, soundness and prompt adherence."
+)(qc_score)
 
 
 def _render_extract(console: Console, report: ExtractReport) -> None:
@@ -115,28 +96,3 @@ def _render_reference(console: Console, report: ReferenceReport) -> None:
             ("full image", report.full_image),
         ],
     )
-
-
-def _render_score(console: Console, report: ScoreReport) -> None:
-    console.table(
-        None,
-        ["image", "faces", "similarity", "result"],
-        [
-            (
-                Path(img.source).name,
-                img.faces_found,
-                "-" if img.similarity is None else f"{img.similarity:.3f}",
-                "PASS"
-                if img.passed
-                else f"FAIL ({img.status.replace('_', ' ')})"
-                if img.similarity is None
-                else "FAIL",
-            )
-            for img in report.images
-        ],
-    )
-    console.success(
-        f"face consistency {report.face_consistency:.0%} ({report.passed}/{report.total} pass "
-        f"at cosine >= {report.threshold:.3f}, {report.backend})"
-    )
-    console.info(f"contact sheet: {report.contact_sheet}")

@@ -21,6 +21,10 @@ from charstudio.library.types import ProgressCallback
 from charstudio.qc.gate import CheckedResult, generate_gated
 from charstudio.workflows import Variation
 
+# Exit status when QC kept fewer images than asked (the job is "partial"; the kept ones are
+# stored and listed). 1 and 2 are errors and bad input.
+PARTIAL_EXIT = 3
+
 __all__ = ["build_request", "generate"]
 
 NameArg = Annotated[str, typer.Argument(help="Character name.")]
@@ -136,7 +140,11 @@ def generate(
     no_qc: NoQcOpt = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Generate images of NAME (method and defaults from its profile), store and record them."""
+    """Generate images of NAME (method and defaults from its profile), store and record them.
+
+    With a face identity every image is checked (identity, prompt adherence, soundness) and
+    failures are generated again; exit status 3 when fewer than COUNT passed ("partial").
+    """
     console = Console(json_mode=json_output)
     request = build_request(
         prompt=prompt,
@@ -168,12 +176,14 @@ def generate(
         console.warning(warning)
     with console.progress("Generating") as bar:
         result = generate_gated(
-            generation, services.qc.checker, name, request, progress=_feed(bar, count)
+            generation, services.qc.gate, name, request, progress=_feed(bar, count)
         )
     if json_output:
         console.json(result)
-        return
-    _render(console, result)
+    else:
+        _render(console, result)
+    if isinstance(result, CheckedResult) and result.partial:
+        raise typer.Exit(PARTIAL_EXIT)
 
 
 def _feed(bar: ProgressCallback, count: int) -> ProgressSink:
@@ -220,10 +230,13 @@ def _render_qc(console: Console, result: CheckedResult) -> None:
     adherence = (
         "not checked" if result.prompt_adherence is None else f"{result.prompt_adherence:.0%}"
     )
+    consistency = (
+        "not checked" if result.face_consistency is None else f"{result.face_consistency:.0%}"
+    )
     console.success(
         f"QC: kept {len(result.images)}/{result.requested}, rejected {len(result.rejected)}, "
         f"{result.attempts} image(s) generated ({result.extra_attempts} extra); face "
-        f"consistency {result.face_consistency:.0%}, prompt adherence {adherence}"
+        f"consistency {consistency}, prompt adherence {adherence}"
     )
     for rejected in result.rejected:
         console.warning(f"rejected {rejected.image.path}: {'; '.join(rejected.reasons)}")

@@ -15,6 +15,8 @@ from charstudio.jobs.submit import (
     submit_train,
 )
 from charstudio.jobs.types import (
+    FINISHED,
+    WITH_RESULT,
     JobCancelled,
     JobContext,
     JobFinished,
@@ -25,7 +27,9 @@ from charstudio.jobs.types import (
 )
 
 __all__ = [
+    "FINISHED",
     "KINDS",
+    "WITH_RESULT",
     "JobCancelled",
     "JobContext",
     "JobFinished",

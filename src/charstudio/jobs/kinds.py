@@ -137,7 +137,7 @@ def _generate(services: Services, ctx: JobContext, params: GenerateRequest) -> G
     try:
         return generate_gated(
             services.generation,
-            services.qc.checker,
+            services.qc.gate,
             character_of(ctx),
             params,
             progress=_StepCounter(ctx, token),

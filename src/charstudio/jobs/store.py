@@ -138,7 +138,12 @@ class JobStore:
         self._update(job_id, Job.state == "running", heartbeat_at=_now())
 
     def succeed(self, job_id: str, result: dict[str, Any]) -> None:
-        self._finish(job_id, "succeeded", result=result, message="done")
+        """Close a job that ran to its end: ``partial`` when its result says ``partial``
+        (made less than asked), else ``succeeded``."""
+        if result.get("partial") is True:
+            self._finish(job_id, "partial", result=result, message="partial")
+        else:
+            self._finish(job_id, "succeeded", result=result, message="done")
 
     def fail(self, job_id: str, error: str) -> None:
         self._finish(job_id, "failed", error=error, message="failed")

@@ -12,6 +12,7 @@ from charstudio.errors import JobCancelled, JobFinished, JobNotFound
 
 __all__ = [
     "FINISHED",
+    "WITH_RESULT",
     "JobCancelled",
     "JobContext",
     "JobFinished",
@@ -21,8 +22,11 @@ __all__ = [
     "JobState",
 ]
 
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+# "partial": the job ran to its end but made less than asked (a gated generation whose
+# extra attempts ran out before every requested image passed QC); its result is complete.
+JobState = Literal["queued", "running", "succeeded", "partial", "failed", "cancelled"]
+FINISHED: frozenset[str] = frozenset({"succeeded", "partial", "failed", "cancelled"})
+WITH_RESULT: frozenset[str] = frozenset({"succeeded", "partial"})
 
 
 class JobInfo(BaseModel):
@@ -50,6 +54,11 @@ class JobInfo(BaseModel):
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
+
+    @property
+    def has_result(self) -> bool:
+        """Ran to its end: ``succeeded``, or ``partial`` (less than asked, see JobState)."""
+        return self.state in WITH_RESULT
 
 
 class JobPage(BaseModel):

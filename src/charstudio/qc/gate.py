@@ -14,15 +14,15 @@
    unchanged, so its sha256 still matches) with its QC result beside it in a sidecar
    ``<file stem>.qc.json``; every image's QC result is also stored in its ``generations``
    row (``params["qc"]``), kept or not;
-6. close the job with the :class:`CheckedResult`: ``partial`` when the budget ran out.
+6. close the job with the :class:`CheckedResult`: state ``partial`` when the budget ran out.
 
 **File names across rounds.** Every round runs under the same job id, so every image lies
 in the job's one folder; the service names files ``<name>_<job>_<NN>_<seed>.png`` with
 ``NN`` the index within its round, and later rounds only ever use seeds above every seed
 used before, so no two images of a job share a name. The service is not extended.
 
-**Job state.** A job whose budget ran out keeps the ``succeeded`` state with
-``partial: true`` in its result (there is no ``partial`` job state yet).
+**Job state.** A job whose budget ran out ends ``partial`` (its result has ``partial: true``
+and lists what was kept and rejected), not ``succeeded``.
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ from pydantic import BaseModel, ConfigDict
 from charstudio.backends import GenerateRequest, GenerationResult, GenerationService
 from charstudio.backends.records import finish_job, start_job, update_generation
 from charstudio.backends.service_types import GeneratedImage
-from charstudio.backends.types import CancelToken, ProgressSink
-from charstudio.errors import GenerationCancelled, NotFound
+from charstudio.backends.types import MAX_COUNT, CancelToken, ProgressSink
+from charstudio.errors import GenerationCancelled, InvalidParameter
 from charstudio.qc.checker import QualityChecker
 from charstudio.qc.types import QCRequest, QCResult
+from charstudio.workflows.request import SEED_MAX
 
 __all__ = [
     "CheckedImage",
@@ -51,6 +52,7 @@ __all__ = [
     "combined_score",
     "generate_checked",
     "generate_gated",
+    "next_seeds",
 ]
 
 NOT_BEST = "candidate: a better-scoring candidate was kept for this image"
@@ -88,7 +90,8 @@ class CheckedResult(GenerationResult):
         attempts: images generated in all (first round and every retry).
         extra_attempts: images generated beyond the first round.
         partial: fewer than ``requested`` images passed before the budget ran out.
-        face_consistency: share of checked images whose identity check passed.
+        face_consistency: share of checked images whose identity check passed; ``None``
+            when identity was not checked (no face identity, only an adherence model).
         prompt_adherence: share of adherence-checked images whose adherence passed;
             ``None`` when no adherence model is set.
     """
@@ -100,7 +103,7 @@ class CheckedResult(GenerationResult):
     attempts: int
     extra_attempts: int
     partial: bool
-    face_consistency: float
+    face_consistency: float | None
     prompt_adherence: float | None
 
 
@@ -147,7 +150,8 @@ def generate_checked(
         BackendError: the backend failed.
         GenerationCancelled: cancelled (the job is marked so when the gate owns it).
     """
-    # 1. One job id for every round.
+    # 1. One job id for every round (after the checks).
+    _check_round_size(request, checker.policy.candidates)
     owns_job = job_id is None
     job = job_id or f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
     planned = generation.plan(name, request, job_id=job)
@@ -171,13 +175,14 @@ def generate_checked(
     # 6. Close the job.
     if owns_job:
         dumped = result.model_dump(mode="json")
-        finish_job(generation.db, job_id=job, state="succeeded", result=dumped)
+        state = "partial" if result.partial else "succeeded"
+        finish_job(generation.db, job_id=job, state=state, result=dumped)
     return result
 
 
 def generate_gated(
     generation: GenerationService,
-    checkers: Callable[[str], QualityChecker],
+    gate: Callable[[str], QualityChecker | None],
     name: str,
     request: GenerateRequest,
     *,
@@ -186,20 +191,38 @@ def generate_gated(
     job_id: str | None = None,
 ) -> GenerationResult:
     """What ``generate`` (CLI, jobs) runs: :func:`generate_checked` when ``request.qc`` and
-    the character has a face identity (``checkers``: ``services.qc.checker``), else the
-    plain generation (every image kept, a :class:`GenerationResult`)."""
+    there is something to check against (``gate``: ``services.qc.gate``, a checker when the
+    character has a face identity or an adherence model is set), else the plain generation
+    (every image kept, a :class:`GenerationResult`)."""
     checker = None
     if request.qc:
         generation.plan(name, request)  # bad input is reported as such, not as "no identity"
-        try:
-            checker = checkers(name)
-        except NotFound:
-            checker = None  # no face identity: nothing to check against
+        checker = gate(name)
     if checker is None:
         return generation.generate(name, request, progress=progress, cancel=cancel, job_id=job_id)
     return generate_checked(
         generation, checker, name, request, progress=progress, cancel=cancel, job_id=job_id
     )
+
+
+def _check_round_size(request: GenerateRequest, candidates: int) -> None:
+    """The first round makes ``count x candidates`` images: at most MAX_COUNT."""
+    if request.count * candidates > MAX_COUNT:
+        raise InvalidParameter(
+            f"count {request.count} x {candidates} candidate(s) per image is "
+            f"{request.count * candidates} images in one round, more than {MAX_COUNT}; ask "
+            f"for at most {MAX_COUNT // candidates} image(s), or lower the character's "
+            "qc_candidates (charstudio character set NAME --qc-candidates N)"
+        )
+
+
+def next_seeds(used: Sequence[int], take: int) -> int:
+    """The first of ``take`` consecutive unused seeds for a retry: just above every seed
+    used, or, when that would pass SEED_MAX, just below every seed used."""
+    start = max(used) + 1
+    if start + take - 1 <= SEED_MAX:
+        return start
+    return min(used) - take  # the first round's seeds are consecutive, count <= MAX_COUNT
 
 
 def _rounds(
@@ -235,7 +258,7 @@ def _rounds(
     extra = 0
     while state.missing and budget > 0:
         take = min(state.missing, budget)
-        more = request.model_copy(update={"seed": max(state.seeds) + 1, "count": take})
+        more = request.model_copy(update={"seed": next_seeds(state.seeds, take), "count": take})
         again = generation.generate(name, more, progress=progress, cancel=cancel, job_id=job)
         budget, extra = budget - take, extra + take
         for item in _check(generation, checker, again.images, ask, state):
@@ -287,7 +310,12 @@ def _result(state: _Round, rejected: list[RejectedImage], extra: int) -> Checked
     kept = [slot for slot in state.slots if slot is not None]
     checked = state.checked
     identity = [c.qc.get("identity") for c in checked]
-    consistency = sum(1 for e in identity if e is not None and e.passed) / len(checked)
+    measured_identity = [e for e in identity if e is not None and e.status != "not_checked"]
+    consistency = (
+        round(sum(1 for e in identity if e is not None and e.passed) / len(checked), 4)
+        if measured_identity
+        else None
+    )
     measured = [c.qc for c in checked if c.qc.adherence_checked]
     adherence = [
         all(e.status != "fail" for e in q.checks if e.check.startswith("adherence"))
@@ -303,6 +331,6 @@ def _result(state: _Round, rejected: list[RejectedImage], extra: int) -> Checked
         attempts=len(checked),
         extra_attempts=extra,
         partial=len(kept) < state.request.count,
-        face_consistency=round(consistency, 4),
+        face_consistency=consistency,
         prompt_adherence=round(sum(adherence) / len(adherence), 4) if adherence else None,
     )

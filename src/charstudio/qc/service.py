@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
+from charstudio.errors import NotFound
 from charstudio.faces.registry import BackendSpec, backend_from_spec
 from charstudio.library import Library
 from charstudio.library.importer import collect_files
@@ -80,6 +81,28 @@ class QCService:
             adherence=self.adherence,
             soundness=soundness,
         )
+
+    def gate(self, name: str) -> QualityChecker | None:
+        """The checker a generation of ``name`` is gated by: with the face identity when the
+        character has one; without it (identity "not checked") when only an adherence model
+        is set; ``None`` when there is nothing to check against.
+
+        Raises:
+            NotFound: no such character.
+            IncompatibleEmbeddings: the identity was made by another face backend.
+        """
+        try:
+            return self.checker(name)
+        except NotFound:
+            stored = self.library.get_name(name)  # NotFound for no such character
+            if not self.adherence:
+                return None
+            return QualityChecker(
+                backend=backend_from_spec(self.spec),
+                identity=None,
+                policy=self.library.profile(stored).qc,
+                adherence=self.adherence,
+            )
 
     def score(
         self,

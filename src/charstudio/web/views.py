@@ -24,10 +24,7 @@ __all__ = [
     "Card",
     "LoraView",
     "ReferenceView",
-    "ResultImage",
-    "Results",
     "dataset_view",
-    "generation_results",
     "latest_score_job",
     "library_cards",
     "lora_views",
@@ -71,13 +68,25 @@ def latest_score_job(
     return None
 
 
+def latest_consistency(queue: JobQueue, character: str) -> tuple[float | None, int]:
+    """The character's newest measured face consistency and how many images it is over:
+    from a gated generation (QC while generating) or an identity-score job, the newer."""
+    for job in queue.store.page(character=character, limit=200, offset=0).items:
+        rate = job.result.get("face_consistency")
+        if job.kind == "generate" and job.has_result and job.result.get("qc") and rate is not None:
+            return float(rate), int(job.result.get("attempts", 0))
+        if job.kind == "faces_score" and job.state == "succeeded":
+            return rate, int(job.result.get("total", 0))
+    return None, 0
+
+
 def library_cards(services: Services, queue: JobQueue) -> list[Card]:
     home = services.settings.home
     cards = []
     for summary in services.library.list_characters():
         profile = services.library.profile(summary.name)
         face = services.store.embeddings_dir / f"{summary.name}_reference_face.png"
-        scored = latest_score_job(queue, summary.name)
+        consistency, scored = latest_consistency(queue, summary.name)
         cards.append(
             Card(
                 name=summary.name,
@@ -86,8 +95,8 @@ def library_cards(services: Services, queue: JobQueue) -> list[Card]:
                 references=summary.reference_images,
                 lora_version=profile.lora_version,
                 face_url=file_url(home, face if face.is_file() else profile.reference_image),
-                consistency=scored.result.get("face_consistency") if scored else None,
-                scored_images=int(scored.result.get("total", 0)) if scored else 0,
+                consistency=consistency,
+                scored_images=scored,
             )
         )
     return cards
@@ -165,49 +174,3 @@ def lora_views(services: Services, name: str) -> list[LoraView]:
         plot = loss_svg(info.loss_curve, label=f"{name} v{info.version}")
         views.append(LoraView(info=info, plot=plot, samples=samples))
     return views
-
-
-@dataclass(frozen=True)
-class ResultImage:
-    index: int
-    seed: str
-    url: str | None
-    path: str
-    generation_id: int
-    similarity: float | None
-    passed: bool | None
-    status: str | None
-
-
-@dataclass(frozen=True)
-class Results:
-    job: JobInfo
-    images: list[ResultImage]
-    score_job: JobInfo | None
-    can_score: bool
-
-
-def generation_results(services: Services, queue: JobQueue, job: JobInfo) -> Results:
-    """A generate job's images with their identity scores (once its score job finished)."""
-    made = job.result.get("images", []) if job.state == "succeeded" else []
-    score_job = latest_score_job(queue, job.character, for_job=job.id) if job.character else None
-    scores: dict[str, dict[str, Any]] = {}
-    if score_job is not None and score_job.state == "succeeded":
-        scores = {Path(s["source"]).name: s for s in score_job.result.get("images", [])}
-    images = []
-    for item in made:
-        score = scores.get(Path(item["path"]).name, {})
-        images.append(
-            ResultImage(
-                index=item["index"],
-                seed=item["seed"],
-                url=file_url(services.settings.home, item["path"]),
-                path=item["path"],
-                generation_id=item["generation_id"],
-                similarity=score.get("similarity"),
-                passed=score.get("passed"),
-                status=score.get("status"),
-            )
-        )
-    can_score = bool(job.character) and services.library.profile(job.character or "").has_embedding
-    return Results(job=job, images=images, score_job=score_job, can_score=can_score)

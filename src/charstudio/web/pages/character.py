@@ -20,6 +20,7 @@ from charstudio.http import (
     receive_upload,
 )
 from charstudio.jobs import submit_dataset_prepare, submit_faces_extract, submit_train
+from charstudio.library.qc_policy import QC_OVERRIDE_KEYS
 from charstudio.services import Services
 from charstudio.web.auth import require_session
 from charstudio.web.errors import StudioRoute, field_errors
@@ -32,7 +33,15 @@ router = APIRouter(
     dependencies=[Depends(require_session)],
 )
 
-_DEFAULT_FIELDS = ("lora_strength", "ipadapter_strength", "cfg", "steps", "denoise")
+# The defaults form: generation parameters, then the QC policy (qc_min_identity, ...).
+_DEFAULT_FIELDS = (
+    "lora_strength",
+    "ipadapter_strength",
+    "cfg",
+    "steps",
+    "denoise",
+    *QC_OVERRIDE_KEYS,
+)
 
 
 def _page(
@@ -124,28 +133,23 @@ def edit_caption(
 
 
 @router.post("/defaults")
-def save_defaults(
-    request: Request,
-    name: str,
-    services: ServicesDep,
-    method: Annotated[str, Form()] = "",
-    lora_strength: Annotated[str, Form()] = "",
-    ipadapter_strength: Annotated[str, Form()] = "",
-    cfg: Annotated[str, Form()] = "",
-    steps: Annotated[str, Form()] = "",
-    denoise: Annotated[str, Form()] = "",
-) -> Response:
-    """Blank fields go back to the method's defaults; the others override them."""
-    values = dict(
-        zip(_DEFAULT_FIELDS, (lora_strength, ipadapter_strength, cfg, steps, denoise), strict=True)
-    )
+async def save_defaults(request: Request, name: str, services: ServicesDep) -> Response:
+    """Blank fields go back to the method's (or the QC policy's) defaults; the others
+    override them."""
+    async with request.form(max_files=0, max_fields=len(_DEFAULT_FIELDS) + 4) as form:
+        method = str(form.get("method") or "").strip()
+        values = {k: str(form.get(k) or "") for k in _DEFAULT_FIELDS}
     given = {k: v.strip() for k, v in values.items() if v.strip()}
     reset = [k for k in _DEFAULT_FIELDS if k not in given] + ([] if method else ["method"])
     try:
         body = CharacterUpdate.model_validate({**given, "method": method or None, "reset": reset})
     except ValidationError as exc:
-        return _page(request, services, name, status=422, errors=field_errors(exc), values=values)
-    profile = services.library.update(
+        errors = field_errors(exc)
+        return await run_in_threadpool(
+            _page, request, services, name, status=422, errors=errors, values=values
+        )
+    profile = await run_in_threadpool(
+        services.library.update,
         name,
         overrides=body.overrides(),
         reset=body.reset,

@@ -25,7 +25,8 @@ from charstudio.services import Services
 from charstudio.web.auth import require_session
 from charstudio.web.errors import StudioRoute, field_errors
 from charstudio.web.render import render
-from charstudio.web.views import generation_results, latest_score_job
+from charstudio.web.results import SHOW, Show, generation_results
+from charstudio.web.views import latest_score_job
 from charstudio.workflows import MODEL_FAMILIES
 
 router = APIRouter(route_class=StudioRoute, dependencies=[Depends(require_session)])
@@ -40,7 +41,7 @@ def _page(
     profile = services.library.profile(name)
     job_id = request.query_params.get("job")
     job = queue.store.get(job_id) if job_id else None
-    results = generation_results(services, queue, job) if job else None
+    results = generation_results(services, queue, job, show=_show(request)) if job else None
     values: dict[str, Any] = {"count": 4, "backend": "comfyui", "variation": ""}
     if job is not None:  # the form shows what made the results
         values.update({k: v for k, v in job.params.items() if v is not None and k != "pose"})
@@ -115,10 +116,19 @@ def _generation(queue: JobQueue, job_id: str) -> JobInfo:
     return job
 
 
+def _show(request: Request) -> Show:
+    """The results filter (``?show=kept|rejected|all``; kept by default)."""
+    value = request.query_params.get("show", "kept")
+    for allowed in SHOW:
+        if value == allowed:
+            return allowed
+    raise InvalidParameter(f"show must be one of {', '.join(SHOW)}, not {value[:40]!r}")
+
+
 @router.get("/studio/jobs/{job_id}/results")
 def results(request: Request, job_id: str, services: ServicesDep, queue: QueueDep) -> Response:
     """The results grid alone (the page swaps it in when a job or its scoring ends)."""
-    found = generation_results(services, queue, _generation(queue, job_id))
+    found = generation_results(services, queue, _generation(queue, job_id), show=_show(request))
     return render(request, "results.html", results=found)
 
 
@@ -129,7 +139,7 @@ def score(job_id: str, services: ServicesDep, queue: QueueDep) -> Response:
     found = latest_score_job(queue, job.character or "", for_job=job.id)
     if found is None:
         paths = [image["path"] for image in job.result.get("images", [])]
-        if job.state != "succeeded" or not paths:
+        if not job.has_result or not paths:
             raise InvalidParameter(f"job {job_id} is {job.state} and has no images to score")
         found = submit_faces_score(
             services, queue, job.character or "", [Path(p) for p in paths], for_job=job.id
@@ -147,14 +157,15 @@ def more_like_this(job_id: str, services: ServicesDep, queue: QueueDep) -> Respo
     )
 
 
-@router.post("/studio/jobs/{job_id}/accept/{index}")
-def accept(job_id: str, index: int, services: ServicesDep, queue: QueueDep) -> Response:
-    """Save the workflow of image ``index`` to ``workflows/generated/``."""
+@router.post("/studio/jobs/{job_id}/accept/{generation_id}")
+def accept(job_id: str, generation_id: int, services: ServicesDep, queue: QueueDep) -> Response:
+    """Save the workflow of the job's image ``generation_id`` to ``workflows/generated/``
+    (a rejected image too: people may disagree with QC)."""
     job = _generation(queue, job_id)
-    found = generation_results(services, queue, job)
-    image = next((i for i in found.images if i.index == index), None)
+    found = generation_results(services, queue, job, show="all")
+    image = next((i for i in found.images if i.generation_id == generation_id), None)
     if image is None:
-        raise InvalidParameter(f"job {job_id} has no image {index}")
+        raise InvalidParameter(f"job {job_id} has no image {generation_id}")
     path = accept_generated(
         services.store,
         services.db,

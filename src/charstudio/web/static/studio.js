@@ -67,13 +67,13 @@ function followJob(box) {
 
   function show(info) {
     const total = info.progress_total, step = info.progress_step;
-    const value = total ? Math.round((100 * step) / total) : (info.state === "succeeded" ? 100 : 0);
+    const value = total ? Math.round((100 * step) / total) : (["succeeded", "partial"].includes(info.state) ? 100 : 0);
     bar.value = value; bar.textContent = pct.textContent = `${value} %`;
     state.textContent = info.state; state.className = `badge state state-${info.state}`;
     box.dataset.jobState = info.state;
     message.textContent = info.message || "";
     error.textContent = info.error || ""; error.hidden = !info.error;
-    if (cancel) cancel.hidden = ["succeeded", "failed", "cancelled"].includes(info.state);
+    if (cancel) cancel.hidden = ["succeeded", "partial", "failed", "cancelled"].includes(info.state);
   }
   function finished(final) {
     if (onEnd === "reload" && final === "succeeded") {
@@ -108,7 +108,9 @@ async function refreshResults() {
   if (!holder) return;
   const id = holder.dataset.results;
   try {
-    const response = await fetch(`/studio/jobs/${encodeURIComponent(id)}/results`);
+    const show = new URLSearchParams(window.location.search).get("show");
+    const query = show ? `?show=${encodeURIComponent(show)}` : "";
+    const response = await fetch(`/studio/jobs/${encodeURIComponent(id)}/results${query}`);
     if (!response.ok) throw new Error(String(response.status));
     holder.innerHTML = await response.text();
     applyDataStyles(holder);

@@ -1,0 +1,150 @@
+"""The results grid of one generation job: its images with their scores.
+
+A gated job (QC ran while it generated) carries every score in its result: each kept
+image's QC, the rejected images with their reasons, and the job's rates; the grid shows
+them at once, with a filter (kept, rejected, all). A job generated without QC (``--no-qc``,
+or before the character had a face identity) is scored by a ``faces_score`` job the page
+asks for once it ends, as before QC existed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from charstudio.jobs import JobInfo, JobQueue
+from charstudio.services import Services
+from charstudio.web.render import file_url
+from charstudio.web.views import latest_score_job
+
+__all__ = ["SHOW", "QCSummary", "ResultImage", "Results", "generation_results"]
+
+Show = Literal["kept", "rejected", "all"]
+SHOW: tuple[Show, ...] = ("kept", "rejected", "all")
+
+
+@dataclass(frozen=True)
+class ResultImage:
+    index: int
+    seed: str
+    url: str | None
+    path: str
+    generation_id: int
+    similarity: float | None
+    passed: bool | None
+    status: str | None
+    adherence: float | None = None
+    adherence_passed: bool | None = None  # None: not checked
+    rejected: bool = False
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QCSummary:
+    """A gated job's rates and counts, as its result states them."""
+
+    requested: int
+    kept: int
+    rejected: int
+    attempts: int
+    face_consistency: float
+    prompt_adherence: float | None
+    partial: bool
+
+
+@dataclass(frozen=True)
+class Results:
+    job: JobInfo
+    images: list[ResultImage]
+    score_job: JobInfo | None
+    can_score: bool
+    qc: QCSummary | None = None
+    show: Show = "kept"
+
+
+def generation_results(
+    services: Services, queue: JobQueue, job: JobInfo, *, show: Show = "kept"
+) -> Results:
+    """A generate job's images with their scores: from QC when the job was gated, else from
+    its identity-score job (once that finished)."""
+    if job.has_result and job.result.get("qc") is True:
+        return _gated(services, job, show)
+    made = job.result.get("images", []) if job.has_result else []
+    score_job = latest_score_job(queue, job.character, for_job=job.id) if job.character else None
+    scores: dict[str, dict[str, Any]] = {}
+    if score_job is not None and score_job.state == "succeeded":
+        scores = {Path(s["source"]).name: s for s in score_job.result.get("images", [])}
+    images = []
+    for item in made:
+        score = scores.get(Path(item["path"]).name, {})
+        images.append(
+            _image(
+                services,
+                item,
+                similarity=score.get("similarity"),
+                passed=score.get("passed"),
+                status=score.get("status"),
+            )
+        )
+    can_score = bool(job.character) and services.library.profile(job.character or "").has_embedding
+    return Results(job=job, images=images, score_job=score_job, can_score=can_score)
+
+
+def _gated(services: Services, job: JobInfo, show: Show) -> Results:
+    result = job.result
+    kept = [_checked(services, item["image"], item["qc"]) for item in result.get("kept", [])]
+    rejected = [
+        _checked(services, item["image"], item["qc"], reasons=tuple(item.get("reasons", ())))
+        for item in result.get("rejected", [])
+    ]
+    summary = QCSummary(
+        requested=int(result.get("requested", len(kept))),
+        kept=len(kept),
+        rejected=len(rejected),
+        attempts=int(result.get("attempts", len(kept) + len(rejected))),
+        face_consistency=float(result.get("face_consistency", 0.0)),
+        prompt_adherence=result.get("prompt_adherence"),
+        partial=bool(result.get("partial", False)),
+    )
+    images = {"kept": kept, "rejected": rejected, "all": kept + rejected}[show]
+    return Results(job=job, images=images, score_job=None, can_score=False, qc=summary, show=show)
+
+
+def _checked(
+    services: Services, image: dict[str, Any], qc: dict[str, Any], reasons: tuple[str, ...] = ()
+) -> ResultImage:
+    """One image of a gated job, its scores read from its stored QC result."""
+    checks = {c["check"]: c for c in qc.get("checks", [])}
+    identity = checks.get("identity", {})
+    adherence = next(
+        (
+            checks[name]
+            for name in ("adherence_clip", "adherence_tags")
+            if checks.get(name, {}).get("status", "not_checked") != "not_checked"
+        ),
+        None,
+    )
+    failed = any(c.get("status") == "fail" for c in checks.values())
+    return _image(
+        services,
+        image,
+        similarity=identity.get("score"),
+        passed=not failed,
+        status=qc.get("face_status"),
+        adherence=None if adherence is None else adherence.get("score"),
+        adherence_passed=None if adherence is None else adherence.get("status") == "pass",
+        rejected=bool(reasons),
+        reasons=reasons,
+    )
+
+
+def _image(services: Services, item: dict[str, Any], **scores: Any) -> ResultImage:
+    return ResultImage(
+        index=item["index"],
+        seed=str(item["seed"]),
+        url=file_url(services.settings.home, item["path"]),
+        path=item["path"],
+        generation_id=item["generation_id"],
+        **scores,
+    )
