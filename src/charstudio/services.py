@@ -6,7 +6,7 @@ down; nothing else constructs services or reads settings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -109,7 +109,7 @@ class Services:
         return QCService(
             library=self.library,
             store=self.store,
-            spec=self.faces.spec,
+            spec=replace(self.faces.spec, detect_long_side=self.settings.qc_detect_long_side),
             clip_model=self.settings.qc_clip_model,
             tagger=self.settings.qc_tagger,
             device=self.settings.diffusers_device or "cpu",

@@ -116,6 +116,35 @@ def show(ctx: typer.Context, name: NameArg, json_output: JsonOption = False) -> 
     _render_detail(console, detail)
 
 
+# The QC policy's options (``character set --qc-*``), in their own help panel.
+_QC = "Quality control"
+QCMinIdentityOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="QC: smallest identity similarity kept (0-1; default: the face backend's threshold).",
+        rich_help_panel=_QC,
+    ),
+]
+QCMinAdherenceOpt = Annotated[
+    float | None,
+    typer.Option(help="QC: smallest prompt-adherence score kept (0-1).", rich_help_panel=_QC),
+]
+QCExtraAttemptsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="QC: images generated beyond the count per requested image (0-20, default 3).",
+        rich_help_panel=_QC,
+    ),
+]
+QCCandidatesOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="QC: candidates per requested image, the best passing kept (1-8, default 1).",
+        rich_help_panel=_QC,
+    ),
+]
+
+
 @app.command("set")
 def set_(
     ctx: typer.Context,
@@ -144,35 +173,10 @@ def set_(
     ] = None,
     trigger_word: Annotated[str | None, typer.Option(help="New trigger word.")] = None,
     description: Annotated[str | None, typer.Option(help="New description.")] = None,
-    qc_min_identity: Annotated[
-        float | None,
-        typer.Option(
-            help="QC: smallest identity similarity kept (0-1; default: the face backend's "
-            "threshold).",
-            rich_help_panel="Quality control",
-        ),
-    ] = None,
-    qc_min_adherence: Annotated[
-        float | None,
-        typer.Option(
-            help="QC: smallest prompt-adherence score kept (0-1).",
-            rich_help_panel="Quality control",
-        ),
-    ] = None,
-    qc_extra_attempts: Annotated[
-        int | None,
-        typer.Option(
-            help="QC: images generated beyond the count per requested image (0-20, default 3).",
-            rich_help_panel="Quality control",
-        ),
-    ] = None,
-    qc_candidates: Annotated[
-        int | None,
-        typer.Option(
-            help="QC: candidates per requested image, the best passing kept (1-8, default 1).",
-            rich_help_panel="Quality control",
-        ),
-    ] = None,
+    qc_min_identity: QCMinIdentityOpt = None,
+    qc_min_adherence: QCMinAdherenceOpt = None,
+    qc_extra_attempts: QCExtraAttemptsOpt = None,
+    qc_candidates: QCCandidatesOpt = None,
     reset: Annotated[
         list[str] | None,
         typer.Option(help="Drop an override, back to the method default (repeatable)."),

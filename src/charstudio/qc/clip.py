@@ -103,18 +103,44 @@ class ClipScorer:
         self._model: Any = model.to(device).eval()
         self._processor: Any = processor
         self._torch = torch
+        self._text_cache: dict[str, Any] = {}
         self.device = device
         self.model = f"{folder.name} ({model.config.vision_config.image_size} px)"
 
     def probabilities(self, image: Image.Image, caption: str) -> list[float]:
-        """Softmax over ``[caption, *NEUTRAL_CAPTIONS]`` at the model's logit scale."""
-        texts = [caption, *NEUTRAL_CAPTIONS]
-        inputs = self._processor(
-            text=texts, images=image.convert("RGB"), return_tensors="pt", padding=True
-        ).to(self.device)
-        with self._torch.no_grad():
-            logits = self._model(**inputs).logits_per_image[0]
-        return [float(p) for p in logits.softmax(dim=-1)]
+        """Softmax over ``[caption, *NEUTRAL_CAPTIONS]`` at the model's logit scale.
+
+        What ``CLIPModel.forward`` computes, with the captions' embeddings kept: the neutral
+        captions are embedded once, a subject caption once per distinct text, so each image
+        costs only the vision tower.
+        """
+        torch = self._torch
+        texts = self._texts([caption, *NEUTRAL_CAPTIONS])
+        pixels = self._processor(images=image.convert("RGB"), return_tensors="pt")
+        with torch.inference_mode():
+            vision = self._model.vision_model(pixel_values=pixels["pixel_values"].to(self.device))
+            embedded = self._model.visual_projection(vision.pooler_output)
+            embedded = embedded / embedded.norm(dim=-1, keepdim=True)
+            logits = self._model.logit_scale.exp() * embedded @ texts.T
+        return [float(p) for p in logits[0].softmax(dim=-1)]
+
+    def _texts(self, captions: list[str]) -> Any:
+        """The captions' normalised text embeddings (N, D), from the cache where known."""
+        torch = self._torch
+        missing = [c for c in captions if c not in self._text_cache]
+        if missing:
+            tokens = self._processor(text=missing, return_tensors="pt", padding=True)
+            with torch.inference_mode():
+                out = self._model.text_model(
+                    input_ids=tokens["input_ids"].to(self.device),
+                    attention_mask=tokens["attention_mask"].to(self.device),
+                )
+                embedded = self._model.text_projection(out.pooler_output)
+                embedded = embedded / embedded.norm(dim=-1, keepdim=True)
+            if len(self._text_cache) > 256:  # a job's captions repeat; bound the rest
+                self._text_cache.clear()
+            self._text_cache.update(zip(missing, embedded, strict=True))
+        return torch.stack([self._text_cache[c] for c in captions])
 
     def check(
         self, image: Image.Image, request: QCRequest, *, threshold: float | None
