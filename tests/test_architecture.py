@@ -24,6 +24,7 @@ LAYERS = [
     {"workflows"},
     {"backends"},
     {"qc"},
+    {"lab"},  # the consistency lab: tune and report, over generation and QC
     {"services", "demo"},
     {"jobs"},
     {"http"},  # what both HTTP surfaces share: deps, uploads, limits, errors, job events

@@ -104,13 +104,14 @@ class Settings(BaseSettings):
         "CHARSTUDIO_TAGGER); none: not checked.",
     )
     qc_detect_long_side: int = Field(
-        default=640,
+        default=1024,
         ge=256,
         le=4096,
         description="QC: the long side (px) a generated image is scaled to for dlib's face "
-        "detector (faces under ~1/8 of it are not looked for); landmarks and identity use "
-        "the full image. Lower is faster: 640 checks a 512 px image about twice as fast as "
-        "1024 with the same results on the test photographs (bench/qc.py).",
+        "detector (faces under ~1/8 of it are not looked for). Lower is faster (640: about "
+        "half the time on 512 px images) but dlib's boxes change with the scale, and the "
+        "several-people rule compares box areas: at 640 a two-person test photo passed as "
+        "one person. Keep 1024 unless speed matters more.",
     )
     comfyui_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://127.0.0.1:8188"],

@@ -25,6 +25,7 @@ from charstudio.config import Settings
 from charstudio.dataset import DatasetService
 from charstudio.faces.registry import BackendSpec, backend_from_spec
 from charstudio.faces.service import FaceService
+from charstudio.lab import LabService
 from charstudio.library import (
     AssetStore,
     Database,
@@ -113,6 +114,17 @@ class Services:
             clip_model=self.settings.qc_clip_model,
             tagger=self.settings.qc_tagger,
             device=self.settings.diffusers_device or "cpu",
+        )
+
+    @cached_property
+    def lab(self) -> LabService:
+        """The consistency lab: tune runs and measured reports."""
+        return LabService(
+            library=self.library,
+            store=self.store,
+            db=self.db,
+            generation=self.generation,
+            qc=self.qc,
         )
 
     @cached_property

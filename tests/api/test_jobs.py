@@ -215,6 +215,7 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
         "queued",
         "running",
         "succeeded",
+        "partial",
         "failed",
         "cancelled",
     }

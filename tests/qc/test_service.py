@@ -37,10 +37,10 @@ def test_the_tagger_setting_turns_adherence_on(tmp_path: Path) -> None:
     assert [s.name for s in services.qc.adherence] == ["wd14-tagger"]
 
 
-def test_qc_detects_faces_on_its_own_smaller_copy(tmp_path: Path) -> None:
+def test_qc_detection_size_is_its_own_setting(tmp_path: Path) -> None:
     services = build_services(load_settings(home=tmp_path / "data"))
-    assert services.faces.spec.detect_long_side == 1024  # faces extract: the full default
-    assert services.qc.spec.detect_long_side == 640
+    assert services.faces.spec.detect_long_side == 1024  # faces extract's default
+    assert services.qc.spec.detect_long_side == 1024  # same by default (see the setting)
     faster = build_services(load_settings(home=tmp_path / "data", qc_detect_long_side=512))
     assert faster.qc.spec.detect_long_side == 512
     with pytest.raises(InvalidParameter, match="qc_detect_long_side"):

@@ -69,6 +69,7 @@ def generation_parameters(
         "scheduler": request.scheduler,
         "lora": request.lora_file.name if request.lora_file else None,
         "lora_version_id": request.lora_version_id,
+        "lora_version": request.lora_version,
         "reference": str(request.reference_file) if request.reference_file else None,
         "reference_input": request.reference_input,
         "pose": str(request.pose_file) if request.pose_file else None,

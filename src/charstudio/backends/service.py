@@ -140,7 +140,9 @@ class GenerationService:
         family = self.defaults.family
         width, height = resolve_size(request, family)
         # 2. The character's profile, with the request's own values.
-        profile = self.library.profile(name)
+        profile = self.library.profile(
+            name, method=request.method, lora_version=request.lora_version
+        )
         params = resolve_params(profile, request, self.catalog)
         preset = self.defaults.ipadapter_preset
         reference, reference_input = choose_reference(
@@ -169,6 +171,7 @@ class GenerationService:
             width=width,
             height=height,
             lora_file=Path(profile.lora_path) if profile.lora_path else None,
+            lora_version=profile.lora_version if profile.method.startswith("lora") else None,
             reference_file=reference,
             reference_input=reference_input,
             pose_file=request.pose,
@@ -352,6 +355,7 @@ class GenerationService:
             job=request.job,
             backend=backend,
             method=request.method,
+            lora_version=request.lora_version,
             params=request.params,
             size=build_size(request),
             reference_input=request.reference_input,

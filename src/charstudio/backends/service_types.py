@@ -94,6 +94,9 @@ class GenerateRequest(GenerationControls):
         denoise: How much of the reference img2img repaints (img2img only).
         qc: Check every image and regenerate failures when the character has a face
             identity (``charstudio.qc.gate``); ``False`` is ``--no-qc``: keep everything.
+        method: Generate by this method, one the character's assets allow (refused,
+            naming what is missing, otherwise); ``None``: the profile's.
+        lora_version: Use this ready LoRA version instead of the promoted (or newest) one.
     """
 
     prompt: str = Field(min_length=1, max_length=PROMPT_MAX)
@@ -110,6 +113,8 @@ class GenerateRequest(GenerationControls):
     aspect: str | None = Field(default=None, max_length=16, examples=["2:3"])
     negative_mode: Literal["add", "replace"] = "add"
     qc: bool = True
+    method: Method | None = None
+    lora_version: int | None = Field(default=None, ge=1, le=1_000_000)
 
     @field_validator("prompt")
     @classmethod
@@ -240,6 +245,7 @@ class GenerationResult(BaseModel):
     job: str
     backend: str
     method: Method
+    lora_version: int | None = None  # the LoRA version used (LoRA methods)
     params: GenerationParams
     size: tuple[int, int]
     reference_input: Literal["face", "full"] | None

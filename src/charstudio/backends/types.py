@@ -166,6 +166,8 @@ class GenerationRequest(ParamsShortcuts, BaseModel):
         height: Image height (multiple of 8) or ``None``.
         lora_file: The character's LoRA file (LoRA methods).
         lora_version_id: Its ``lora_versions`` row, recorded with each image.
+        lora_version: Its version number, recorded with each image (the lab's report
+            groups generations by it).
         reference_file: The IP-Adapter / img2img reference image: the square face crop
             for face presets, the whole photo otherwise.
         reference_input: ``face`` (the face crop) or ``full`` (the whole photo).
@@ -195,6 +197,7 @@ class GenerationRequest(ParamsShortcuts, BaseModel):
     height: int | None = None
     lora_file: Path | None = None
     lora_version_id: int | None = None
+    lora_version: int | None = None
     reference_file: Path | None = None
     reference_input: Literal["face", "full"] | None = None
     pose_file: Path | None = None

@@ -18,6 +18,7 @@ from charstudio.cli.console import Console
 from charstudio.cli.context import CliState
 from charstudio.cli.demo import demo
 from charstudio.cli.generate import generate
+from charstudio.cli.lab import report, tune
 from charstudio.cli.options import flag
 from charstudio.cli.quiet import quiet_third_party
 from charstudio.cli.serve import serve, worker
@@ -43,6 +44,8 @@ app.command("accept")(accept)
 app.add_typer(character.app, name="character")
 app.add_typer(faces.app, name="faces")
 app.add_typer(qc.app, name="qc")
+app.command("tune")(tune)
+app.command("report")(report)
 app.add_typer(dataset.app, name="dataset")
 app.command("train")(train)
 app.add_typer(lora.app, name="lora")

@@ -12,11 +12,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from charstudio.errors import InvalidParameter, NotFound
 from charstudio.library.models import Character, FaceEmbedding, LoraVersion, TrainingSet
 from charstudio.library.profile import Assets
 from charstudio.library.store import AssetStore
 
-__all__ = ["read_assets", "read_assets_many", "resolve_stored_path"]
+__all__ = ["read_assets", "read_assets_many", "resolve_stored_path", "with_lora_version"]
 
 
 def resolve_stored_path(store: AssetStore, stored: str) -> Path:
@@ -104,3 +105,32 @@ def _usable_lora(store: AssetStore, candidates: Sequence[LoraVersion]) -> LoraVe
         if resolve_stored_path(store, candidate.path).is_file():
             return candidate
     return None
+
+
+def with_lora_version(
+    session: Session, store: AssetStore, character: Character, assets: Assets, version: int
+) -> Assets:
+    """``assets`` with LoRA ``version`` in place of the promoted one.
+
+    Raises:
+        NotFound: no such version, or its file is gone.
+        InvalidParameter: the version is not ready (still training, or failed).
+    """
+    row = session.scalar(
+        select(LoraVersion).where(
+            LoraVersion.character_id == character.id, LoraVersion.version == version
+        )
+    )
+    if row is None:
+        raise NotFound(
+            f"{character.name} has no LoRA version {version}; see "
+            f"`charstudio lora list {character.name}`"
+        )
+    if row.status != "ready":
+        raise InvalidParameter(f"LoRA version {version} of {character.name} is {row.status}")
+    path = resolve_stored_path(store, row.path)
+    if not path.is_file():
+        raise NotFound(f"LoRA version {version} of {character.name}: {path} is gone")
+    return assets.model_copy(
+        update={"has_lora": True, "lora_version": version, "lora_path": str(path)}
+    )

@@ -40,6 +40,7 @@ __all__ = [
     "Overrides",
     "build_profile",
     "feasible_methods",
+    "missing_for",
     "select_method",
     "uses",
 ]
@@ -227,7 +228,7 @@ def build_profile(
         else:
             warnings.append(
                 f"pinned method {overrides.method!r} is not possible now "
-                f"({_missing_for(overrides.method, assets)}); using {method!r}"
+                f"({missing_for(overrides.method, assets)}); using {method!r}"
             )
     if assets.reference_images_count == 0:
         warnings.append("no reference images: add some with `charstudio character import`")
@@ -263,7 +264,8 @@ def _apply(method: Method, overrides: Overrides) -> GenerationParams:
     return GenerationParams(**values)
 
 
-def _missing_for(method: Method, assets: Assets) -> str:
+def missing_for(method: Method, assets: Assets) -> str:
+    """What the assets lack for ``method`` ("no LoRA and no face identity")."""
     missing = []
     if method in ("lora_ipadapter", "lora_only") and not assets.has_lora:
         missing.append("no LoRA")

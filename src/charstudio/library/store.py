@@ -93,6 +93,10 @@ class AssetStore:
     def outputs_dir(self, name: str) -> Path:
         return self.home / "outputs" / name
 
+    def reports_dir(self, name: str) -> Path:
+        """The consistency lab's tune runs and reports of one character."""
+        return self.home / "reports" / name
+
     @property
     def locks_dir(self) -> Path:
         return self.home / "locks"

@@ -1,0 +1,127 @@
+"""The lab's test world: ``obama`` with his real face identity (dlib on the real photos), two
+ready LoRA versions, and a generator of real photographs whose outcome depends on the
+strengths, so that the best cell and every rate are known in advance:
+
+============================== =====================================================
+the graph has                  the image is the character's photo when
+============================== =====================================================
+LoRA and IP-Adapter            LoRA >= 0.7 and IP-Adapter >= 0.55 (else a stranger)
+IP-Adapter only                the seed is even
+LoRA only                      the seed is a multiple of 4
+neither (img2img)              never
+LoRA version 2's file          the seed is a multiple of 4, whatever the strengths
+============================== =====================================================
+
+Everything else is real: the generation service stores and records the images, and QC
+judges them with the real dlib models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from charstudio.backends import GenerationService
+from charstudio.backends.service_types import GenerationDefaults
+from charstudio.backends.types import BackendImage, CancelToken, GenerationRequest, ProgressSink
+from charstudio.config import load_settings
+from charstudio.lab import LabService
+from charstudio.library.models import Character, LoraVersion
+from charstudio.services import Services, build_services
+from tests.backends.photo_backend import PhotoBackend
+from tests.backends.photo_outputs import Kind, PhotoScenario
+from tests.qc.conftest import make_character
+
+
+def kind_for(request: GenerationRequest, seed: int) -> Kind:
+    """The table in the module's docstring."""
+    lora, ipa = request.params.lora_strength, request.params.ipadapter_strength
+    if request.lora_file is not None and "_v2" in request.lora_file.name:
+        return "own" if seed % 4 == 0 else "stranger"
+    if lora is not None and ipa is not None:
+        return "own" if lora >= 0.7 and ipa >= 0.55 else "stranger"
+    if ipa is not None:
+        return "own" if seed % 2 == 0 else "stranger"
+    if lora is not None:
+        return "own" if seed % 4 == 0 else "stranger"
+    return "stranger"
+
+
+@dataclass
+class StrengthBackend:
+    """:class:`PhotoBackend` with the kind of every seed decided by :func:`kind_for`;
+    counts the images it made (a resumed run must make none for measured cells)."""
+
+    name: str = "photos"
+    made: list[tuple[GenerationRequest, int]] = field(default_factory=list)
+    cancel_after: int | None = None  # cancel once this many requests were served
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        progress: ProgressSink | None = None,
+        cancel: CancelToken | None = None,
+    ) -> list[BackendImage]:
+        scenario = PhotoScenario().script({s: kind_for(request, s) for s in request.seeds})
+        images = PhotoBackend(scenario).generate(request, progress=progress, cancel=cancel)
+        self.made += [(request, s) for s in request.seeds]
+        served = len({id(r) for r, _ in self.made})
+        if cancel is not None and self.cancel_after is not None and served >= self.cancel_after:
+            cancel.cancel()
+        return images
+
+
+@dataclass
+class Lab:
+    services: Services
+    lab: LabService
+    backend: StrengthBackend
+
+
+def add_lora(services: Services, version: int, *, promoted: bool) -> Path:
+    path = services.store.lora_dir / f"obama_v{version}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a real LoRA; the generator is a test double")
+    with services.db.sessions.begin() as session:
+        character = session.query(Character).filter_by(name_key="obama").one()
+        session.add(
+            LoraVersion(
+                character_id=character.id, version=version, path=str(path), promoted=promoted
+            )
+        )
+    return path
+
+
+def make_lab(home: Path, *, loras: bool = True) -> Lab:
+    services = build_services(load_settings(home=home))
+    make_character(services)
+    if loras:
+        add_lora(services, 1, promoted=True)
+        add_lora(services, 2, promoted=False)
+    backend = StrengthBackend()
+    generation = GenerationService(
+        library=services.library,
+        store=services.store,
+        db=services.db,
+        defaults=GenerationDefaults(checkpoint="rand_sd15.safetensors"),
+        backends={"photos": lambda: backend},
+    )
+    lab = LabService(
+        library=services.library,
+        store=services.store,
+        db=services.db,
+        generation=generation,
+        qc=services.qc,
+    )
+    return Lab(services, lab, backend)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[Lab]:
+    built = make_lab(tmp_path / "home")
+    yield built
+    built.services.close()

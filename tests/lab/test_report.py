@@ -1,0 +1,88 @@
+"""``report``: the Expected Results table with the exact rates the generator implies, per
+LoRA version with a suggestion, from history, and as a self-contained HTML page."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from charstudio.errors import NotFound
+from charstudio.lab import TuneSpec, write_html
+from tests.lab.conftest import Lab
+from tests.lab.test_tune import GRID
+
+SPEC = TuneSpec(seeds=2, backend="photos")
+
+
+def test_the_report_measures_every_method_with_the_same_prompts_and_seeds(world: Lab) -> None:
+    world.lab.tune("obama", GRID)  # applies LoRA 0.7, IP-Adapter 0.6: the tuned row
+    report = world.lab.report("obama", SPEC)
+    rates = {r.label: r.rates.face_consistency for r in report.rows}
+    # Seeds 1000-1005: even ones (3/6) for IP-Adapter alone, multiples of 4 (2/6) for LoRA
+    # alone, none for img2img, all with both strengths held.
+    assert rates == {
+        "img2img": 0.0,
+        "ipadapter_only": 0.5,
+        "lora_only": 0.3333,
+        "lora_ipadapter": 1.0,
+        "tuned": 1.0,
+    }
+    assert all(r.rates.images == 6 for r in report.rows)
+    assert [r.expected for r in report.rows] == [
+        "20-40 %",
+        "70-80 %",
+        "70-80 %",
+        "90-95 %",
+        "95 %+",
+    ]
+    by_row = {r.label: sorted({i.seed for i in r.images}) for r in report.rows}
+    assert all(seeds == list(range(1000, 1006)) for seeds in by_row.values())
+    assert report.rows[1].per_variation["outfit"].face_consistency == 0.5  # seeds 1000, 1001
+    versions = {r.lora_version: r.rates.face_consistency for r in report.versions}
+    assert versions == {1: 1.0, 2: 0.3333}
+    assert report.suggestion == "keep v1 promoted: it measures best"
+    assert "LoRA v2 is worse than v1: face consistency 33% vs 100%" in report.notes
+    assert any("prompt adherence not checked" in n for n in report.notes)
+    assert report.tune is not None and report.tune.chosen is not None
+    # A second report generates nothing new: every row is kept from the first.
+    made = len(world.backend.made)
+    again = world.lab.report("obama", SPEC)
+    assert len(world.backend.made) == made and again.rows == report.rows
+
+
+def test_the_html_report_is_self_contained(world: Lab) -> None:
+    world.lab.tune("obama", GRID)
+    report = world.lab.report("obama", SPEC)
+    path = write_html(world.services.store, report)
+    assert path.parent == world.services.store.reports_dir("obama") and path.suffix == ".html"
+    page = path.read_text()
+    assert "<caption>Expected results, measured</caption>" in page
+    assert "<caption>Per LoRA version</caption>" in page and "keep v1 promoted" in page
+    assert 'data-heatmap src="data:image/png;base64,' in page
+    assert page.count("data:image/png;base64,") == 3  # the heatmap and two contact sheets
+    assert not re.search(r'src="(?!data:)', page)  # nothing loaded from elsewhere
+
+
+def test_from_history_reads_scored_generations_without_generating(world: Lab) -> None:
+    with pytest.raises(NotFound, match="no QC-scored generations of obama yet"):
+        world.lab.report_from_history("obama")
+    world.lab.report("obama", SPEC)
+    made = len(world.backend.made)
+    history = world.lab.report_from_history("obama")
+    assert len(world.backend.made) == made and history.source == "history"
+    rates = {r.label: (r.rates.face_consistency, r.rates.images) for r in history.rows}
+    assert rates["ipadapter_only (IP-Adapter 0.8)"] == (0.5, 6)
+    assert rates["img2img (profile defaults)"] == (0.0, 6)
+    assert rates["lora_ipadapter v2 (LoRA 0.7, IP-Adapter 0.6)"] == (0.3333, 6)
+    assert history.suggestion == "keep v1 promoted: it measures best"
+
+
+def test_report_of_a_character_without_identity_says_what_to_run(
+    world: Lab, tmp_path: Path
+) -> None:
+    photo = next(world.services.store.references_dir("obama").iterdir())
+    world.services.library.create("mia", [photo])
+    with pytest.raises(NotFound, match="faces extract"):
+        world.lab.report("mia", SPEC)

@@ -1,0 +1,134 @@
+"""``tune``: the known best cell is found, rates are exact, runs resume, bad input is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from charstudio.backends.types import CancelToken
+from charstudio.errors import GenerationCancelled, InvalidParameter, NotFound
+from charstudio.lab import Cell, LabPrompt, TuneSpec, read_provenance
+from charstudio.lab.tune import MAX_TUNE_IMAGES
+from tests.lab.conftest import Lab, make_lab
+
+GRID = TuneSpec(
+    lora_strengths=(0.6, 0.7, 0.8), ipadapter_strengths=(0.5, 0.6), seeds=2, backend="photos"
+)
+
+
+def test_tune_finds_the_known_best_cell_and_applies_it(world: Lab) -> None:
+    result = world.lab.tune("obama", GRID)
+    rates = {r.cell.key: r.rates.face_consistency for r in result.results}
+    # Own photos only where LoRA >= 0.7 and IP-Adapter >= 0.55: exactly two cells, tied.
+    assert rates == {
+        "lora0.6_ipa0.5": 0.0,
+        "lora0.6_ipa0.6": 0.0,
+        "lora0.7_ipa0.5": 0.0,
+        "lora0.7_ipa0.6": 1.0,
+        "lora0.8_ipa0.5": 0.0,
+        "lora0.8_ipa0.6": 1.0,
+    }
+    assert result.chosen == Cell(lora_strength=0.7, ipadapter_strength=0.6)  # ties: lower
+    assert "not checked" in result.rule  # no adherence model: said, not a silent pass
+    assert all(r.rates.images == 6 and r.rates.prompt_adherence is None for r in result.results)
+    assert {r.cell.key: sorted(r.per_variation) for r in result.results}["lora0.7_ipa0.6"] == [
+        "background",
+        "outfit",
+        "pose",
+    ]
+    assert result.applied == {"lora_strength": 0.7, "ipadapter_strength": 0.6}
+    profile = world.services.library.profile("obama")
+    assert (profile.params.lora_strength, profile.params.ipadapter_strength) == (0.7, 0.6)
+    provenance = read_provenance(world.services.store, "obama")
+    assert provenance is not None and provenance.run == result.plan.run
+    assert (provenance.lora_version, provenance.face_consistency) == (1, 1.0)
+    # Every image went through the generation service and carries its QC in its row.
+    seeds = sorted({s for _, s in world.backend.made})
+    assert seeds == list(range(1000, 1006)) and len(world.backend.made) == 36
+
+
+def test_a_value_set_by_hand_is_kept_unless_apply(world: Lab) -> None:
+    world.services.library.update("obama", overrides={"lora_strength": 0.75})
+    result = world.lab.tune("obama", GRID)
+    assert result.kept_by_hand == {"lora_strength": 0.75}
+    assert result.applied == {"ipadapter_strength": 0.6}
+    assert world.services.library.profile("obama").params.lora_strength == 0.75
+    forced = world.lab.tune("obama", GRID, force=True)  # every cell kept from before
+    assert forced.applied == {"lora_strength": 0.7, "ipadapter_strength": 0.6}
+    assert len(world.backend.made) == 36  # nothing generated again
+    # Once tuned, a later tune may move it again (it is no longer the user's value).
+    assert world.lab.tune("obama", GRID).kept_by_hand == {}
+
+
+def test_a_killed_run_resumes_without_remeasuring(tmp_path: Path) -> None:
+    first = make_lab(tmp_path / "home")
+    try:
+        first.backend.cancel_after = 7  # two cells of three prompts, then the next one's first
+        with pytest.raises(GenerationCancelled):
+            first.lab.tune("obama", GRID, cancel=CancelToken())
+        folder = Path(first.lab.plan_tune("obama", GRID).run_dir)
+        assert len(list((folder / "cells").glob("*.json"))) == 2
+        assert first.lab.plan_tune("obama", GRID).cells_done == 2
+        first.backend.cancel_after = None
+        made_before = len(first.backend.made)
+        result = first.lab.tune("obama", GRID)
+        # Only the four cells not measured were generated (3 prompts x 2 seeds each).
+        assert len(first.backend.made) - made_before == 4 * 6
+        assert result.chosen == Cell(lora_strength=0.7, ipadapter_strength=0.6)
+        saved = json.loads((folder / "result.json").read_text())
+        assert saved["chosen"] == {"lora_strength": 0.7, "ipadapter_strength": 0.6}
+    finally:
+        first.services.close()
+
+
+def test_dry_run_plans_and_estimates_from_recent_speed(world: Lab) -> None:
+    plan = world.lab.plan_tune("obama", GRID)
+    assert (len(plan.cells), plan.images, plan.cells_done) == (6, 36, 0)
+    assert plan.estimate_s is None and "no finished generation on photos" in plan.estimate_basis
+    assert world.backend.made == []
+    world.lab.tune("obama", GRID.model_copy(update={"lora_strengths": (0.7,)}))
+    again = world.lab.plan_tune("obama", GRID)
+    assert again.seconds_per_image is not None and again.estimate_s is not None
+    assert "s per image over the last" in again.estimate_basis
+
+
+def test_bad_input_is_refused_before_anything_runs(world: Lab, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least one strength"):
+        TuneSpec(lora_strengths=())
+    with pytest.raises(ValueError, match="within 0-2"):
+        TuneSpec(ipadapter_strengths=(0.5, 3.0))
+    with pytest.raises(ValueError):
+        TuneSpec(lora_strengths=(float("nan"),))
+    big = TuneSpec(
+        lora_strengths=tuple(0.1 * i for i in range(1, 11)),
+        ipadapter_strengths=tuple(0.1 * i for i in range(1, 11)),
+        backend="photos",
+    )
+    with pytest.raises(
+        InvalidParameter, match=rf"100 cells x 6 images = 600 images.*{MAX_TUNE_IMAGES}.*--yes"
+    ):
+        world.lab.tune("obama", big)
+    assert world.backend.made == []
+    with pytest.raises(NotFound, match="no character named"):
+        world.lab.plan_tune("nobody", GRID)
+    assert TuneSpec(prompts=(LabPrompt(variation=None, text="x"),)).prompts[0].text == "x"
+
+
+def test_a_character_without_identity_or_lora_is_told_what_to_run(tmp_path: Path) -> None:
+    built = make_lab(tmp_path / "home", loras=False)
+    try:
+        with pytest.raises(
+            InvalidParameter, match="needs a LoRA: obama has none.*charstudio train obama"
+        ):
+            built.lab.plan_tune("obama", GRID)
+        ipa_only = built.lab.plan_tune("obama", TuneSpec(backend="photos"))
+        assert ipa_only.method == "ipadapter_only" and len(ipa_only.cells) == 4
+        built.services.library.create(
+            "mia", [next(built.services.store.references_dir("obama").iterdir())]
+        )
+        with pytest.raises(NotFound, match="faces extract"):
+            built.lab.plan_tune("mia", GRID)
+    finally:
+        built.services.close()
