@@ -91,15 +91,26 @@ class Services:
     @cached_property
     def faces(self) -> FaceService:
         settings = self.settings
-        return FaceService(
-            library=self.library,
-            store=self.store,
-            spec=BackendSpec(
+        # Drawn characters (ccip) have their own folder settings; a character's identity
+        # says which backend it uses (FaceService.character_spec).
+        ccip = BackendSpec(
+            name="ccip",
+            model_root=settings.ccip_model_dir,
+            character_detector=settings.ccip_detector,
+        )
+        default = ccip
+        if settings.face_backend != "ccip":
+            default = BackendSpec(
                 name=settings.face_backend,
                 model_root=settings.face_model_root,
                 pack=settings.face_pack,
                 detector=settings.face_detector,
-            ),
+            )
+        return FaceService(
+            library=self.library,
+            store=self.store,
+            spec=default,
+            specs={"ccip": ccip},
             workers=settings.face_workers,
         )
 
@@ -110,6 +121,10 @@ class Services:
             library=self.library,
             store=self.store,
             spec=replace(self.faces.spec, detect_long_side=self.settings.qc_detect_long_side),
+            specs={
+                name: replace(spec, detect_long_side=self.settings.qc_detect_long_side)
+                for name, spec in self.faces.specs.items()
+            },
             clip_model=self.settings.qc_clip_model,
             tagger=self.settings.qc_tagger,
             device=self.settings.diffusers_device or "cpu",
