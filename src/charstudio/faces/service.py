@@ -134,14 +134,11 @@ class FaceService:
         progress: ProgressCallback | None = None,
     ) -> ExtractReport:
         """Analyse every reference, build the identity, choose the reference, write files.
-
-        ``backend`` chooses the identity backend for this character (``"ccip"`` for a drawn
-        one); ``None`` keeps the one its identity was made with, else the default.
+        ``backend`` (``"ccip"`` for a drawn character) is the character's from now on.
 
         Steps:
-            1. Load the character's reference images.
-            2. Detect and embed faces (both cores); statuses for no / several / small faces.
-            3. Build the identity from the inliers; flag outliers.
+            1. Load the character's reference images; the backend.
+            2-3. Detect and embed (both cores); build the identity of the inliers.
             4. Rank references; keep a user's choice while it is still an inlier.
             5. Write ``<name>_face.{pt,npy,json}`` and the ComfyUI-ready reference images
                under temporary names, record everything in one transaction, then rename.
