@@ -27,6 +27,7 @@ from charstudio.faces.ccip_backend import (
     preprocess,
 )
 from charstudio.faces.identity import build_identity
+from charstudio.faces.reference import rank_references
 from charstudio.faces.registry import load_backend
 from charstudio.faces.scoring import score_images
 from charstudio.faces.types import FaceEmbeddingVector, IncompatibleEmbeddings
@@ -143,6 +144,12 @@ def test_identity_flags_other_characters_and_photographs(ccip_backend: FaceBacke
     )
     assert [image.passed for image in scored.images] == [True, False]
     assert scored.face_consistency == 0.5
+    # A character has no eye keypoints: its reference score leaves frontality out.
+    ranked = rank_references(analyses, identity, compare=comparator(ccip_backend))
+    scores = [c.score for c in ranked]
+    assert scores == sorted(scores, reverse=True)
+    assert len(ranked) == 3 and all("frontal" not in c.parts for c in ranked)
+    assert all(0.0 < c.score <= 1.0 for c in ranked)
 
 
 def test_detector_cuts_out_each_character_and_chooses_the_dominant(

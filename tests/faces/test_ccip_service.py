@@ -119,6 +119,13 @@ def test_qc_checks_a_drawn_character_with_ccip(studio: Services, tmp_path: Path)
     assert identity.reason.startswith("the character: ccip score")
     failed = {r.check: r for r in bad.checks}["identity"]
     assert failed.status == "fail" and failed.reason.startswith("not the character: ccip score")
+    # `qc score` over a folder: the report names the backend, the rates count both images.
+    folder = tmp_path / "generated"
+    save(drawing("akane", variant=7), folder / "a.png")
+    save(drawing("midori", variant=2), folder / "b.png")
+    report = studio.qc.score("akane", [folder], sheet=tmp_path / "qc.png")
+    assert report.face_backend == "ccip" and report.face_consistency == 0.5
+    assert report.thresholds["identity"] == pytest.approx(1 - 0.178)
 
 
 def test_qc_refuses_an_identity_of_another_ccip_model(studio: Services, tmp_path: Path) -> None:

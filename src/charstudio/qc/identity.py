@@ -35,7 +35,7 @@ class CharacterIdentity:
 
     character: str
     vector: FaceEmbeddingVector
-    threshold: float  # the backend's same-person cosine similarity
+    threshold: float  # the backend's same-person score (cosine; 1 - difference for ccip)
     source: Path  # the .npy file
 
     def require_backend(self, backend: FaceBackend) -> None:
@@ -95,7 +95,8 @@ def check_identity(
     Args:
         analysis: the face analysis of the image, made with ``embed="all"``.
         identity: the character's identity.
-        threshold: the cosine similarity to reach (the policy's, else the backend's).
+        threshold: the score to reach (the policy's, else the backend's): a cosine, or
+            ``1 - difference`` for ccip.
         several_allowed: the prompt asks for more than one person.
         scorer: the face backend's name.
         compare: the backend's comparator (``comparator(backend)``: CCIP's metrics model,
