@@ -23,7 +23,7 @@ from charstudio.backends import (
 from charstudio.backends.diffusers_options import DiffusersOptions
 from charstudio.config import Settings
 from charstudio.dataset import DatasetService
-from charstudio.faces.registry import BackendSpec, backend_from_spec
+from charstudio.faces.registry import BACKEND_NAMES, BackendSpec, backend_from_spec
 from charstudio.faces.service import FaceService
 from charstudio.library import (
     AssetStore,
@@ -106,11 +106,15 @@ class Services:
                 pack=settings.face_pack,
                 detector=settings.face_detector,
             )
+        # Every backend a character's identity may name: the settings' folders where they
+        # are set, the backends' own defaults otherwise.
+        specs = {name: BackendSpec(name=name) for name in BACKEND_NAMES}
+        specs |= {"ccip": ccip, default.name: default}
         return FaceService(
             library=self.library,
             store=self.store,
             spec=default,
-            specs={"ccip": ccip},
+            specs=specs,
             workers=settings.face_workers,
         )
 

@@ -159,3 +159,19 @@ def test_cli_extract_backend_and_show(
     assert profile["identity_backend"] == "ccip/ccip-standin"
     wrong = cli("faces", "extract", "akane", "--backend", "clip")
     assert wrong.code == 2 and "clip" in wrong.err
+
+
+def test_a_ccip_default_still_serves_a_photographed_character(
+    home: Path, ccip_folder: Path
+) -> None:
+    settings = load_settings(
+        home=home, face_backend="ccip", ccip_model_dir=ccip_folder, face_workers=1
+    )
+    services = build_services(settings)
+    try:
+        services.library.create("obama", OBAMA)
+        assert services.faces.extract("obama", backend="dlib").backend == "dlib"
+        assert services.faces.character_spec("obama").name == "dlib"
+        assert services.qc.checker("obama", soundness=False).backend.name == "dlib"
+    finally:
+        services.close()
