@@ -124,15 +124,19 @@ class Services:
         return QCService(
             library=self.library,
             store=self.store,
-            spec=replace(self.faces.spec, detect_long_side=self.settings.qc_detect_long_side),
-            specs={
-                name: replace(spec, detect_long_side=self.settings.qc_detect_long_side)
-                for name, spec in self.faces.specs.items()
-            },
+            spec=self._qc_spec(self.faces.spec),
+            specs={name: self._qc_spec(spec) for name, spec in self.faces.specs.items()},
             clip_model=self.settings.qc_clip_model,
             tagger=self.settings.qc_tagger,
             device=self.settings.diffusers_device or "cpu",
         )
+
+    def _qc_spec(self, spec: BackendSpec) -> BackendSpec:
+        """QC's dlib detects on its own smaller copy; other backends are shared as they are
+        (a different spec would load their models a second time)."""
+        if spec.name != "dlib":
+            return spec
+        return replace(spec, detect_long_side=self.settings.qc_detect_long_side)
 
     @cached_property
     def datasets(self) -> DatasetService:
