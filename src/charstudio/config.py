@@ -69,10 +69,11 @@ class Settings(BaseSettings):
     lock_timeout_s: float = Field(
         default=60.0, gt=0, description="How long to wait for another process's lock."
     )
-    face_backend: Literal["dlib", "insightface"] = Field(
+    face_backend: Literal["dlib", "insightface", "ccip"] = Field(
         default="dlib",
-        description="Face identity backend: dlib (CC0 weights, commercial use allowed) or "
-        "insightface (stronger; its model packs are licensed for non-commercial use only).",
+        description="Default identity backend: dlib (CC0 weights, commercial use allowed), "
+        "insightface (stronger; its model packs are licensed for non-commercial use only) or "
+        "ccip (drawn characters). `faces extract --backend` chooses per character.",
     )
     face_model_root: Path | None = Field(
         default=None,
@@ -81,6 +82,16 @@ class Settings(BaseSettings):
     )
     face_pack: str | None = Field(
         default=None, description="insightface pack name (default buffalo_l, then antelopev2)."
+    )
+    ccip_model_dir: Path | None = Field(
+        default=None,
+        description="The ccip backend's model folder (drawn characters): model_feat.onnx, "
+        "model_metrics.onnx and metrics.json (its 'threshold'), as deepghs publishes CCIP.",
+    )
+    ccip_detector: Path | None = Field(
+        default=None,
+        description="Optional YOLO-style ONNX character detector (with its labels) for the "
+        "ccip backend; none: each image is treated as one character.",
     )
     face_detector: Literal["hog", "cnn"] = Field(
         default="hog", description="dlib face detector: hog (fast) or cnn (more recall)."

@@ -23,7 +23,7 @@ from charstudio.backends import (
 from charstudio.backends.diffusers_options import DiffusersOptions
 from charstudio.config import Settings
 from charstudio.dataset import DatasetService
-from charstudio.faces.registry import BackendSpec, backend_from_spec
+from charstudio.faces.registry import BACKEND_NAMES, BackendSpec, backend_from_spec
 from charstudio.faces.service import FaceService
 from charstudio.lab import LabService
 from charstudio.library import (
@@ -92,15 +92,30 @@ class Services:
     @cached_property
     def faces(self) -> FaceService:
         settings = self.settings
-        return FaceService(
-            library=self.library,
-            store=self.store,
-            spec=BackendSpec(
+        # Drawn characters (ccip) have their own folder settings; a character's identity
+        # says which backend it uses (FaceService.character_spec).
+        ccip = BackendSpec(
+            name="ccip",
+            model_root=settings.ccip_model_dir,
+            character_detector=settings.ccip_detector,
+        )
+        default = ccip
+        if settings.face_backend != "ccip":
+            default = BackendSpec(
                 name=settings.face_backend,
                 model_root=settings.face_model_root,
                 pack=settings.face_pack,
                 detector=settings.face_detector,
-            ),
+            )
+        # Every backend a character's identity may name: the settings' folders where they
+        # are set, the backends' own defaults otherwise.
+        specs = {name: BackendSpec(name=name) for name in BACKEND_NAMES}
+        specs |= {"ccip": ccip, default.name: default}
+        return FaceService(
+            library=self.library,
+            store=self.store,
+            spec=default,
+            specs=specs,
             workers=settings.face_workers,
         )
 
@@ -110,11 +125,19 @@ class Services:
         return QCService(
             library=self.library,
             store=self.store,
-            spec=replace(self.faces.spec, detect_long_side=self.settings.qc_detect_long_side),
+            spec=self._qc_spec(self.faces.spec),
+            specs={name: self._qc_spec(spec) for name, spec in self.faces.specs.items()},
             clip_model=self.settings.qc_clip_model,
             tagger=self.settings.qc_tagger,
             device=self.settings.diffusers_device or "cpu",
         )
+
+    def _qc_spec(self, spec: BackendSpec) -> BackendSpec:
+        """QC's dlib detects on its own smaller copy; other backends are shared as they are
+        (a different spec would load their models a second time)."""
+        if spec.name != "dlib":
+            return spec
+        return replace(spec, detect_long_side=self.settings.qc_detect_long_side)
 
     @cached_property
     def lab(self) -> LabService:

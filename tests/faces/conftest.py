@@ -212,3 +212,29 @@ def marker_scene(faces: list[tuple[int, int, str]], *, size: int = 640) -> np.nd
         canvas[y - 80 : y + 112, x - 80 : x + 112] = pattern(kind)
         canvas[y : y + CELL, x : x + CELL] = MARKER
     return canvas
+
+
+# --- stand-in CCIP model folder (see ccip_standins.py) ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ccip_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CCIP model folder as users keep it, with stand-in models."""
+    from tests.faces.ccip_standins import build_ccip_folder
+
+    return build_ccip_folder(tmp_path_factory.mktemp("models") / "ccip-standin")
+
+
+@pytest.fixture(scope="session")
+def ccip_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in YOLO character detector with its labels."""
+    from tests.faces.ccip_standins import build_detector
+
+    path = tmp_path_factory.mktemp("detector") / "character_detect.onnx"
+    build_detector(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ccip_backend(ccip_folder: Path) -> FaceBackend:
+    return load_backend("ccip", model_root=ccip_folder)

@@ -122,18 +122,21 @@ def test_score_tells_the_character_from_others(obama: Services, tmp_path: Path) 
     assert (tmp_path / "sheet.png").is_file()
 
 
-def test_scores_across_backends_are_refused(obama: Services) -> None:
+def test_scores_across_models_are_refused(obama: Services) -> None:
+    # Scoring uses the identity's own backend (per character); an identity made by another
+    # model of that backend (another dlib model, another CCIP folder) is refused.
     obama.faces.extract("obama")
     with obama.db.sessions.begin() as session:
         session.execute(
             update(FaceEmbedding)
             .where(FaceEmbedding.kind == "identity")
-            .values(backend="insightface", model="w600k_r50")
+            .values(model="another_model")
         )
     with pytest.raises(IncompatibleEmbeddings) as info:
         obama.faces.score("obama", OBAMA[:1])
     message = str(info.value)
-    assert "made by insightface/w600k_r50" in message and "now is dlib/" in message
+    assert "made by dlib/another_model (128-D)" in message
+    assert "the dlib backend now loads dlib/dlib_face_recognition_resnet_model_v1" in message
 
 
 def test_no_identity_yet_and_no_usable_face(services: Services) -> None:
@@ -150,12 +153,12 @@ def test_a_failed_record_keeps_the_previous_identity_files(
 ) -> None:
     obama.faces.extract("obama")
     before = snapshot(home)
-    from charstudio.faces.service import FaceService
+    from charstudio.faces import service
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(FaceService, "_record", broken)
+    monkeypatch.setattr(service, "record_extraction", broken)
     with pytest.raises(RuntimeError, match="database went away"):
         obama.faces.extract("obama")
     assert snapshot(home) == before

@@ -24,7 +24,7 @@ from charstudio.jobs import (
     submit_faces_extract,
     submit_faces_score,
 )
-from charstudio.jobs.kinds import FACES_EXTRACT, NoParams, TrainParams
+from charstudio.jobs.kinds import FACES_EXTRACT, FacesExtractParams, NoParams, TrainParams
 from charstudio.library.models import Job
 from charstudio.services import Services, build_services
 from tests.faces.conftest import DATA
@@ -148,7 +148,9 @@ def test_unknown_kind_and_job(obama: Services) -> None:
     impostor = JobKind("faces_extract", NoParams, ExtractReport, FACES_EXTRACT.handler)
     with pytest.raises(InvalidParameter, match="unknown job kind 'faces_extract'; choose one of"):
         queue.submit(impostor, character="obama", params=NoParams())
-    with pytest.raises(InvalidParameter, match="faces_extract jobs take NoParams, not TrainParams"):
+    with pytest.raises(
+        InvalidParameter, match="faces_extract jobs take FacesExtractParams, not TrainParams"
+    ):
         queue.submit(FACES_EXTRACT, character="obama", params=TrainParams())
     assert len(queue.huey) == 0 and queue.store.page().total == 0  # nothing recorded
     # A stored record of a kind this worker does not run fails when its message arrives.
@@ -167,7 +169,7 @@ def test_cancel_queued_and_finished(obama: Services) -> None:
     job = submit_faces_extract(obama, queue, "obama")
     assert queue.cancel(job.id).state == "cancelled"
     assert queue.run(job.id).state == "cancelled"  # its message arrives later: nothing runs
-    done = queue.submit(FACES_EXTRACT, character="obama", params=NoParams())
+    done = queue.submit(FACES_EXTRACT, character="obama", params=FacesExtractParams())
     queue.run(done.id)
     with pytest.raises(JobFinished, match="already succeeded; nothing to cancel"):
         queue.cancel(done.id)

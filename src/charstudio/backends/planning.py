@@ -22,7 +22,18 @@ from charstudio.workflows import (
     random_seed,
 )
 
-__all__ = ["check_image", "choose_reference", "resolve_params", "resolve_size", "seeds_for"]
+__all__ = [
+    "DRAWN_CHARACTER_PRESET",
+    "check_image",
+    "choose_reference",
+    "drawn_character_preset",
+    "resolve_params",
+    "resolve_size",
+    "seeds_for",
+]
+
+DRAWN_CHARACTER_PRESET = "PLUS (high strength)"
+"""The full-image preset a drawn character's reference goes to (see drawn_character_preset)."""
 
 
 def seeds_for(request: GenerateRequest) -> tuple[tuple[int, ...], bool]:
@@ -110,6 +121,26 @@ def choose_reference(
     reference = Path(profile.reference_image)
     check_image(reference, "reference image")
     return reference, "full"
+
+
+def drawn_character_preset(
+    profile: CharacterConsistencyProfile, preset: str
+) -> tuple[str, str | None]:
+    """The preset for the character, and a warning when it differs from ``preset``.
+
+    A drawn character's identity (made by the ``ccip`` backend) has no face crop: its
+    IP-Adapter reference is the full character image, so a face preset (PLUS FACE, FULL
+    FACE, FaceID: trained on photographed face crops) becomes :data:`DRAWN_CHARACTER_PRESET`.
+    """
+    known = IPADAPTER_PRESETS.get(preset)
+    drawn = (profile.identity_backend or "").startswith("ccip/")
+    if not drawn or known is None or not known.face_input:
+        return preset, None
+    return DRAWN_CHARACTER_PRESET, (
+        f"{profile.name} is a drawn character (its identity was made by ccip): IP-Adapter "
+        f"gets the full character image with the {DRAWN_CHARACTER_PRESET!r} preset instead "
+        f"of {preset!r}, which was trained on photographed face crops"
+    )
 
 
 def check_image(path: Path, what: str) -> None:

@@ -31,6 +31,7 @@ from charstudio.backends.diffusers_checks import check_request as check_diffuser
 from charstudio.backends.outputs import generation_parameters, store_image
 from charstudio.backends.planning import (
     choose_reference,
+    drawn_character_preset,
     resolve_params,
     resolve_size,
     seeds_for,
@@ -144,14 +145,14 @@ class GenerationService:
             name, method=request.method, lora_version=request.lora_version
         )
         params = resolve_params(profile, request, self.catalog)
-        preset = self.defaults.ipadapter_preset
+        preset, preset_note = drawn_character_preset(profile, self.defaults.ipadapter_preset)
         reference, reference_input = choose_reference(
             profile,
             preset=preset,
             face_crop=self.store.embeddings_dir / f"{profile.name}_reference_face.png",
         )
         # 3. The pose image: a skeleton goes straight to the ControlNet.
-        warnings: list[str] = []
+        warnings: list[str] = [preset_note] if preset_note else []
         pose_kind: Literal["skeleton", "photo"] = "photo"
         if request.pose is not None:
             pose_kind = self._pose_kind(request, warnings)

@@ -268,7 +268,12 @@ def _render_detail(console: Console, detail: CharacterDetail) -> None:
             ("description", detail.description or None),
             ("method", f"{profile.method} ({profile.method_reason})"),
             ("LoRA", f"v{profile.lora_version} {profile.lora_path}" if profile.has_lora else None),
-            ("face identity", profile.embedding_path if profile.has_embedding else None),
+            (
+                "face identity",
+                f"{profile.embedding_path} (made by {profile.identity_backend})"
+                if profile.has_embedding
+                else None,
+            ),
             ("reference image", profile.reference_image),
             ("reference images", profile.reference_images_count),
             ("training images", profile.training_images_count),

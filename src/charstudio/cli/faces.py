@@ -11,6 +11,7 @@ from charstudio.cli.context import services_of
 from charstudio.cli.options import JsonOption
 from charstudio.cli.qc import score as qc_score
 from charstudio.faces.service_types import ExtractReport, ReferenceReport
+from charstudio.faces.types import BackendName
 
 __all__ = ["app"]
 
@@ -19,14 +20,29 @@ app = typer.Typer(
 )
 
 NameArg = Annotated[str, typer.Argument(help="Character name.")]
+BackendOption = Annotated[
+    BackendName | None,
+    typer.Option(
+        "--backend",
+        help="Identity backend for this character: dlib or insightface (photographs), ccip "
+        "(drawn characters; CHARSTUDIO_CCIP_MODEL_DIR). Default: the one its identity was "
+        "made with, else CHARSTUDIO_FACE_BACKEND.",
+    ),
+]
 
 
 @app.command("extract")
-def extract(ctx: typer.Context, name: NameArg, json_output: JsonOption = False) -> None:
-    """Detect and embed the face in every reference; build the identity; flag outliers."""
+def extract(
+    ctx: typer.Context,
+    name: NameArg,
+    backend: BackendOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Detect and embed the face (or drawn character) in every reference; build the
+    identity; flag outliers; choose the IP-Adapter reference."""
     console = Console(json_mode=json_output)
     with console.progress("Analysing faces") as progress:
-        report = services_of(ctx).faces.extract(name, progress=progress)
+        report = services_of(ctx).faces.extract(name, backend=backend, progress=progress)
     if json_output:
         console.json(report)
         return
@@ -63,9 +79,12 @@ def _render_extract(console: Console, report: ExtractReport) -> None:
     unusable = len(report.images) - report.inliers - report.outliers
     console.success(
         f"{report.character}: identity from {report.inliers} image(s); {report.outliers} "
-        f"outlier(s) and {unusable} without one usable face left out ({report.backend}/"
-        f"{report.model}, {report.dim}-D, same person at cosine >= {report.threshold:.3f})"
+        f"outlier(s) and {unusable} without one usable {report.subject} left out "
+        f"({report.backend}/{report.model}, {report.dim}-D, "
+        f"{_decision(report.backend, report.threshold)})"
     )
+    if report.note:
+        console.warning(report.note)
     console.table(
         None,
         ["image", "status", "faces", "similarity", "note"],
@@ -96,3 +115,13 @@ def _render_reference(console: Console, report: ReferenceReport) -> None:
             ("full image", report.full_image),
         ],
     )
+
+
+def _decision(backend: str, threshold: float) -> str:
+    """The same-person (or same-character) rule in the backend's own terms."""
+    if backend == "ccip":
+        return (
+            f"same character at score >= {threshold:.3f}, i.e. CCIP difference "
+            f"<= {1.0 - threshold:.3f}"
+        )
+    return f"same person at cosine >= {threshold:.3f}"

@@ -115,7 +115,9 @@ def _render(console: Console, report: QCScoreReport) -> None:
         console.warning(f"{report.unreadable} unreadable file(s), counted as failures")
     console.success(
         f"{report.passed}/{report.total} pass ({report.pass_rate:.0%}); face consistency "
-        f"{report.face_consistency:.0%} at cosine >= {report.thresholds['identity']:.3f} "
+        f"{report.face_consistency:.0%} at "
+        f"{'score' if report.face_backend == 'ccip' else 'cosine'} "
+        f">= {report.thresholds['identity']:.3f} "
         f"({report.face_backend})"
     )
     console.info(f"contact sheet: {report.contact_sheet}")

@@ -211,7 +211,7 @@ class DatasetService:
     def _analyse(self, name: str, refs: list[ReferenceImage]) -> list[Candidate]:
         paths = [self.store.references_dir(name) / r.file_name for r in refs]
         try:
-            analyses, identity = self.faces.identify(paths)
+            analyses, identity = self.faces.identify(paths, character=name)
         except NoUsableFace as exc:
             raise NotEnoughImages(
                 f"no reference of {name!r} has one usable face, so every image was rejected "

@@ -34,7 +34,9 @@ def caption_for(
     chosen = cand.analysis.chosen_face
     view: View | None = None
     framing: Framing | None = None
-    if chosen is not None:
+    # A drawn character's box (CCIP) is its whole figure, without eye keypoints: neither
+    # the view nor the framing can be read from it.
+    if chosen is not None and chosen.face.keypoints is not None:
         kp = chosen.face.keypoints
         view = view_from_landmarks(kp.left_eye, kp.right_eye, kp.nose)
         framing = framing_from_face(chosen.face.box.height, crop.height)

@@ -1,13 +1,24 @@
 """Face identity engine: detection, identity embeddings, reference choice, identity scoring.
 
-Backends (``dlib`` by default, ``insightface`` for local non-commercial packs) sit behind
-:class:`FaceBackend`; the engine modules work on their typed results and read no settings.
+Backends (``dlib`` by default, ``insightface`` for local non-commercial packs, ``ccip`` for
+drawn characters) sit behind :class:`FaceBackend`; the engine modules work on their typed
+results, score through the backend's :func:`comparator`, and read no settings.
 :class:`FaceService` joins the engine to the library (records, identity files, the
 IP-Adapter reference).
 """
 
 from charstudio.faces.analysis import analyse_image, analyse_path, analyse_paths
-from charstudio.faces.base import FaceBackend, check_compatible, similarity
+from charstudio.faces.base import (
+    Comparator,
+    FaceBackend,
+    LearnedMetricBackend,
+    check_compatible,
+    comparator,
+    cosine_scores,
+    similarity,
+)
+from charstudio.faces.ccip_backend import CcipBackend
+from charstudio.faces.character_detector import CharacterDetector
 from charstudio.faces.contact_sheet import render_contact_sheet
 from charstudio.faces.identity import build_identity
 from charstudio.faces.reference import (
@@ -41,6 +52,7 @@ from charstudio.faces.types import (
     NoUsableFace,
     ScoreResult,
     SimilarityStats,
+    SubjectKind,
 )
 
 __all__ = [
@@ -48,6 +60,9 @@ __all__ = [
     "AnalysedFace",
     "BackendName",
     "BackendSpec",
+    "CcipBackend",
+    "CharacterDetector",
+    "Comparator",
     "DetectedFace",
     "ExtractReport",
     "FaceBackend",
@@ -62,6 +77,7 @@ __all__ = [
     "ImageScore",
     "ImageStatus",
     "IncompatibleEmbeddings",
+    "LearnedMetricBackend",
     "NoUsableFace",
     "ReferenceCandidate",
     "ReferenceExport",
@@ -69,11 +85,14 @@ __all__ = [
     "ScoreReport",
     "ScoreResult",
     "SimilarityStats",
+    "SubjectKind",
     "analyse_image",
     "analyse_path",
     "analyse_paths",
     "build_identity",
     "check_compatible",
+    "comparator",
+    "cosine_scores",
     "export_reference",
     "load_backend",
     "rank_references",

@@ -12,6 +12,9 @@ One image gets one status (see :data:`~charstudio.faces.types.ImageStatus`). The
 4. Otherwise ``ok``, and the chosen face is embedded (with ``embed="all"``, every face at
    least ``min_face_size`` is, as scoring generated scenes needs).
 
+The CCIP backend detects drawn *characters* (whole figures) instead of faces; the same rule
+applies to its boxes, and the messages say "character".
+
 Folders are analysed by a process pool (``workers``, default 2: these machines have two
 cores and dlib runs single-threaded). Each worker loads the backend once from its
 :class:`~charstudio.faces.registry.BackendSpec`.
@@ -84,13 +87,16 @@ def analyse_image(
     # 2. Detect, largest first; find the picture inside any uniform borders.
     faces = sorted(backend.detect(image), key=lambda f: f.box.area, reverse=True)
     content = content_box(image)
+    noun = getattr(backend, "subject", "face")  # "character" for CCIP
     if not faces:
-        message = "no face found"
+        message = f"no {noun} found"
         if min(width, height) < min_face_size:
-            message = f"no face found: the image is only {width}x{height} pixels"
+            message = f"no {noun} found: the image is only {width}x{height} pixels"
         return ImageAnalysis(source, "no_face", message, width, height, content=content)
     # 3. Choose.
-    chosen, status, message = _choose(faces, min_face_size=min_face_size, dominance=dominance)
+    chosen, status, message = _choose(
+        faces, min_face_size=min_face_size, dominance=dominance, noun=noun
+    )
     # 4. Embed.
     if embed == "all":
         targets = [i for i, f in enumerate(faces) if f.box.side >= min_face_size]
@@ -103,27 +109,28 @@ def analyse_image(
 
 
 def _choose(
-    faces: Sequence[DetectedFace], *, min_face_size: int, dominance: float
+    faces: Sequence[DetectedFace], *, min_face_size: int, dominance: float, noun: str = "face"
 ) -> tuple[int | None, Literal["ok", "several_faces", "face_too_small"], str]:
     if len(faces) > 1:
         ratio = faces[0].box.area / max(faces[1].box.area, 1e-9)
         if ratio < dominance:
+            who = "person" if noun == "face" else "character"
             return (
                 None,
                 "several_faces",
-                f"{len(faces)} faces and the largest is only {ratio:.1f}x the next "
-                f"(needs {dominance:.1f}x to be chosen); crop the image to one person",
+                f"{len(faces)} {noun}s and the largest is only {ratio:.1f}x the next "
+                f"(needs {dominance:.1f}x to be chosen); crop the image to one {who}",
             )
     side = faces[0].box.side
     if side < min_face_size:
         return (
             0,
             "face_too_small",
-            f"the face is {side:.0f} px, below the {min_face_size} px minimum; "
+            f"the {noun} is {side:.0f} px, below the {min_face_size} px minimum; "
             "use a closer or larger image",
         )
     extra = f" (largest of {len(faces)})" if len(faces) > 1 else ""
-    return 0, "ok", f"one face, {side:.0f} px{extra}"
+    return 0, "ok", f"one {noun}, {side:.0f} px{extra}"
 
 
 def analyse_path(

@@ -1,12 +1,14 @@
 """Building a character's face identity from per-image embeddings.
 
 The identity is the L2-normalised mean of the *inlier* embeddings. Outliers (another
-person, or a shot bad enough to move the embedding) are found robustly:
+person, or a shot bad enough to move the embedding) are found robustly, on the backend's
+score (cosine similarity; ``1 - difference`` of CCIP's metrics model, see
+:mod:`charstudio.faces.ccip_backend`):
 
 1. **Start at the medoid**: the embedding with the highest median similarity to all the
    others. Fewer than half of the images being strangers cannot move it (with exactly two
    images that disagree, the first one given is kept).
-2. **Keep** the embeddings whose cosine similarity to the centre is at least the backend's
+2. **Keep** the embeddings whose score against the centre is at least the backend's
    same-person threshold; the others are outliers.
 3. **Recentre** on the normalised mean of the kept embeddings and repeat 2-3 until the
    inlier set stops changing (at most 10 rounds).
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from charstudio.errors import InvalidParameter
-from charstudio.faces.base import check_compatible
+from charstudio.faces.base import Comparator, check_compatible, cosine_scores
 from charstudio.faces.types import (
     FaceEmbeddingVector,
     IdentityMember,
@@ -36,12 +38,15 @@ __all__ = ["MAX_ROUNDS", "build_identity"]
 MAX_ROUNDS = 10
 
 
-def build_identity(analyses: Sequence[ImageAnalysis], *, threshold: float) -> IdentityResult:
+def build_identity(
+    analyses: Sequence[ImageAnalysis], *, threshold: float, compare: Comparator = cosine_scores
+) -> IdentityResult:
     """Build an identity from analysed reference images.
 
     Args:
         analyses: one per reference image (from :mod:`charstudio.faces.analysis`).
-        threshold: the backend's same-person cosine similarity (``backend.threshold``).
+        threshold: the backend's same-person score (``backend.threshold``).
+        compare: the backend's comparator (``comparator(backend)``); cosine by default.
 
     Returns:
         The identity vector and, per image, its similarity to it and whether it is in.
@@ -64,23 +69,29 @@ def build_identity(analyses: Sequence[ImageAnalysis], *, threshold: float) -> Id
     first = usable[0][1]
     for _, vec in usable[1:]:
         check_compatible(first, vec)
-    matrix = np.stack([vec.vector for _, vec in usable]).astype(np.float64)
+    vectors = [vec for _, vec in usable]
+    matrix = np.stack([vec.vector for vec in vectors]).astype(np.float64)
+
+    def to_centre(centre: FaceEmbeddingVector) -> np.ndarray:
+        return compare(vectors, [centre])[:, 0]
+
     # 2. Robust centre: the medoid, then recentre on the inliers until stable.
-    sims = matrix @ matrix.T
-    medoid = int(np.argmax(np.median(sims, axis=1)))
-    centre = matrix[medoid]
+    medoid = int(np.argmax(np.median(compare(vectors, vectors), axis=1)))
+    centre = vectors[medoid]
     keep = np.zeros(len(usable), dtype=bool)
     for _ in range(MAX_ROUNDS):
-        new_keep = matrix @ centre >= threshold
-        new_keep[int(np.argmax(matrix @ centre))] = True  # the best match always stays
+        scores = to_centre(centre)
+        new_keep = scores >= threshold
+        new_keep[int(np.argmax(scores))] = True  # the best match always stays
         if np.array_equal(new_keep, keep):
             break
         keep = new_keep
-        mean = matrix[keep].mean(axis=0)
-        centre = mean / np.linalg.norm(mean)
-    identity = FaceEmbeddingVector.from_raw(backend=first.backend, model=first.model, values=centre)
+        centre = FaceEmbeddingVector.from_raw(
+            backend=first.backend, model=first.model, values=matrix[keep].mean(axis=0)
+        )
+    identity = centre
     # 3. Report every image.
-    final = matrix @ centre
+    final = to_centre(identity)
     row_of = {index: row for row, (index, _) in enumerate(usable)}
     members = []
     for index, analysis in enumerate(analyses):

@@ -7,10 +7,14 @@ Each usable, inlier image gets a score in [0, 1], a weighted sum of five parts, 
   midpoint of the eyes, along the eye line, as a share of half the eye distance. Roll: the
   eye line's angle over 45 degrees. Both clipped to [0, 1].
 - ``sharp`` (0.25): variance of the Laplacian of the 128 px grey face crop, ``v / (v + 100)``.
-- ``identity`` (0.20): similarity to the identity centre, rescaled from
+- ``identity`` (0.20): the backend's score against the identity centre, rescaled from
   [threshold, 1] to [0, 1].
 - ``size`` (0.15): the face box's shorter side over 256 px, at most 1.
 - ``exposure`` (0.10): ``1 - |brightness - 120| / 120`` of the face crop.
+
+A drawn character (CCIP) has no eye or nose keypoints: ``frontal`` is left out and the other
+weights are scaled up to sum to 1. Its box is the whole figure, and its IP-Adapter reference
+is the full character image, not a face crop (see :mod:`charstudio.faces.service`).
 
 An image with uniform borders (a letterboxed video frame) is scored as its picture: the sum is
 multiplied by the picture's share of the frame (``content`` in the parts), so a frame that is
@@ -29,19 +33,28 @@ from pathlib import Path
 from PIL import Image
 
 from charstudio.errors import InvalidParameter
-from charstudio.faces.base import RGBImage, check_rgb_image, similarity
+from charstudio.faces.base import (
+    Comparator,
+    RGBImage,
+    check_rgb_image,
+    cosine_scores,
+    similarity,
+)
 from charstudio.faces.types import (
     DetectedFace,
     FaceBox,
     FaceEmbeddingVector,
+    FaceKeypoints,
     IdentityResult,
     ImageAnalysis,
 )
+from charstudio.library.images import load_rgb
 
 __all__ = [
     "WEIGHTS",
     "ReferenceCandidate",
     "ReferenceExport",
+    "export_chosen",
     "export_reference",
     "rank_references",
     "score_face",
@@ -83,9 +96,28 @@ def score_face(
     embedding: FaceEmbeddingVector | None,
     identity: FaceEmbeddingVector | None,
     threshold: float,
+    compare: Comparator = cosine_scores,
 ) -> tuple[float, dict[str, float]]:
     """Score one face as a reference; returns ``(score, parts)``. See the module docstring."""
-    kp = face.keypoints
+    id_part = 0.0
+    if embedding is not None and identity is not None:
+        sim = similarity(embedding, identity, compare=compare)
+        id_part = _clip01((sim - threshold) / (1.0 - threshold))
+    parts = {} if face.keypoints is None else {"frontal": _frontal(face.keypoints)}
+    parts |= {
+        "sharp": face.sharpness / (face.sharpness + _SHARP_KNEE),
+        "identity": id_part,
+        "size": _clip01(face.box.side / _SIZE_FULL),
+        "exposure": _clip01(1.0 - abs(face.brightness - _BRIGHTNESS_TARGET) / _BRIGHTNESS_TARGET),
+    }
+    score = sum(WEIGHTS[k] * v for k, v in parts.items())
+    if face.keypoints is None:  # no frontal part: scale the others up to sum to 1
+        score /= 1.0 - WEIGHTS["frontal"]
+    return score, parts
+
+
+def _frontal(kp: FaceKeypoints) -> float:
+    """``(1 - yaw) * (1 - roll)`` from the eye centres and the nose tip."""
     eye_dist = max(kp.eye_distance, 1e-6)
     ux = (kp.right_eye[0] - kp.left_eye[0]) / eye_dist
     uy = (kp.right_eye[1] - kp.left_eye[1]) / eye_dist
@@ -93,23 +125,21 @@ def score_face(
     along = (kp.nose[0] - mid[0]) * ux + (kp.nose[1] - mid[1]) * uy
     yaw = _clip01(abs(along) / (eye_dist / 2.0))
     roll = _clip01(abs(kp.roll_degrees) / 45.0)
-    id_part = 0.0
-    if embedding is not None and identity is not None:
-        id_part = _clip01((similarity(embedding, identity) - threshold) / (1.0 - threshold))
-    parts = {
-        "frontal": (1.0 - yaw) * (1.0 - roll),
-        "sharp": face.sharpness / (face.sharpness + _SHARP_KNEE),
-        "identity": id_part,
-        "size": _clip01(face.box.side / _SIZE_FULL),
-        "exposure": _clip01(1.0 - abs(face.brightness - _BRIGHTNESS_TARGET) / _BRIGHTNESS_TARGET),
-    }
-    return sum(WEIGHTS[k] * v for k, v in parts.items()), parts
+    return (1.0 - yaw) * (1.0 - roll)
 
 
 def rank_references(
-    analyses: Sequence[ImageAnalysis], identity: IdentityResult
+    analyses: Sequence[ImageAnalysis],
+    identity: IdentityResult,
+    *,
+    compare: Comparator = cosine_scores,
 ) -> list[ReferenceCandidate]:
     """Rank the identity's inlier images as IP-Adapter references, best first.
+
+    Args:
+        analyses: the reference images' analyses.
+        identity: their identity.
+        compare: the backend's comparator (``comparator(backend)``); cosine by default.
 
     Raises:
         IncompatibleEmbeddings: an analysis was made by another backend than the identity.
@@ -125,6 +155,7 @@ def rank_references(
             embedding=chosen.embedding,
             identity=identity.vector,
             threshold=identity.threshold,
+            compare=compare,
         )
         parts["content"] = analysis.content_share
         score *= analysis.content_share
@@ -210,3 +241,28 @@ def export_reference(
         face_crop=write_png_atomic(crop, out_dir / f"{name}_face.png"),
         full_image=write_png_atomic(full, out_dir / f"{name}_full.png"),
     )
+
+
+def export_chosen(path: Path, analysis: ImageAnalysis, *, out_dir: Path, name: str) -> bool:
+    """Export an analysed reference's chosen subject for ComfyUI; ``False`` if it has none.
+
+    A face gets :func:`export_reference`'s face crop and full image. A drawn character
+    (CCIP) gets only ``<name>_full.png``, the full character (its box, which is the whole
+    picture without a character detector), and any old face crop is removed: IP-Adapter's
+    face presets were trained on face crops, so its generation uses a full-image preset.
+
+    Raises:
+        UnsupportedImage: the file cannot be read.
+    """
+    chosen = analysis.chosen_face
+    if chosen is None:
+        return False
+    image = load_rgb(path)
+    if chosen.face.kind == "face":
+        export_reference(image, chosen.face, out_dir=out_dir, name=name, content=analysis.content)
+        return True
+    box = chosen.face.box
+    full = Image.fromarray(image).crop((round(box.x0), round(box.y0), round(box.x1), round(box.y1)))
+    (out_dir / f"{name}_face.png").unlink(missing_ok=True)
+    write_png_atomic(full, out_dir / f"{name}_full.png")
+    return True

@@ -11,15 +11,16 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from charstudio.errors import InvalidParameter
+from charstudio.errors import InvalidParameter, ModelFileMissing
 from charstudio.faces.base import FaceBackend
+from charstudio.faces.ccip_backend import CCIP_FILES, CcipBackend
 from charstudio.faces.dlib_backend import DlibBackend, DlibDetector
 from charstudio.faces.insightface_backend import InsightFaceBackend
 from charstudio.faces.types import BackendName
 
 __all__ = ["BACKEND_NAMES", "DEFAULT_INSIGHTFACE_ROOT", "BackendSpec", "load_backend"]
 
-BACKEND_NAMES: tuple[BackendName, ...] = ("dlib", "insightface")
+BACKEND_NAMES: tuple[BackendName, ...] = ("dlib", "insightface", "ccip")
 DEFAULT_INSIGHTFACE_ROOT = Path("~/.insightface")
 """Where InsightFace itself keeps packs (``~/.insightface/models/<pack>``)."""
 
@@ -29,13 +30,15 @@ class BackendSpec:
     """Everything needed to build a backend; hashable and picklable.
 
     Attributes:
-        name: ``"dlib"`` or ``"insightface"``.
+        name: ``"dlib"``, ``"insightface"`` or ``"ccip"``.
         model_root: dlib: folder of ``.dat`` files (default: the installed
-            face-recognition-models); insightface: pack root (default ``~/.insightface``).
+            face-recognition-models); insightface: pack root (default ``~/.insightface``);
+            ccip: the model folder (required: ``CHARSTUDIO_CCIP_MODEL_DIR``).
         pack: insightface pack name (``None``: buffalo_l, then antelopev2).
         detector: dlib detector, ``"hog"`` or ``"cnn"``.
         detect_long_side: dlib: long side of the copy detection runs on.
         det_size: insightface: SCRFD input size.
+        character_detector: ccip: a YOLO-style ONNX character detector, or ``None``.
     """
 
     name: BackendName
@@ -44,6 +47,7 @@ class BackendSpec:
     detector: DlibDetector = "hog"
     detect_long_side: int = 1024
     det_size: int = 640
+    character_detector: Path | None = None
 
 
 def load_backend(
@@ -54,17 +58,20 @@ def load_backend(
     detector: DlibDetector = "hog",
     detect_long_side: int = 1024,
     det_size: int = 640,
+    character_detector: Path | None = None,
 ) -> FaceBackend:
     """Load (or reuse) the named backend.
 
     Args:
-        name: ``"dlib"`` (default backend; CC0 weights, commercial use allowed) or
-            ``"insightface"`` (stronger; non-commercial weights from a local pack).
+        name: ``"dlib"`` (default backend; CC0 weights, commercial use allowed),
+            ``"insightface"`` (stronger; non-commercial weights from a local pack) or
+            ``"ccip"`` (drawn characters; a local CCIP model folder).
         model_root: see :class:`BackendSpec`.
         pack: see :class:`BackendSpec`.
         detector: see :class:`BackendSpec`.
         detect_long_side: see :class:`BackendSpec`.
         det_size: see :class:`BackendSpec`.
+        character_detector: see :class:`BackendSpec`.
 
     Raises:
         InvalidParameter: an unknown backend name.
@@ -78,6 +85,7 @@ def load_backend(
         detector=detector,
         detect_long_side=detect_long_side,
         det_size=det_size,
+        character_detector=character_detector,
     )
     return backend_from_spec(spec)
 
@@ -97,6 +105,13 @@ def backend_from_spec(spec: BackendSpec) -> FaceBackend:
             pack=spec.pack,
             det_size=spec.det_size,
         )
+    if spec.name == "ccip":
+        if spec.model_root is None:
+            raise ModelFileMissing(
+                "the ccip backend needs its model folder: set CHARSTUDIO_CCIP_MODEL_DIR to "
+                f"the folder holding {', '.join(CCIP_FILES)} (charstudio downloads nothing)"
+            )
+        return CcipBackend(model_dir=spec.model_root, detector=spec.character_detector)
     raise InvalidParameter(
         f"unknown face backend {spec.name!r}; choose one of {', '.join(BACKEND_NAMES)}"
     )

@@ -1,7 +1,8 @@
 """Scoring images against a character's identity.
 
-Per image: how many faces were found, the best cosine similarity of any embeddable face to
-the identity, and pass/fail at the backend's same-person threshold. Per set: **face
+Per image: how many faces were found, the best score (cosine similarity; ``1 - difference``
+for CCIP) of any embeddable face to the identity, and pass/fail at the backend's same-person
+threshold. Per set: **face
 consistency**, the share of images that pass (an image where the face was lost counts as a
 failure), and the distribution of the similarities.
 
@@ -13,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from charstudio.errors import InvalidParameter
-from charstudio.faces.base import similarity
+from charstudio.faces.base import Comparator, cosine_scores
 from charstudio.faces.types import (
     FaceEmbeddingVector,
     ImageAnalysis,
@@ -27,23 +30,29 @@ __all__ = ["score_image", "score_images"]
 
 
 def score_image(
-    analysis: ImageAnalysis, identity: FaceEmbeddingVector, *, threshold: float
+    analysis: ImageAnalysis,
+    identity: FaceEmbeddingVector,
+    *,
+    threshold: float,
+    compare: Comparator = cosine_scores,
 ) -> ImageScore:
     """Score one analysed image.
+
+    Args:
+        analysis: the image, analysed with the identity's backend.
+        identity: the character's identity vector.
+        threshold: the backend's same-person score.
+        compare: the backend's comparator (``comparator(backend)``); cosine by default.
 
     Raises:
         IncompatibleEmbeddings: the image was embedded by another backend or model.
     """
-    best: tuple[float, int] | None = None
-    for index, face in enumerate(analysis.faces):
-        if face.embedding is None:
-            continue
-        sim = similarity(face.embedding, identity)
-        if best is None or sim > best[0]:
-            best = (sim, index)
-    if best is None:
+    embedded = [(i, f.embedding) for i, f in enumerate(analysis.faces) if f.embedding is not None]
+    if not embedded:
         return ImageScore(analysis.source, analysis.status, len(analysis.faces), None, False)
-    sim, index = best
+    scores = compare([vec for _, vec in embedded], [identity])[:, 0]
+    best = int(np.argmax(scores))  # the first of equal scores, as before
+    sim, index = float(scores[best]), embedded[best][0]
     return ImageScore(
         source=analysis.source,
         status=analysis.status,
@@ -55,14 +64,19 @@ def score_image(
 
 
 def score_images(
-    analyses: Sequence[ImageAnalysis], identity: FaceEmbeddingVector, *, threshold: float
+    analyses: Sequence[ImageAnalysis],
+    identity: FaceEmbeddingVector,
+    *,
+    threshold: float,
+    compare: Comparator = cosine_scores,
 ) -> ScoreResult:
     """Score a set of analysed images against an identity.
 
     Args:
         analyses: the images, analysed with the identity's backend.
         identity: the character's identity vector.
-        threshold: the backend's same-person cosine similarity.
+        threshold: the backend's same-person score.
+        compare: the backend's comparator (``comparator(backend)``); cosine by default.
 
     Raises:
         InvalidParameter: ``threshold`` outside (-1, 1).
@@ -70,7 +84,7 @@ def score_images(
     """
     if not -1.0 < threshold < 1.0:
         raise InvalidParameter(f"threshold must be within (-1, 1), got {threshold}")
-    scores = tuple(score_image(a, identity, threshold=threshold) for a in analyses)
+    scores = tuple(score_image(a, identity, threshold=threshold, compare=compare) for a in analyses)
     values = [s.similarity for s in scores if s.similarity is not None]
     return ScoreResult(
         backend=identity.backend,

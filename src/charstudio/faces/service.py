@@ -3,12 +3,17 @@
 It joins the engine (analysis, identity, reference ranking, scoring) to the library
 (reference images and ``face_embeddings`` rows, read and written by ``records.py``;
 ``embeddings/<name>_face.{pt,npy,json}``, by ``identity_files.py``).
+
+The backend is chosen per character: ``extract(backend=...)`` sets it (the settings'
+``face_backend`` by default), and from then on the character's identity says which backend
+made it, so scoring, reference choice and the dataset stage use that one. A photoreal
+character on dlib and a drawn one on CCIP live in one library.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from charstudio.errors import InvalidParameter, NotFound
 from charstudio.faces.analysis import analyse_paths
+from charstudio.faces.base import comparator
 from charstudio.faces.contact_sheet import render_contact_sheet
 from charstudio.faces.identity import build_identity
 from charstudio.faces.identity_files import identity_files, write_identity_files
@@ -25,8 +31,8 @@ from charstudio.faces.records import (
     record_extraction,
     reference_rows,
 )
-from charstudio.faces.reference import ReferenceCandidate, export_reference, rank_references
-from charstudio.faces.registry import BackendSpec, backend_from_spec
+from charstudio.faces.reference import ReferenceCandidate, export_chosen, rank_references
+from charstudio.faces.registry import BACKEND_NAMES, BackendSpec, backend_from_spec
 from charstudio.faces.scoring import score_images
 from charstudio.faces.service_types import (
     ExtractReport,
@@ -36,13 +42,13 @@ from charstudio.faces.service_types import (
     score_report,
 )
 from charstudio.faces.types import (
+    BackendName,
     FaceEmbeddingVector,
     IdentityResult,
     ImageAnalysis,
     IncompatibleEmbeddings,
 )
 from charstudio.library import Library
-from charstudio.library.images import load_rgb
 from charstudio.library.models import ReferenceImage
 from charstudio.library.store import AssetStore
 from charstudio.library.types import ProgressCallback
@@ -54,40 +60,85 @@ class FaceService:
     """Face identity for the characters of one library."""
 
     def __init__(
-        self, *, library: Library, store: AssetStore, spec: BackendSpec, workers: int = 2
+        self,
+        *,
+        library: Library,
+        store: AssetStore,
+        spec: BackendSpec,
+        specs: Mapping[BackendName, BackendSpec] | None = None,
+        workers: int = 2,
     ) -> None:
+        """``spec``: the default backend; ``specs``: how to build each other backend."""
         self.library = library
         self.store = store
         self.spec = spec
+        self.specs = dict(specs or {})
         self.workers = workers
+
+    def spec_for(self, backend: BackendName) -> BackendSpec:
+        """How to build the named backend (the settings' folders for it)."""
+        if backend == self.spec.name:
+            return self.spec
+        return self.specs.get(backend) or BackendSpec(name=backend)
+
+    def character_spec(self, name: str) -> BackendSpec:
+        """The backend of the character's identity; the default before its first extract."""
+        with self._session() as session:
+            vector = identity_vector(session, self.library.get_name(name))
+        known: dict[str, BackendName] = {n: n for n in BACKEND_NAMES}
+        if vector is None or vector.backend not in known:
+            return self.spec
+        return self.spec_for(known[vector.backend])
 
     # -- identify ---------------------------------------------------------------------
     def identify(
-        self, paths: list[Path], *, progress: ProgressCallback | None = None
+        self,
+        paths: list[Path],
+        *,
+        character: str | None = None,
+        spec: BackendSpec | None = None,
+        progress: ProgressCallback | None = None,
     ) -> tuple[list[ImageAnalysis], IdentityResult]:
         """Analyse images (both cores) and build the identity of their inliers: the face
         stage's analyse → identity steps, for :meth:`extract` and the dataset stage alike.
+
+        Args:
+            paths: the images.
+            character: use this character's backend (:meth:`character_spec`).
+            spec: use this backend; default: the character's, else the default.
+            progress: called before and after the analysis.
 
         Raises:
             NoUsableFace: no image has one usable face.
             BackendUnavailable: the face backend is not installed or has no models.
         """
+        if spec is None:
+            spec = self.character_spec(character) if character is not None else self.spec
         if progress is not None:
             progress(0, len(paths), "loading the face models")
-        analyses = analyse_paths(self.spec, paths, workers=self.workers)
+        analyses = analyse_paths(spec, paths, workers=self.workers)
         if progress is not None:
             progress(len(paths), len(paths), "faces analysed")
-        backend = backend_from_spec(self.spec)
-        return analyses, build_identity(analyses, threshold=backend.threshold)
+        backend = backend_from_spec(spec)
+        identity = build_identity(
+            analyses, threshold=backend.threshold, compare=comparator(backend)
+        )
+        return analyses, identity
 
     # -- extract ----------------------------------------------------------------------
-    def extract(self, name: str, *, progress: ProgressCallback | None = None) -> ExtractReport:
+    def extract(
+        self,
+        name: str,
+        *,
+        backend: BackendName | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ExtractReport:
         """Analyse every reference, build the identity, choose the reference, write files.
+        ``backend`` (``"ccip"`` for a drawn character) is the character's from now on.
 
         Steps:
-            1. Load the character's reference images.
-            2. Detect and embed faces (both cores); statuses for no / several / small faces.
-            3. Build the identity from the inliers; flag outliers.
+            1. Load the character's reference images; the backend.
+            2-3. Detect and embed (both cores); build the identity of the inliers.
             4. Rank references; keep a user's choice while it is still an inlier.
             5. Write ``<name>_face.{pt,npy,json}`` and the ComfyUI-ready reference images
                under temporary names, record everything in one transaction, then rename.
@@ -106,11 +157,13 @@ class FaceService:
                 f"`charstudio character import {stored_name} PATH`"
             )
         paths = [self._ref_path(stored_name, r) for r in refs]
+        spec = self.spec_for(backend) if backend else self.character_spec(stored_name)
         # 2-3. Detect and embed; identity.
-        analyses, identity = self.identify(paths, progress=progress)
+        analyses, identity = self.identify(paths, spec=spec, progress=progress)
         # 4. Reference choice.
-        ranked = rank_references(analyses, identity)
-        choice = self._keep_user_choice(refs, paths, ranked, identity)
+        loaded = backend_from_spec(spec)
+        ranked = rank_references(analyses, identity, compare=comparator(loaded))
+        choice = _keep_user_choice(refs, paths, ranked, identity)
         # 5. Files and records.
         self.store.ensure_writable()
         with self.store.character_lock(stored_name):
@@ -118,9 +171,24 @@ class FaceService:
             with write_identity_files(
                 files, identity, sources=[r.sha256 for r in refs], paths=[str(p) for p in paths]
             ) as commit_files:
-                self._record(stored_name, refs, paths, analyses, identity, choice)
+                with self._transaction() as session:
+                    record_extraction(
+                        session,
+                        name=stored_name,
+                        refs=refs,
+                        paths=paths,
+                        analyses=analyses,
+                        identity=identity,
+                        choice=choice,
+                        ranking={c.source: c.score for c in ranked},
+                    )
                 commit_files()
-            exported = self._export(stored_name, analyses, paths, choice)
+            exported = choice is not None and export_chosen(
+                paths[choice[0]],
+                analyses[choice[0]],
+                out_dir=self.store.embeddings_dir,
+                name=f"{stored_name}_reference",
+            )
         return ExtractReport(
             character=stored_name,
             backend=identity.vector.backend,
@@ -135,6 +203,8 @@ class FaceService:
             outliers=len(identity.outliers),
             files=[str(files.pt), str(files.npy), str(files.json)],
             reference=self._reference_report(stored_name, ranked, choice, exported),
+            subject=getattr(loaded, "subject", "face"),
+            note=getattr(loaded, "note", None),
         )
 
     # -- reference --------------------------------------------------------------------
@@ -148,16 +218,8 @@ class FaceService:
                 f"{stored_name!r} has no IP-Adapter reference yet; run "
                 f"`charstudio faces extract {stored_name}`"
             )
-        return ReferenceReport(
-            character=stored_name,
-            sha256=ref.sha256,
-            original_name=ref.original_name,
-            path=str(self._ref_path(stored_name, ref)),
-            chosen_by=ref.ipadapter_reference or "auto",
-            score=(ref.face_details or {}).get("reference_score"),
-            face_crop=str(self.store.embeddings_dir / f"{stored_name}_reference_face.png"),
-            full_image=str(self.store.embeddings_dir / f"{stored_name}_reference_full.png"),
-            ranking=[],
+        return self._reference_of(
+            stored_name, ref, chosen_by=ref.ipadapter_reference or "auto", ranking=[]
         )
 
     def choose_reference(self, name: str, image: str) -> ReferenceReport:
@@ -188,16 +250,10 @@ class FaceService:
                 ref.ipadapter_reference = None
             picked.ipadapter_reference = "user"
             path = self._ref_path(stored_name, picked)
-        analyses = analyse_paths(self.spec, [path], workers=1)
-        chosen_face = analyses[0].chosen_face
-        if chosen_face is not None:
-            export_reference(
-                load_rgb(path),
-                chosen_face.face,
-                out_dir=self.store.embeddings_dir,
-                name=f"{stored_name}_reference",
-                content=analyses[0].content,
-            )
+        analyses = analyse_paths(self.character_spec(stored_name), [path], workers=1)
+        export_chosen(
+            path, analyses[0], out_dir=self.store.embeddings_dir, name=f"{stored_name}_reference"
+        )
         return self.reference(stored_name)
 
     # -- score ------------------------------------------------------------------------
@@ -217,20 +273,24 @@ class FaceService:
         """
         stored_name = self.library.get_name(name)
         identity = self._identity(stored_name)
-        backend = backend_from_spec(self.spec)
+        spec = self.character_spec(stored_name)
+        backend = backend_from_spec(spec)
         if (identity.backend, identity.model) != (backend.name, backend.model_name):
             raise IncompatibleEmbeddings(
-                f"the identity of {stored_name!r} was made by {identity.label}, but the face "
-                f"backend now is {backend.name}/{backend.model_name}; scores across backends "
-                f"mean nothing: re-run `charstudio faces extract {stored_name}` or switch back"
+                f"the identity of {stored_name!r} was made by {identity.label}, but the "
+                f"{backend.name} backend now loads {backend.name}/{backend.model_name}; scores "
+                f"across models mean nothing: re-run `charstudio faces extract {stored_name}` "
+                "or point the setting back at the model it was made with"
             )
         files = _expand(images)
         if progress is not None:
             progress(0, len(files), "analysing")
-        analyses = analyse_paths(self.spec, files, workers=self.workers, embed="all")
+        analyses = analyse_paths(spec, files, workers=self.workers, embed="all")
         if progress is not None:
             progress(len(files), len(files), "scored")
-        result = score_images(analyses, identity, threshold=backend.threshold)
+        result = score_images(
+            analyses, identity, threshold=backend.threshold, compare=comparator(backend)
+        )
         if sheet is None:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
             sheet = self.store.outputs_dir(stored_name) / f"face_scores_{stamp}.png"
@@ -238,67 +298,6 @@ class FaceService:
         return score_report(stored_name, result, sheet)
 
     # -- helpers ----------------------------------------------------------------------
-    def _keep_user_choice(
-        self,
-        refs: list[ReferenceImage],
-        paths: list[Path],
-        ranked: list[ReferenceCandidate],
-        identity: IdentityResult,
-    ) -> tuple[int, str] | None:
-        """Index of the reference to use and who chose it: a still-valid user pick wins."""
-        inliers = {m.source for m in identity.inliers}
-        for i, ref in enumerate(refs):
-            if ref.ipadapter_reference == "user" and str(paths[i]) in inliers:
-                return i, "user"
-        if not ranked:
-            return None
-        best = next(i for i, p in enumerate(paths) if str(p) == ranked[0].source)
-        return best, "auto"
-
-    def _record(
-        self,
-        name: str,
-        refs: list[ReferenceImage],
-        paths: list[Path],
-        analyses: list[ImageAnalysis],
-        identity: IdentityResult,
-        choice: tuple[int, str] | None,
-    ) -> None:
-        """Record one extraction (statuses, reference choice, embeddings) in one transaction."""
-        ranking = {c.source: c.score for c in rank_references(analyses, identity)}
-        with self._transaction() as session:
-            record_extraction(
-                session,
-                name=name,
-                refs=refs,
-                paths=paths,
-                analyses=analyses,
-                identity=identity,
-                choice=choice,
-                ranking=ranking,
-            )
-
-    def _export(
-        self,
-        name: str,
-        analyses: list[ImageAnalysis],
-        paths: list[Path],
-        choice: tuple[int, str] | None,
-    ) -> bool:
-        if choice is None:
-            return False
-        chosen = analyses[choice[0]].chosen_face
-        if chosen is None:
-            return False
-        export_reference(
-            load_rgb(paths[choice[0]]),
-            chosen.face,
-            out_dir=self.store.embeddings_dir,
-            name=f"{name}_reference",
-            content=analyses[choice[0]].content,
-        )
-        return True
-
     def _reference_report(
         self,
         name: str,
@@ -312,20 +311,31 @@ class FaceService:
             ref = chosen_reference(session, name)
         if ref is None:
             return None
+        ranking = [(Path(c.source).name, round(c.score, 4)) for c in ranked]
+        return self._reference_of(
+            name, ref, chosen_by=choice[1], ranking=ranking, exported=exported
+        )
+
+    def _reference_of(
+        self,
+        name: str,
+        ref: ReferenceImage,
+        *,
+        chosen_by: str,
+        ranking: list[tuple[str, float]],
+        exported: bool = True,
+    ) -> ReferenceReport:
+        folder = self.store.embeddings_dir
         return ReferenceReport(
             character=name,
             sha256=ref.sha256,
             original_name=ref.original_name,
             path=str(self._ref_path(name, ref)),
-            chosen_by=choice[1],
+            chosen_by=chosen_by,
             score=(ref.face_details or {}).get("reference_score"),
-            face_crop=str(self.store.embeddings_dir / f"{name}_reference_face.png")
-            if exported
-            else None,
-            full_image=str(self.store.embeddings_dir / f"{name}_reference_full.png")
-            if exported
-            else None,
-            ranking=[(Path(c.source).name, round(c.score, 4)) for c in ranked],
+            face_crop=_existing(folder / f"{name}_reference_face.png") if exported else None,
+            full_image=str(folder / f"{name}_reference_full.png") if exported else None,
+            ranking=ranking,
         )
 
     def _identity(self, name: str) -> FaceEmbeddingVector:
@@ -353,6 +363,28 @@ class FaceService:
     def _transaction(self) -> Iterator[Session]:
         with self.library.db.sessions.begin() as session:
             yield session
+
+
+def _keep_user_choice(
+    refs: list[ReferenceImage],
+    paths: list[Path],
+    ranked: list[ReferenceCandidate],
+    identity: IdentityResult,
+) -> tuple[int, str] | None:
+    """Index of the reference to use and who chose it: a still-valid user pick wins."""
+    inliers = {m.source for m in identity.inliers}
+    for i, ref in enumerate(refs):
+        if ref.ipadapter_reference == "user" and str(paths[i]) in inliers:
+            return i, "user"
+    if not ranked:
+        return None
+    best = next(i for i, p in enumerate(paths) if str(p) == ranked[0].source)
+    return best, "auto"
+
+
+def _existing(path: Path) -> str | None:
+    """``path`` as text if the file exists (a drawn character has no face crop)."""
+    return str(path) if path.is_file() else None
 
 
 def _expand(images: list[Path]) -> list[Path]:

@@ -55,6 +55,12 @@ class ReferenceReport(_Report):
 
 
 class ExtractReport(_Report):
+    """One ``faces extract``: the identity, every reference's part in it, the reference.
+
+    ``subject`` is ``"face"``, or ``"character"`` for a drawn character (CCIP); ``note``
+    says how characters were found when that matters (no character detector set).
+    """
+
     character: str
     backend: str
     model: str
@@ -65,6 +71,8 @@ class ExtractReport(_Report):
     outliers: int
     files: list[str]
     reference: ReferenceReport | None
+    subject: str = "face"
+    note: str | None = None
 
 
 class ScoreImageReport(_Report):

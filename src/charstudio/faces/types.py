@@ -36,9 +36,14 @@ __all__ = [
     "NoUsableFace",
     "ScoreResult",
     "SimilarityStats",
+    "SubjectKind",
 ]
 
-BackendName = Literal["dlib", "insightface"]
+BackendName = Literal["dlib", "insightface", "ccip"]
+
+SubjectKind = Literal["face", "character"]
+"""What a backend detects: a photographed ``face`` (dlib, InsightFace) or a whole drawn
+``character`` (CCIP, which is trained on single-character images)."""
 
 ImageStatus = Literal["ok", "no_face", "several_faces", "face_too_small", "unreadable"]
 """What analysing one image found.
@@ -136,24 +141,27 @@ class FaceKeypoints:
 
 @dataclass(frozen=True)
 class DetectedFace:
-    """One face a backend detected.
+    """One face (or, for CCIP, one drawn character) a backend detected.
 
     Attributes:
-        box: the face box in original-image pixels.
+        box: the face box in original-image pixels (a character's whole figure for CCIP).
         confidence: the detector's own score (dlib HOG: SVM margin, typically 0.3-3;
             dlib CNN and SCRFD: 0-1 probability-like). Comparable within one backend only.
-        landmarks: the detector's landmark points ``((x, y), ...)``: 5 for both backends.
-        keypoints: eye centres and nose derived from ``landmarks``.
+        landmarks: the detector's landmark points ``((x, y), ...)``: 5 for dlib and
+            InsightFace, none for a drawn character.
+        keypoints: eye centres and nose derived from ``landmarks``; ``None`` for a character.
         sharpness: variance of the Laplacian of the grey face crop resized to 128 px.
         brightness: mean luminance of the face crop, 0-255.
+        kind: ``"face"``, or ``"character"`` for CCIP's whole-figure boxes.
     """
 
     box: FaceBox
     confidence: float
     landmarks: tuple[tuple[float, float], ...]
-    keypoints: FaceKeypoints
+    keypoints: FaceKeypoints | None
     sharpness: float
     brightness: float
+    kind: SubjectKind = "face"
 
 
 @dataclass(frozen=True, eq=False)
@@ -262,8 +270,8 @@ class IdentityMember:
     Attributes:
         source: the image.
         status: its analysis status.
-        similarity: cosine similarity of its face to the identity centre (``None`` when it
-            has no usable face).
+        similarity: similarity of its face to the identity centre in the backend's score
+            (cosine; ``1 - difference`` for CCIP); ``None`` when it has no usable face.
         inlier: whether its embedding went into the identity.
         reason: why it was left out (``None`` for inliers).
     """

@@ -22,7 +22,7 @@ from charstudio.backends.service_types import describe
 from charstudio.backends.types import CancelToken, ProgressEvent
 from charstudio.dataset import DatasetConfig, PrepareResult
 from charstudio.errors import GenerationCancelled, InvalidParameter
-from charstudio.faces import ExtractReport, ScoreReport
+from charstudio.faces import BackendName, ExtractReport, ScoreReport
 from charstudio.jobs.types import JobCancelled, JobContext
 from charstudio.qc.gate import generate_gated
 from charstudio.services import Services
@@ -37,6 +37,7 @@ __all__ = [
     "KINDS",
     "TRAIN",
     "DatasetPrepareParams",
+    "FacesExtractParams",
     "FacesScoreParams",
     "JobKind",
     "NoParams",
@@ -84,6 +85,15 @@ class NoParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class FacesExtractParams(BaseModel):
+    """``backend``: the character's identity backend from now on (``ccip`` for a drawn
+    character); ``None`` keeps its current one (jobs queued before it existed parse too)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: BackendName | None = None
+
+
 class DatasetPrepareParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -114,8 +124,10 @@ def character_of(ctx: JobContext) -> str:
     return ctx.character
 
 
-def _extract_faces(services: Services, ctx: JobContext, params: NoParams) -> ExtractReport:
-    return services.faces.extract(character_of(ctx), progress=ctx.progress)
+def _extract_faces(
+    services: Services, ctx: JobContext, params: FacesExtractParams
+) -> ExtractReport:
+    return services.faces.extract(character_of(ctx), backend=params.backend, progress=ctx.progress)
 
 
 def _prepare_dataset(
@@ -177,7 +189,7 @@ def _train(services: Services, ctx: JobContext, params: TrainParams) -> Training
     )
 
 
-FACES_EXTRACT = JobKind("faces_extract", NoParams, ExtractReport, _extract_faces)
+FACES_EXTRACT = JobKind("faces_extract", FacesExtractParams, ExtractReport, _extract_faces)
 DATASET_PREPARE = JobKind("dataset_prepare", DatasetPrepareParams, PrepareResult, _prepare_dataset)
 FACES_SCORE = JobKind("faces_score", FacesScoreParams, ScoreReport, _score_faces)
 GENERATE = JobKind("generate", GenerateRequest, GenerationResult, _generate)

@@ -11,6 +11,7 @@ from pathlib import Path
 from charstudio.backends import GenerateRequest
 from charstudio.dataset import DatasetConfig
 from charstudio.errors import InvalidParameter
+from charstudio.faces import BackendName
 from charstudio.jobs.kinds import (
     DATASET_PREPARE,
     FACES_EXTRACT,
@@ -18,8 +19,8 @@ from charstudio.jobs.kinds import (
     GENERATE,
     TRAIN,
     DatasetPrepareParams,
+    FacesExtractParams,
     FacesScoreParams,
-    NoParams,
     TrainParams,
 )
 from charstudio.jobs.queue import JobQueue
@@ -36,10 +37,14 @@ __all__ = [
 ]
 
 
-def submit_faces_extract(services: Services, queue: JobQueue, name: str) -> JobInfo:
-    """Queue face identity extraction. Raises NotFound: no such character."""
+def submit_faces_extract(
+    services: Services, queue: JobQueue, name: str, *, backend: BackendName | None = None
+) -> JobInfo:
+    """Queue face identity extraction, with ``backend`` (e.g. ``ccip`` for a drawn
+    character) as the character's from now on. Raises NotFound: no such character."""
     stored = services.library.get_name(name)
-    return queue.submit(FACES_EXTRACT, character=stored, params=NoParams())
+    params = FacesExtractParams(backend=backend)
+    return queue.submit(FACES_EXTRACT, character=stored, params=params)
 
 
 def submit_dataset_prepare(

@@ -36,13 +36,15 @@ def read_assets_many(
 ) -> dict[int, Assets]:
     """:func:`read_assets` for many characters in four queries, not four per character."""
     ids = [c.id for c in characters]
-    identities = dict(
-        session.execute(
-            select(FaceEmbedding.character_id, func.count())
-            .where(FaceEmbedding.character_id.in_(ids), FaceEmbedding.kind == "identity")
-            .group_by(FaceEmbedding.character_id)
+    # One identity row per character; its backend/model says which backend made it.
+    identities = {
+        cid: f"{backend}/{model}"
+        for cid, backend, model in session.execute(
+            select(FaceEmbedding.character_id, FaceEmbedding.backend, FaceEmbedding.model).where(
+                FaceEmbedding.character_id.in_(ids), FaceEmbedding.kind == "identity"
+            )
         ).all()
-    )
+    }
     newest = (
         select(TrainingSet.character_id, func.max(TrainingSet.version).label("version"))
         .where(TrainingSet.character_id.in_(ids))
@@ -67,7 +69,7 @@ def read_assets_many(
         loras[row.character_id].append(row)
     return {
         c.id: _assets(
-            store, c, _usable_lora(store, loras[c.id]), identities.get(c.id, 0), set_sizes.get(c.id)
+            store, c, _usable_lora(store, loras[c.id]), identities.get(c.id), set_sizes.get(c.id)
         )
         for c in characters
     }
@@ -77,7 +79,7 @@ def _assets(
     store: AssetStore,
     character: Character,
     lora: LoraVersion | None,
-    identities: int,
+    identity: str | None,
     training_images: int | None,
 ) -> Assets:
     embedding_file = store.embeddings_dir / f"{character.name}_face.pt"
@@ -87,12 +89,13 @@ def _assets(
     )
     return Assets(
         has_lora=lora is not None,
-        has_embedding=bool(identities),
+        has_embedding=identity is not None,
+        identity_backend=identity,
         reference_images_count=len(character.references),
         training_images_count=training_images or 0,
         lora_version=lora.version if lora else None,
         lora_path=str(resolve_stored_path(store, lora.path)) if lora else None,
-        embedding_path=str(embedding_file) if identities and embedding_file.exists() else None,
+        embedding_path=str(embedding_file) if identity and embedding_file.exists() else None,
         reference_image=(
             str(store.references_dir(character.name) / chosen.file_name) if chosen else None
         ),

@@ -147,6 +147,8 @@ class Assets(BaseModel):
     lora_version: int | None = None
     lora_path: str | None = None
     embedding_path: str | None = None
+    # Which backend/model made the face identity (dlib/..., ccip/<model folder>), if any.
+    identity_backend: str | None = None
     # The image IP-Adapter and img2img start from: the face engine's (or the user's)
     # choice, else the first reference.
     reference_image: str | None = None
@@ -175,6 +177,8 @@ class CharacterConsistencyProfile(BaseModel):
     recommended_ranges: dict[str, tuple[float, float]]
     warnings: list[str]
     qc: QCPolicy = QCPolicy()
+    # Which backend/model made the face identity: dlib/..., insightface/..., ccip/<folder>.
+    identity_backend: str | None = None
 
 
 def feasible_methods(assets: Assets) -> list[Method]:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from charstudio.errors import InvalidParameter, UnsupportedImage
 from charstudio.faces.analysis import analyse_image
-from charstudio.faces.base import FaceBackend, RGBImage, check_rgb_image
+from charstudio.faces.base import FaceBackend, RGBImage, check_rgb_image, comparator
 from charstudio.faces.types import DetectedFace, ImageAnalysis
 from charstudio.library.images import load_rgb
 from charstudio.library.qc_policy import QCPolicy
@@ -125,6 +125,7 @@ class QualityChecker:
             threshold=self.identity_threshold,
             several_allowed=asks_for_several_people(request.prompt),
             scorer=self.backend.name,
+            compare=comparator(self.backend),
         )
 
     def _adherence(self, rgb: RGBImage, request: QCRequest) -> list[CheckResult]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from charstudio.errors import IncompatibleEmbeddings, InvalidParameter, NotFound
-from charstudio.faces.base import FaceBackend, similarity
+from charstudio.faces.base import Comparator, FaceBackend, cosine_scores, similarity
 from charstudio.faces.identity_files import identity_files
 from charstudio.faces.scoring import score_image
 from charstudio.faces.types import FaceEmbeddingVector, ImageAnalysis
@@ -35,7 +35,7 @@ class CharacterIdentity:
 
     character: str
     vector: FaceEmbeddingVector
-    threshold: float  # the backend's same-person cosine similarity
+    threshold: float  # the backend's same-person score (cosine; 1 - difference for ccip)
     source: Path  # the .npy file
 
     def require_backend(self, backend: FaceBackend) -> None:
@@ -88,15 +88,19 @@ def check_identity(
     threshold: float,
     several_allowed: bool,
     scorer: str,
+    compare: Comparator = cosine_scores,
 ) -> CheckResult:
     """Compare the image's subject with the identity.
 
     Args:
         analysis: the face analysis of the image, made with ``embed="all"``.
         identity: the character's identity.
-        threshold: the cosine similarity to reach (the policy's, else the backend's).
+        threshold: the score to reach (the policy's, else the backend's): a cosine, or
+            ``1 - difference`` for ccip.
         several_allowed: the prompt asks for more than one person.
         scorer: the face backend's name.
+        compare: the backend's comparator (``comparator(backend)``: CCIP's metrics model,
+            else cosine).
     """
 
     def entry(score: float | None, passed: bool, reason: str) -> CheckResult:
@@ -116,7 +120,9 @@ def check_identity(
     if status == "face_too_small" and not several_allowed:
         return entry(None, False, f"face too small: {analysis.message}")
     if several_allowed:
-        best = score_image(analysis, identity.vector, threshold=threshold).similarity
+        best = score_image(
+            analysis, identity.vector, threshold=threshold, compare=compare
+        ).similarity
         if best is None:
             return entry(None, False, f"no face large enough to compare: {analysis.message}")
         verdict = "the character" if best >= threshold else "no face is the character"
@@ -126,6 +132,7 @@ def check_identity(
     chosen = analysis.chosen_face
     if chosen is None or chosen.embedding is None:
         return entry(None, False, f"no face could be embedded: {analysis.message}")
-    sim = similarity(chosen.embedding, identity.vector)
+    sim = similarity(chosen.embedding, identity.vector, compare=compare)
     verdict = "the character" if sim >= threshold else "not the character"
-    return entry(sim, sim >= threshold, f"{verdict}: cosine {sim:.3f} vs {threshold:.3f}")
+    metric = "cosine" if compare is cosine_scores else f"{scorer} score"
+    return entry(sim, sim >= threshold, f"{verdict}: {metric} {sim:.3f} vs {threshold:.3f}")

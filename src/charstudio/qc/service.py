@@ -7,12 +7,14 @@ what they claim to be (a CLIP folder without CLIP's config, a tagger without its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
 from charstudio.errors import NotFound
 from charstudio.faces.registry import BackendSpec, backend_from_spec
+from charstudio.faces.types import BackendName
 from charstudio.library import Library
 from charstudio.library.importer import collect_files
 from charstudio.library.store import AssetStore
@@ -40,6 +42,7 @@ class QCService:
         library: Library,
         store: AssetStore,
         spec: BackendSpec,
+        specs: Mapping[BackendName, BackendSpec] | None = None,
         clip_model: Path | None = None,
         tagger: Path | None = None,
         device: str = "cpu",
@@ -50,6 +53,8 @@ class QCService:
         self.library = library
         self.store = store
         self.spec = spec
+        # Other backends a character's identity may have been made with (ccip).
+        self.specs: dict[str, BackendSpec] = {str(k): v for k, v in (specs or {}).items()}
         self.clip_model = check_clip_folder(clip_model) if clip_model is not None else None
         self._tags = TagScorer(tagger) if tagger is not None else None
         self.device = device
@@ -74,8 +79,9 @@ class QCService:
         """
         stored = self.library.get_name(name)
         identity = load_identity(self.store.embeddings_dir, stored)
+        spec = self.specs.get(identity.vector.backend, self.spec)  # the identity's backend
         return QualityChecker(
-            backend=backend_from_spec(self.spec),
+            backend=backend_from_spec(spec),
             identity=identity,
             policy=self.library.profile(stored).qc,
             adherence=self.adherence,

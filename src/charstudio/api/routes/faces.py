@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from charstudio.api.routes.characters import FILES_BODY
-from charstudio.faces import ReferenceReport
+from charstudio.faces import BackendName, ReferenceReport
 from charstudio.http import QueueDep, ReferenceChoice, ServicesDep, receive_upload
 from charstudio.jobs import JobInfo, submit_faces_extract, submit_faces_score
 
@@ -18,9 +18,13 @@ router = APIRouter(prefix="/characters/{name}", tags=["faces"])
 
 
 @router.post("/faces/extract", status_code=status.HTTP_202_ACCEPTED)
-def extract_faces(name: str, services: ServicesDep, queue: QueueDep) -> JobInfo:
-    """Queue face identity extraction; follow it at ``/api/v1/jobs/{id}``."""
-    return submit_faces_extract(services, queue, name)
+def extract_faces(
+    name: str, services: ServicesDep, queue: QueueDep, backend: BackendName | None = None
+) -> JobInfo:
+    """Queue face identity extraction; follow it at ``/api/v1/jobs/{id}``. ``backend``
+    (``dlib``, ``insightface``, ``ccip`` for a drawn character) is the character's from
+    now on; without it, the one its identity was made with, else the default."""
+    return submit_faces_extract(services, queue, name, backend=backend)
 
 
 @router.get("/faces/reference")
