@@ -120,7 +120,7 @@ def test_a_character_without_identity_or_lora_is_told_what_to_run(tmp_path: Path
     built = make_lab(tmp_path / "home", loras=False)
     try:
         with pytest.raises(
-            InvalidParameter, match="needs a LoRA: obama has none.*charstudio train obama"
+            InvalidParameter, match=r"needs a LoRA: obama has none.*charstudio train obama"
         ):
             built.lab.plan_tune("obama", GRID)
         ipa_only = built.lab.plan_tune("obama", TuneSpec(backend="photos"))

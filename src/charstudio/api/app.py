@@ -19,6 +19,7 @@ from charstudio.api.routes import (
     faces,
     generation,
     jobs,
+    lab,
     references,
     training,
 )
@@ -34,7 +35,7 @@ def include_api(app: FastAPI) -> None:
     install_error_handlers(app)
     app.add_middleware(RelativePaths, home=app.state.services.store.home)
     v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
-    for module in (characters, references, faces, datasets, training, jobs):
+    for module in (characters, references, faces, datasets, training, lab, jobs):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(generation.router, dependencies=[Depends(require_token)])

@@ -12,7 +12,9 @@ from charstudio.jobs.submit import (
     submit_faces_extract,
     submit_faces_score,
     submit_generate,
+    submit_report,
     submit_train,
+    submit_tune,
 )
 from charstudio.jobs.types import (
     FINISHED,
@@ -45,6 +47,8 @@ __all__ = [
     "submit_faces_extract",
     "submit_faces_score",
     "submit_generate",
+    "submit_report",
     "submit_train",
+    "submit_tune",
     "worker_id",
 ]

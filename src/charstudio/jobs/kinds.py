@@ -24,6 +24,7 @@ from charstudio.dataset import DatasetConfig, PrepareResult
 from charstudio.errors import GenerationCancelled, InvalidParameter
 from charstudio.faces import BackendName, ExtractReport, ScoreReport
 from charstudio.jobs.types import JobCancelled, JobContext
+from charstudio.lab import ConsistencyReport, TuneResult, TuneSpec, write_html
 from charstudio.qc.gate import generate_gated
 from charstudio.services import Services
 from charstudio.training import TrainingResult
@@ -35,13 +36,17 @@ __all__ = [
     "FACES_SCORE",
     "GENERATE",
     "KINDS",
+    "REPORT",
     "TRAIN",
+    "TUNE",
     "DatasetPrepareParams",
     "FacesExtractParams",
     "FacesScoreParams",
     "JobKind",
     "NoParams",
+    "ReportParams",
     "TrainParams",
+    "TuneParams",
 ]
 
 P = TypeVar("P", bound=BaseModel)
@@ -118,6 +123,27 @@ class TrainParams(BaseModel):
     resume: bool = False
 
 
+class TuneParams(BaseModel):
+    """``charstudio tune`` as a job: the grid, and whether to confirm, apply, overwrite."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    spec: TuneSpec = Field(default_factory=TuneSpec)
+    yes: bool = False
+    apply: bool = True
+    force: bool = False
+
+
+class ReportParams(BaseModel):
+    """``charstudio report`` as a job (``from_history``: generate nothing)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    spec: TuneSpec = Field(default_factory=TuneSpec)
+    from_history: bool = False
+    html: bool = True
+
+
 def character_of(ctx: JobContext) -> str:
     if ctx.character is None:
         raise InvalidParameter(f"job {ctx.job_id} names no character (it was deleted?)")
@@ -189,12 +215,61 @@ def _train(services: Services, ctx: JobContext, params: TrainParams) -> Training
     )
 
 
+def _lab_progress(ctx: JobContext, token: CancelToken) -> Callable[[int, int, str], None]:
+    """Cells/rows done -> job progress; a cancel request stops the backend through its token."""
+
+    def progress(done: int, total: int, message: str) -> None:
+        try:
+            ctx.progress(done, total, message)
+        except JobCancelled:
+            token.cancel()
+            raise
+
+    return progress
+
+
+def _tune(services: Services, ctx: JobContext, params: TuneParams) -> TuneResult:
+    token = CancelToken()
+    try:
+        return services.lab.tune(
+            character_of(ctx),
+            params.spec,
+            yes=params.yes,
+            apply=params.apply,
+            force=params.force,
+            progress=_lab_progress(ctx, token),
+            cancel=token,
+        )
+    except GenerationCancelled as exc:
+        raise JobCancelled(str(exc)) from exc
+
+
+def _report(services: Services, ctx: JobContext, params: ReportParams) -> ConsistencyReport:
+    token = CancelToken()
+    name = character_of(ctx)
+    try:
+        if params.from_history:
+            found = services.lab.report_from_history(name)
+        else:
+            found = services.lab.report(
+                name, params.spec, progress=_lab_progress(ctx, token), cancel=token
+            )
+    except GenerationCancelled as exc:
+        raise JobCancelled(str(exc)) from exc
+    if params.html:
+        found = found.model_copy(update={"html": str(write_html(services.store, found))})
+    return found
+
+
 FACES_EXTRACT = JobKind("faces_extract", FacesExtractParams, ExtractReport, _extract_faces)
 DATASET_PREPARE = JobKind("dataset_prepare", DatasetPrepareParams, PrepareResult, _prepare_dataset)
 FACES_SCORE = JobKind("faces_score", FacesScoreParams, ScoreReport, _score_faces)
 GENERATE = JobKind("generate", GenerateRequest, GenerationResult, _generate)
 TRAIN = JobKind("train", TrainParams, TrainingResult, _train)
+TUNE = JobKind("tune", TuneParams, TuneResult, _tune)
+REPORT = JobKind("report", ReportParams, ConsistencyReport, _report)
 
 KINDS: dict[str, JobKind[Any, Any]] = {
-    kind.name: kind for kind in (FACES_EXTRACT, DATASET_PREPARE, FACES_SCORE, GENERATE, TRAIN)
+    kind.name: kind
+    for kind in (FACES_EXTRACT, DATASET_PREPARE, FACES_SCORE, GENERATE, TRAIN, TUNE, REPORT)
 }

@@ -17,14 +17,19 @@ from charstudio.jobs.kinds import (
     FACES_EXTRACT,
     FACES_SCORE,
     GENERATE,
+    REPORT,
     TRAIN,
+    TUNE,
     DatasetPrepareParams,
     FacesExtractParams,
     FacesScoreParams,
+    ReportParams,
     TrainParams,
+    TuneParams,
 )
 from charstudio.jobs.queue import JobQueue
 from charstudio.jobs.types import JobInfo
+from charstudio.lab import MAX_TUNE_IMAGES
 from charstudio.services import Services
 from charstudio.training.config import load_config
 
@@ -33,7 +38,9 @@ __all__ = [
     "submit_faces_extract",
     "submit_faces_score",
     "submit_generate",
+    "submit_report",
     "submit_train",
+    "submit_tune",
 ]
 
 
@@ -117,3 +124,32 @@ def submit_generate(
         params=request,
         message="; ".join(plan.warnings),
     )
+
+
+def submit_tune(services: Services, queue: JobQueue, name: str, params: TuneParams) -> JobInfo:
+    """Queue a tune run, planned first (a bad axis, no identity, or a grid over the limit
+    without ``yes`` is refused now, with what it would cost).
+
+    Raises:
+        InvalidParameter, NotFound: see ``LabService.plan_tune``.
+    """
+    plan = services.lab.plan_tune(name, params.spec)
+    if plan.images > MAX_TUNE_IMAGES and not params.yes:
+        raise InvalidParameter(
+            f"this grid is {len(plan.cells)} cells x {plan.images_per_cell} images = "
+            f"{plan.images} images, over {MAX_TUNE_IMAGES}; send yes: true to run it, or use "
+            "fewer strengths, prompts or seeds"
+        )
+    return queue.submit(TUNE, character=plan.character, params=params)
+
+
+def submit_report(services: Services, queue: JobQueue, name: str, params: ReportParams) -> JobInfo:
+    """Queue a report (measured, or from history).
+
+    Raises:
+        NotFound: no such character; no face identity (a measured report scores with it).
+    """
+    stored = services.library.get_name(name)
+    if not params.from_history:
+        services.qc.checker(stored)
+    return queue.submit(REPORT, character=stored, params=params)

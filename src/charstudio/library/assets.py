@@ -14,10 +14,24 @@ from sqlalchemy.orm import Session
 
 from charstudio.errors import InvalidParameter, NotFound
 from charstudio.library.models import Character, FaceEmbedding, LoraVersion, TrainingSet
-from charstudio.library.profile import Assets
+from charstudio.library.profile import (
+    Assets,
+    CharacterConsistencyProfile,
+    Method,
+    build_profile,
+    feasible_methods,
+    missing_for,
+    parse_overrides,
+)
 from charstudio.library.store import AssetStore
 
-__all__ = ["read_assets", "read_assets_many", "resolve_stored_path", "with_lora_version"]
+__all__ = [
+    "profile_with",
+    "read_assets",
+    "read_assets_many",
+    "resolve_stored_path",
+    "with_lora_version",
+]
 
 
 def resolve_stored_path(store: AssetStore, stored: str) -> Path:
@@ -136,4 +150,39 @@ def with_lora_version(
         raise NotFound(f"LoRA version {version} of {character.name}: {path} is gone")
     return assets.model_copy(
         update={"has_lora": True, "lora_version": version, "lora_path": str(path)}
+    )
+
+
+def profile_with(
+    session: Session,
+    store: AssetStore,
+    character: Character,
+    *,
+    method: Method | None,
+    lora_version: int | None,
+) -> CharacterConsistencyProfile:
+    """The character's profile for a given method and/or LoRA version (see
+    ``Library.profile``).
+
+    Raises:
+        NotFound: no such LoRA version, or its file is gone.
+        InvalidParameter: a method the assets do not allow; a LoRA version not ready.
+    """
+    assets = read_assets(session, store, character)
+    if lora_version is not None:
+        assets = with_lora_version(session, store, character, assets, lora_version)
+    overrides = parse_overrides(character.overrides)
+    if method is not None:
+        if method not in feasible_methods(assets):
+            raise InvalidParameter(
+                f"{character.name} cannot be generated with {method}: "
+                f"{missing_for(method, assets)}; it can use "
+                f"{', '.join(feasible_methods(assets))}"
+            )
+        overrides = overrides.model_copy(update={"method": method})
+    return build_profile(
+        name=character.name,
+        trigger_word=character.trigger_word,
+        assets=assets,
+        overrides=overrides,
     )

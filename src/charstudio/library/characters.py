@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from charstudio.errors import CharacterExists, InvalidParameter, NotFound
-from charstudio.library.assets import read_assets, read_assets_many, with_lora_version
+from charstudio.library.assets import profile_with, read_assets, read_assets_many
 from charstudio.library.database import Database
 from charstudio.library.images import ImageInfo
 from charstudio.library.importer import scan_images
@@ -39,7 +39,6 @@ from charstudio.library.profile import (
     Overrides,
     build_profile,
     feasible_methods,
-    missing_for,
     parse_overrides,
 )
 from charstudio.library.references import imported_record, reference_info, reference_row
@@ -234,39 +233,15 @@ class Library:
     def profile(
         self, name: str, *, method: Method | None = None, lora_version: int | None = None
     ) -> CharacterConsistencyProfile:
-        """The character's consistency profile (method and parameters).
-
-        Args:
-            method: Profile for this method instead of the chosen one (a generation's own
-                ``method``; the lab measures every method the assets allow).
-            lora_version: Use this ready LoRA version instead of the promoted one.
-
-        Raises:
-            NotFound: no such character, or no such LoRA version (or its file is gone).
-            InvalidParameter: a method the assets do not allow, or a LoRA version that is
-                not ready.
-        """
+        """The character's consistency profile (method and parameters); for ``method``
+        and/or LoRA ``lora_version`` instead of the chosen ones when given (see
+        :func:`~charstudio.library.assets.profile_with` for what is refused)."""
         with self.db.sessions() as session:
             character = self._require(session, name)
             if method is None and lora_version is None:
                 return self._profile(session, character)
-            assets = read_assets(session, self.store, character)
-            if lora_version is not None:
-                assets = with_lora_version(session, self.store, character, assets, lora_version)
-            overrides = parse_overrides(character.overrides)
-            if method is not None:
-                if method not in feasible_methods(assets):
-                    raise InvalidParameter(
-                        f"{character.name} cannot be generated with {method}: "
-                        f"{missing_for(method, assets)}; it can use "
-                        f"{', '.join(feasible_methods(assets))}"
-                    )
-                overrides = overrides.model_copy(update={"method": method})
-            return build_profile(
-                name=character.name,
-                trigger_word=character.trigger_word,
-                assets=assets,
-                overrides=overrides,
+            return profile_with(
+                session, self.store, character, method=method, lora_version=lora_version
             )
 
     # -- change -----------------------------------------------------------------------

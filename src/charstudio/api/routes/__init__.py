@@ -1,3 +1,3 @@
 """The API's routers, one module per resource."""
 
-__all__ = ["characters", "datasets", "faces", "generation", "jobs", "references", "training"]
+__all__ = ["characters", "datasets", "faces", "generation", "jobs", "lab", "references", "training"]
