@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from charstudio.services import Services
-from charstudio.web.pages import character, files, generate, jobs, library, login
+from charstudio.web.pages import character, consistency, files, generate, jobs, library, login
 from tests.web.conftest import PHOTOS, TOKEN, csrf_of
 from tests.web.conftest import files as upload
 
@@ -33,7 +33,9 @@ def _studio_posts() -> list[str]:
     }
     paths = []
     routes = [
-        r for m in (character, files, generate, jobs, library, login) for r in m.router.routes
+        r
+        for m in (character, consistency, files, generate, jobs, library, login)
+        for r in m.router.routes
     ]
     for route in routes:
         if not isinstance(route, APIRoute) or "POST" not in route.methods:

@@ -7,7 +7,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse
 
 from charstudio.web.headers import SecurityHeaders
-from charstudio.web.pages import character, files, generate, jobs, library, login
+from charstudio.web.pages import (
+    character,
+    consistency,
+    files,
+    generate,
+    jobs,
+    library,
+    login,
+)
 from charstudio.web.render import STATIC_DIR
 from charstudio.web.revoked import REVOKED_FILE, RevokedSessions
 
@@ -25,7 +33,7 @@ def mount_web(app: FastAPI) -> None:
     app.state.revoked_sessions = RevokedSessions(app.state.services.store.home / REVOKED_FILE)
     app.add_middleware(SecurityHeaders)
     app.mount("/studio/static", StaticFiles(directory=STATIC_DIR), name="studio-static")
-    for module in (login, library, character, generate, jobs, files):
+    for module in (login, library, character, consistency, generate, jobs, files):
         app.include_router(module.router, include_in_schema=False)
 
     @app.get("/", include_in_schema=False)

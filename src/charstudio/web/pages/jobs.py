@@ -22,6 +22,8 @@ KIND_WORDS = {
     "faces_score": "Identity scores",
     "generate": "Generation",
     "train": "LoRA training",
+    "tune": "Strength tuning",
+    "report": "Consistency report",
 }
 
 
