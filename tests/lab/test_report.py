@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from charstudio.errors import NotFound
-from charstudio.lab import TuneSpec, write_html
+from charstudio.lab import Cell, Rates, ReportRow, TuneSpec, write_html
+from charstudio.lab.report import suggest_version
 from tests.lab.conftest import Lab
 from tests.lab.test_tune import GRID
 
@@ -86,3 +87,34 @@ def test_report_of_a_character_without_identity_says_what_to_run(
     world.services.library.create("mia", [photo])
     with pytest.raises(NotFound, match="faces extract"):
         world.lab.report("mia", SPEC)
+
+
+def _version_row(version: int, rate: float) -> ReportRow:
+    rates = Rates(images=4, face_consistency=rate, prompt_adherence=None, mean_similarity=None)
+    return ReportRow(
+        label=f"v{version}",
+        method="lora_ipadapter",
+        lora_version=version,
+        cell=Cell(),
+        rates=rates,
+        per_variation={},
+        images=[],
+    )
+
+
+def test_the_version_suggestion_rule() -> None:
+    better = [_version_row(1, 0.5), _version_row(2, 0.75)]
+    assert suggest_version(better, 1, "obama") == (
+        "promote v2 (`charstudio lora promote obama 2`): face consistency 75%",
+        [],
+    )
+    tied = [_version_row(1, 0.5), _version_row(2, 0.5)]
+    assert suggest_version(tied, 1, "obama")[0] == "keep v1 promoted: it measures best"
+    worse = [_version_row(1, 0.75), _version_row(2, 0.5), _version_row(3, 0.25)]
+    suggestion, notes = suggest_version(worse, 3, "obama")
+    assert suggestion is not None and suggestion.startswith("promote v1")
+    assert notes == [
+        "LoRA v2 is worse than v1: face consistency 50% vs 75%",
+        "LoRA v3 is worse than v2: face consistency 25% vs 50%",
+    ]
+    assert suggest_version([_version_row(1, 1.0)], 1, "obama") == (None, [])

@@ -15,9 +15,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from charstudio.config import load_settings
+from charstudio.lab import LabPrompt, TuneSpec, write_html
 from charstudio.services import build_services
 from tests.backends.fake_comfyui import FakeComfyUI
 from tests.backends.photo_outputs import PhotoScenario
+from tests.lab.conftest import make_lab
 from tests.web.conftest import PHOTOS, TOKEN, recorded_lora
 from tests.web.stack import Stack
 
@@ -215,3 +217,23 @@ def test_page_following_a_job_survives_a_server_restart(
     page.get_by_role("button", name="Promote v1").click()
     expect(page.get_by_role("status")).to_have_text("LoRA v1 is now the one generation uses.")
     page.locator("#loras").screenshot(path=SHOTS / "character-loras.png")
+
+
+def test_the_html_report_opens_and_shows_the_heatmap(page: Page, tmp_path: Path) -> None:
+    """The lab's report page as a user opens it from disk: self-contained, heatmap drawn."""
+    one = (LabPrompt(variation="outfit", text="a red coat"),)
+    world = make_lab(tmp_path / "home")
+    try:
+        grid = TuneSpec(lora_strengths=(0.6, 0.7), ipadapter_strengths=(0.5, 0.6), seeds=1)
+        world.lab.tune("obama", grid.model_copy(update={"backend": "photos", "prompts": one}))
+        spec = TuneSpec(seeds=1, backend="photos", prompts=one)
+        path = write_html(world.services.store, world.lab.report("obama", spec))
+    finally:
+        world.services.close()
+    page.goto(path.as_uri())
+    expect(page.get_by_role("heading", name="Consistency report: obama")).to_be_visible()
+    heatmap = page.get_by_alt_text("Heatmap of face consistency over the tune grid")
+    expect(heatmap).to_be_visible()
+    assert heatmap.evaluate("image => image.naturalWidth") > 200
+    expect(page.get_by_role("table").first).to_contain_text("lora_ipadapter")
+    shot(page, "lab-report")

@@ -73,10 +73,11 @@ class ConsistencyReport(BaseModel):
 
 
 def suggest_version(
-    versions: list[ReportRow], promoted: int | None
+    versions: list[ReportRow], promoted: int | None, name: str
 ) -> tuple[str | None, list[str]]:
-    """Which LoRA version to promote (best face consistency, then adherence, then newer),
-    and a note for every newer version that measures worse than an older one."""
+    """Which LoRA version to promote (best face consistency, then adherence; a tie keeps
+    the promoted one, then the newer), and a note for every newer version that measures
+    worse than the one before it."""
     if len(versions) < 2:
         return None, []
     ranked = sorted(
@@ -84,6 +85,7 @@ def suggest_version(
         key=lambda r: (
             r.rates.face_consistency,
             r.rates.prompt_adherence or 0.0,
+            r.lora_version == promoted,
             r.lora_version or 0,
         ),
         reverse=True,
@@ -101,7 +103,7 @@ def suggest_version(
     if best.lora_version == promoted:
         return f"keep v{promoted} promoted: it measures best", notes
     return (
-        f"promote v{best.lora_version} (`charstudio lora promote NAME {best.lora_version}`): "
+        f"promote v{best.lora_version} (`charstudio lora promote {name} {best.lora_version}`): "
         f"face consistency {best.rates.face_consistency:.0%}",
         notes,
     )

@@ -224,7 +224,7 @@ class LabService:
             (versions if is_version else measured).append(row)
         if progress is not None:
             progress(len(rows_wanted), len(rows_wanted), "measured")
-        suggestion, notes = suggest_version(versions, profile.lora_version)
+        suggestion, notes = suggest_version(versions, profile.lora_version, profile.name)
         return ConsistencyReport(
             character=profile.name,
             source="measured",
@@ -262,7 +262,7 @@ class LabService:
             ):
                 best_per_version[version] = row
         suggestion, notes = suggest_version(
-            list(best_per_version.values()), self.library.profile(stored).lora_version
+            list(best_per_version.values()), self.library.profile(stored).lora_version, stored
         )
         return ConsistencyReport(
             character=stored,
