@@ -51,6 +51,8 @@ def test_tune_then_report(cli: CliRunner, obama: str, one_prompt: Path) -> None:
     assert "ipadapter_strength set to 0.6" in result.out
     shown = cli("character", "show", obama, "--json")
     assert json.loads(shown.out)["profile"]["params"]["ipadapter_strength"] == 0.6
+    told = cli("character", "show", obama).out
+    assert "strengths tuned by tune-" in told and "face consistency 100%" in told
     history = cli("report", obama, "--from-history", "--json")
     assert history.code == 0, history.err
     rows = {r["label"]: r["rates"]["face_consistency"] for r in json.loads(history.out)["rows"]}

@@ -10,6 +10,7 @@ import typer
 from charstudio.cli.console import Console
 from charstudio.cli.context import services_of
 from charstudio.cli.options import JsonOption, flag
+from charstudio.lab import read_provenance
 from charstudio.library import CharacterDetail, ImportResult, Method
 
 __all__ = ["app"]
@@ -109,11 +110,20 @@ def list_(ctx: typer.Context, json_output: JsonOption = False) -> None:
 def show(ctx: typer.Context, name: NameArg, json_output: JsonOption = False) -> None:
     """Show a character's profile (method and parameters) and reference images."""
     console = Console(json_mode=json_output)
-    detail = services_of(ctx).library.show(name)
+    services = services_of(ctx)
+    detail = services.library.show(name)
     if json_output:
         console.json(detail)
         return
     _render_detail(console, detail)
+    tuned = read_provenance(services.store, detail.name)
+    if tuned is not None:
+        console.info(
+            f"strengths tuned by {tuned.run} on {tuned.date:%Y-%m-%d}"
+            + (f" with LoRA v{tuned.lora_version}" if tuned.lora_version else "")
+            + f": face consistency {tuned.face_consistency:.0%} "
+            "(charstudio report NAME --from-history)".replace("NAME", detail.name)
+        )
 
 
 # The QC policy's options (``character set --qc-*``), in their own help panel.
