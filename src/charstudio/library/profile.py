@@ -26,6 +26,7 @@ from charstudio.errors import invalid_parameter_from
 from charstudio.library.qc_policy import QC_OVERRIDE_KEYS, QCOverrides, QCPolicy
 
 __all__ = [
+    "CHARACTER_WEIGHT_DEFAULT",
     "DEFAULT_NEGATIVE_PROMPT",
     "DEFAULT_SAMPLER",
     "DEFAULT_SCHEDULER",
@@ -56,6 +57,9 @@ DEFAULT_NEGATIVE_PROMPT = (
     "lowres, blurry, bad anatomy, deformed, extra limbs, multiple people, watermark, text"
 )
 NEGATIVE_PROMPT_MAX = 1000
+# Identity vs outfit (charstudio.workflows.character_weight): 0 carries only the face,
+# 1 face, hair and outfit; the default is the graph charstudio has always built.
+CHARACTER_WEIGHT_DEFAULT = 0.5
 
 
 class GenerationParams(BaseModel):
@@ -68,6 +72,7 @@ class GenerationParams(BaseModel):
     cfg: float
     steps: int
     denoise: float
+    character_weight: float | None = None
     sampler: str = DEFAULT_SAMPLER
     scheduler: str = DEFAULT_SCHEDULER
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
@@ -75,13 +80,23 @@ class GenerationParams(BaseModel):
 
 METHOD_DEFAULTS: dict[Method, GenerationParams] = {
     "lora_ipadapter": GenerationParams(
-        lora_strength=0.7, ipadapter_strength=0.6, cfg=7.0, steps=25, denoise=1.0
+        lora_strength=0.7,
+        ipadapter_strength=0.6,
+        cfg=7.0,
+        steps=25,
+        denoise=1.0,
+        character_weight=CHARACTER_WEIGHT_DEFAULT,
     ),
     "lora_only": GenerationParams(
         lora_strength=0.8, ipadapter_strength=None, cfg=7.5, steps=30, denoise=1.0
     ),
     "ipadapter_only": GenerationParams(
-        lora_strength=None, ipadapter_strength=0.8, cfg=8.0, steps=30, denoise=1.0
+        lora_strength=None,
+        ipadapter_strength=0.8,
+        cfg=8.0,
+        steps=30,
+        denoise=1.0,
+        character_weight=CHARACTER_WEIGHT_DEFAULT,
     ),
     "img2img": GenerationParams(
         lora_strength=None, ipadapter_strength=None, cfg=7.5, steps=30, denoise=0.4
@@ -100,6 +115,7 @@ RECOMMENDED_RANGES: dict[str, tuple[float, float]] = {
 _USED_BY: dict[str, tuple[Method, ...]] = {
     "lora_strength": ("lora_ipadapter", "lora_only"),
     "ipadapter_strength": ("lora_ipadapter", "ipadapter_only"),
+    "character_weight": ("lora_ipadapter", "ipadapter_only"),
     "denoise": ("img2img",),
 }
 
@@ -121,6 +137,7 @@ class GenerationControls(BaseModel):
     cfg: float | None = Field(default=None, ge=1.0, le=30.0)
     steps: int | None = Field(default=None, ge=1, le=150)
     denoise: float | None = Field(default=None, gt=0.0, le=1.0)
+    character_weight: float | None = Field(default=None, ge=0.0, le=1.0)
     # Names are checked against the node catalog when a generation is planned.
     sampler: str | None = Field(default=None, min_length=1, max_length=64)
     scheduler: str | None = Field(default=None, min_length=1, max_length=64)
