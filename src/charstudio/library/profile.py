@@ -18,15 +18,17 @@ pin a method its assets allow; overrides that a method does not use are kept but
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+import math
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from charstudio.errors import invalid_parameter_from
 from charstudio.library.qc_policy import QC_OVERRIDE_KEYS, QCOverrides, QCPolicy
 
 __all__ = [
     "CHARACTER_WEIGHT_DEFAULT",
+    "CHARACTER_WEIGHT_RANGE",
     "DEFAULT_NEGATIVE_PROMPT",
     "DEFAULT_SAMPLER",
     "DEFAULT_SCHEDULER",
@@ -60,6 +62,7 @@ NEGATIVE_PROMPT_MAX = 1000
 # Identity vs outfit (charstudio.workflows.character_weight): 0 carries only the face,
 # 1 face, hair and outfit; the default is the graph charstudio has always built.
 CHARACTER_WEIGHT_DEFAULT = 0.5
+CHARACTER_WEIGHT_RANGE = (0.0, 1.0)
 
 
 class GenerationParams(BaseModel):
@@ -142,6 +145,23 @@ class GenerationControls(BaseModel):
     sampler: str | None = Field(default=None, min_length=1, max_length=64)
     scheduler: str | None = Field(default=None, min_length=1, max_length=64)
     negative_prompt: str | None = Field(default=None, max_length=NEGATIVE_PROMPT_MAX)
+
+    @field_validator("character_weight", mode="before")
+    @classmethod
+    def _character_weight(cls, value: Any) -> Any:
+        """Out of range or not a number: one message that names the range and both ends."""
+        try:
+            number = float(value) if isinstance(value, int | float | str) else None
+        except ValueError:
+            return value  # not a number: pydantic says so
+        low, high = CHARACTER_WEIGHT_RANGE
+        if number is not None and not (math.isfinite(number) and low <= number <= high):
+            raise ValueError(
+                f"must be a number from {low:g} to {high:g}, got {value}: 0 carries only the "
+                "face (outfit and hair from the prompt), 1 face, hair and outfit; default "
+                f"{CHARACTER_WEIGHT_DEFAULT}"
+            )
+        return value
 
 
 class Overrides(GenerationControls, QCOverrides):

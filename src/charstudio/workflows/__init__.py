@@ -8,8 +8,9 @@ ComfyUI, or one read from the server's ``/object_info``) the way ComfyUI validat
 Modules: ``types`` (node specs, error shapes, exceptions), ``catalog`` (reading
 ``/object_info``), ``validate`` (ComfyUI's ``validate_prompt``), ``rejections`` (errors to
 messages with fixes), ``families`` (SD1.5/SDXL and IP-Adapter presets as data), ``request``,
-``graph`` and ``builders`` (the graphs), ``character_weight`` (identity vs outfit), ``editor_format`` (a graph as ComfyUI's editor
-saves it: the PNG ``workflow`` chunk), ``templates`` (files under ``workflows/``).
+``graph`` and ``builders`` (the graphs), ``character_weight`` (identity vs outfit on
+IP-Adapter), ``editor_format`` (a graph as ComfyUI's editor saves it: the PNG ``workflow``
+chunk), ``templates`` (files under ``workflows/``).
 """
 
 from charstudio.workflows.builders import (
