@@ -75,7 +75,9 @@ class GenerationParams(BaseModel):
     cfg: float
     steps: int
     denoise: float
-    character_weight: float | None = None
+    # Identity vs outfit; None where the method has no IP-Adapter (and in records made
+    # before the control existed, which the default reproduces).
+    character_weight: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
     sampler: str = DEFAULT_SAMPLER
     scheduler: str = DEFAULT_SCHEDULER
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
