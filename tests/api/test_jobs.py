@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from charstudio.backends import read_parameters
 from charstudio.jobs import JobQueue
 from charstudio.library.models import Generation, Job
 from charstudio.server import create_app
@@ -349,3 +350,59 @@ def test_the_tagger_setting_applies_to_api_and_studio_prepares(
     assert queue.run(job["id"]).state == "succeeded"
     images = obama.get("/api/v1/characters/obama/dataset").json()["images"]
     assert images and all("^_^" in image["caption"].split(", ") for image in images)
+
+
+def test_character_weight_over_json_patch_and_the_original_form(
+    studio: tuple[TestClient, JobQueue],
+) -> None:
+    client, queue = studio
+    queue.run(client.post("/api/v1/characters/obama/faces/extract").json()["id"])
+    job = client.post(
+        "/api/v1/characters/obama/generate",
+        json={"prompt": "in a park", "variation": "background", "seed": 3, "character_weight": 0},
+    )
+    assert job.status_code == 202, job.text
+    assert job.json()["params"]["character_weight"] == 0
+    done = queue.run(job.json()["id"])
+    assert done.state == "succeeded", done.error
+    assert done.result["params"]["character_weight"] == 0.0
+    graph = read_parameters(Path(done.result["images"][0]["path"]))["prompt"]
+    [ipa] = [n["inputs"] for n in graph.values() if n["class_type"] == "IPAdapterAdvanced"]
+    assert (ipa["weight_type"], ipa["start_at"]) == ("weak input", 0.3)
+    # The character's default, over PATCH.
+    patched = client.patch("/api/v1/characters/obama", json={"character_weight": 0.3})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["params"]["character_weight"] == 0.3
+    # The original form endpoint.
+    legacy = client.post(
+        "/character/obama/generate_consistent",
+        data={"prompt": "a hat", "seed": "2", "character_weight": "0.2"},
+    )
+    assert legacy.status_code == 200, legacy.text
+    done = queue.run(legacy.json()["prompt_id"])
+    assert done.state == "succeeded", done.error
+    assert done.result["params"]["character_weight"] == 0.2
+    # Out of range or not a number: refused, the range named, nothing queued.
+    before = queue.store.page(limit=200, offset=0).total
+    needle = "must be a number from 0 to 1"
+    for value in ("1.5", "-0.1", "NaN", "Infinity"):
+        body = '{"prompt": "x", "character_weight": ' + value + "}"
+        answer = client.post(
+            "/api/v1/characters/obama/generate",
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+        assert answer.status_code == 422 and needle in answer.text, (value, answer.text)
+        assert answer.json()["detail"][0]["loc"] == ["body", "character_weight"]
+        patch = client.patch(
+            "/api/v1/characters/obama",
+            content=body.replace('"prompt": "x", ', ""),
+            headers={"Content-Type": "application/json"},
+        )
+        assert patch.status_code == 422 and needle in patch.text, (value, patch.text)
+        form = client.post(
+            "/character/obama/generate_consistent",
+            data={"prompt": "x", "character_weight": value.lower()},
+        )
+        assert form.status_code == 400 and needle in form.text, (value, form.text)
+    assert queue.store.page(limit=200, offset=0).total == before

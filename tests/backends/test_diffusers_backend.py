@@ -14,9 +14,15 @@ import pytest
 import torch
 from PIL import Image
 
-from charstudio.backends import BackendImage, CancelToken, ProgressEvent, upload_name
+from charstudio.backends import (
+    BackendImage,
+    CancelToken,
+    GenerationRequest,
+    ProgressEvent,
+    upload_name,
+)
 from charstudio.backends.diffusers_backend import DiffusersBackend
-from charstudio.backends.diffusers_pipelines import PipelineCache
+from charstudio.backends.diffusers_pipelines import PipelineCache, ipadapter_scale
 from charstudio.backends.diffusers_schedulers import make_scheduler
 from charstudio.errors import GenerationCancelled
 from charstudio.library.profile import METHOD_DEFAULTS
@@ -345,3 +351,67 @@ def test_switching_ipadapter_files(sd15_world: World, tmp_path: Path) -> None:
     first = backend.generate(face)[0]
     assert differ(backend.generate(plus)[0], first) > 0
     assert differ(backend.generate(face)[0], first) == 0
+
+
+def _ip_scales(backend: DiffusersBackend, world: World) -> dict[str, set[float]]:
+    """The IP-Adapter scales the cached UNet's cross-attention processors hold, by part."""
+    model, loaded = backend.cache.get(
+        world.base, family=world.family, config_dir=world.config_dir, device="cpu"
+    )
+    assert not loaded  # the model the generation used
+    scales: dict[str, set[float]] = {}
+    for name, processor in model.pipeline.unet.attn_processors.items():
+        if isinstance(getattr(processor, "scale", None), list):  # IP-Adapter processors
+            scales.setdefault(name.split("_")[0], set()).update(processor.scale)
+    return scales
+
+
+@pytest.mark.parametrize(
+    ("weight", "expected"),
+    [
+        (0.0, {"down": 0.16, "mid": 0.8, "up": 0.8}),  # weak input: down blocks at 0.2x
+        (0.2, {"down": 0.16, "mid": 0.8, "up": 0.8}),
+        (0.3, 0.8),
+        (None, 0.8),
+        (0.5, 0.8),
+        (0.75, 0.7),  # full-image preset at 0.875x
+        (1.0, 0.8),
+    ],
+)
+def test_character_weight_maps_onto_the_ipadapter_scale(
+    weight: float | None, expected: float | dict[str, float]
+) -> None:
+    params = METHOD_DEFAULTS["ipadapter_only"].model_copy(update={"character_weight": weight})
+    assert ipadapter_scale(params) == expected
+
+
+def test_character_weight_in_process(
+    sd15_world: World, sd15_backend: DiffusersBackend, tmp_path: Path
+) -> None:
+    """The face end weakens the down blocks only; the default is the image without the
+    control; the full end runs the full-image preset at its scale."""
+    request = sd15_world.request("ipadapter_only")
+
+    def weighted(weight: float | None, base: GenerationRequest = request) -> GenerationRequest:
+        params = base.params.model_copy(update={"character_weight": weight})
+        return base.model_copy(update={"params": params})
+
+    face = sd15_backend.generate(weighted(0.0))[0]
+    assert _ip_scales(sd15_backend, sd15_world) == {"down": {0.16}, "mid": {0.8}, "up": {0.8}}
+    default = sd15_backend.generate(weighted(0.5))[0]
+    assert _ip_scales(sd15_backend, sd15_world) == {"down": {0.8}, "mid": {0.8}, "up": {0.8}}
+    assert differ(sd15_backend.generate(weighted(None))[0], default) == 0
+    assert differ(face, default) > 0
+    # The full end: PLUS on the whole photo (the service picks the preset and the photo).
+    models = tmp_path / "models"
+    shutil.copytree(sd15_world.models, models)
+    write_ipadapter(
+        sd15_world.model.pipeline.unet, models / "ipadapter" / "ip-adapter-plus_sd15.safetensors"
+    )
+    backend = DiffusersBackend(sd15_world.options(models_dir=models), cache=PipelineCache())
+    plus = request.model_copy(update={"ipadapter_preset": "PLUS (high strength)"})
+    made = backend.generate(weighted(0.75, plus))[0]
+    assert _ip_scales(backend, sd15_world) == {"down": {0.7}, "mid": {0.7}, "up": {0.7}}
+    nodes = {n["class_type"]: n["inputs"] for n in made.graph.values()}
+    assert nodes["IPAdapterAdvanced"]["weight"] == 0.7
+    assert nodes["IPAdapterModelLoader"]["ipadapter_file"] == "ip-adapter-plus_sd15.safetensors"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from charstudio.backends import (
     GenerateRequest,
     GenerationDefaults,
     GenerationService,
+    WorkflowPlan,
     read_parameters,
     upload_name,
 )
@@ -394,3 +396,70 @@ def test_one_pool_per_process(services: Services, yuki: str, fake: FakeComfyUI) 
     assert fake.requests["GET /object_info"] == 1
     comfyui = services.generation.backends["comfyui"]
     assert comfyui() is comfyui() is services.comfyui
+
+
+def test_character_weight_picks_preset_reference_prompt_and_is_recorded(
+    services: Services, yuki: str, fake: FakeComfyUI
+) -> None:
+    crop = services.store.embeddings_dir / "yuki_reference_face.png"
+    write_image(crop, size=(256, 256))
+    service = service_for(services, fake.url)
+    photo = services.library.profile(yuki).reference_image
+
+    def plan(weight: float | None) -> WorkflowPlan:
+        request = GenerateRequest(
+            prompt="a snowy street", variation="background", seed=1, character_weight=weight
+        )
+        return service.workflow(yuki, request)
+
+    def inputs(plan: WorkflowPlan, class_type: str) -> dict[str, Any]:
+        found: dict[str, Any] = next(
+            n["inputs"] for n in plan.graph.values() if n["class_type"] == class_type
+        )
+        return found
+
+    face, full = plan(0.0), plan(1.0)
+    assert (face.reference, face.reference_input) == (str(crop), "face")
+    assert inputs(face, "IPAdapterModelLoader")["ipadapter_file"] == (
+        "ip-adapter-plus-face_sd15.safetensors"
+    )
+    assert (inputs(face, "IPAdapterAdvanced")["weight_type"], face.params.character_weight) == (
+        "weak input",
+        0.0,
+    )
+    assert (full.reference, full.reference_input) == (photo, "full")
+    assert inputs(full, "IPAdapterModelLoader")["ipadapter_file"] == (
+        "ip-adapter-plus_sd15.safetensors"
+    )
+    texts = [
+        n["inputs"]["text"] for n in full.graph.values() if n["class_type"] == "CLIPTextEncode"
+    ]
+    assert texts[0] == "yukicharacter, standing in a snowy street, same outfit, same hair"
+
+    # Unset, the profile's default: the graph of an explicit 0.5.
+    def unsaved(plan: WorkflowPlan) -> dict[str, Any]:  # SaveImage names the job
+        return {k: n for k, n in plan.graph.items() if n["class_type"] != "SaveImage"}
+
+    assert unsaved(plan(None)) == unsaved(plan(0.5))
+    assert plan(None).params.character_weight == 0.5
+    # Recorded with the image, in the PNG and the generations row.
+    request = GenerateRequest(prompt="a hat", seed=3, character_weight=0.2)
+    result = service.generate(yuki, request)
+    embedded = read_parameters(Path(result.images[0].path))
+    assert embedded["parameters"]["params"]["character_weight"] == 0.2
+    with services.db.sessions() as session:
+        row = session.scalars(select(Generation)).one()
+    assert row.params["params"]["character_weight"] == 0.2
+
+
+def test_character_weight_without_ipadapter(
+    services: Services, refs: Path, fake: FakeComfyUI
+) -> None:
+    services.library.create("aiko", [refs])
+    request = GenerateRequest(prompt="x", character_weight=0.3)
+    with pytest.raises(InvalidParameter) as caught:
+        service_for(services, fake.url).workflow("aiko", request)
+    assert str(caught.value) == (
+        "character weight does not apply: aiko is generated with img2img (no LoRA and no face "
+        "identity yet: img2img from a reference image), which does not use it; leave it out"
+    )

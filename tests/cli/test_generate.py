@@ -130,6 +130,10 @@ def test_workflow_check_names_the_server(cli: CliRunner, yuki: str, server: Fake
         (["--cfg", "nan"], "cfg: Input should be a finite number"),
         (["--negative", "x" * 1001], "negative_prompt: String should have at most 1000 characters"),
         (["--denoise", "0"], "denoise: Input should be greater than 0"),
+        (["--character-weight", "nan"], "character_weight: must be a number from 0 to 1, got nan"),
+        (["--character-weight", "1.5"], "character_weight: must be a number from 0 to 1, got 1.5"),
+        (["--character-weight", "-1"], "character_weight: must be a number from 0 to 1, got -1"),
+        (["--character-weight", "0.3"], "character weight does not apply: yuki is generated with"),
     ],
 )
 def test_bad_controls_exit_2_before_anything_is_sent(

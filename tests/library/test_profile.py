@@ -39,7 +39,12 @@ def profile(a: Assets, **overrides: object):  # type: ignore[no-untyped-def]
             True,
             "lora_ipadapter",
             GenerationParams(
-                lora_strength=0.7, ipadapter_strength=0.6, cfg=7.0, steps=25, denoise=1.0
+                lora_strength=0.7,
+                ipadapter_strength=0.6,
+                cfg=7.0,
+                steps=25,
+                denoise=1.0,
+                character_weight=0.5,
             ),
         ),
         (
@@ -55,7 +60,12 @@ def profile(a: Assets, **overrides: object):  # type: ignore[no-untyped-def]
             True,
             "ipadapter_only",
             GenerationParams(
-                lora_strength=None, ipadapter_strength=0.8, cfg=8.0, steps=30, denoise=1.0
+                lora_strength=None,
+                ipadapter_strength=0.8,
+                cfg=8.0,
+                steps=30,
+                denoise=1.0,
+                character_weight=0.5,
             ),
         ),
         (
@@ -85,7 +95,12 @@ def test_method_and_defaults_follow_the_assets(
             True,
             True,
             GenerationParams(
-                lora_strength=0.65, ipadapter_strength=0.55, cfg=6.0, steps=40, denoise=1.0
+                lora_strength=0.65,
+                ipadapter_strength=0.55,
+                cfg=6.0,
+                steps=40,
+                denoise=1.0,
+                character_weight=0.8,
             ),
         ),
         (
@@ -99,7 +114,12 @@ def test_method_and_defaults_follow_the_assets(
             False,
             True,
             GenerationParams(
-                lora_strength=None, ipadapter_strength=0.55, cfg=6.0, steps=40, denoise=1.0
+                lora_strength=None,
+                ipadapter_strength=0.55,
+                cfg=6.0,
+                steps=40,
+                denoise=1.0,
+                character_weight=0.8,
             ),
         ),
         (
@@ -121,6 +141,7 @@ def test_overrides_apply_where_the_method_uses_them(
         cfg=6.0,
         steps=40,
         denoise=0.3,
+        character_weight=0.8,
     )
     assert result.params == expected
     assert result.overrides == {
@@ -129,6 +150,7 @@ def test_overrides_apply_where_the_method_uses_them(
         "cfg": 6.0,
         "steps": 40,
         "denoise": 0.3,
+        "character_weight": 0.8,
     }
     assert result.warnings == []
 

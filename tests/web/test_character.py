@@ -147,6 +147,27 @@ def test_generation_defaults_save_and_show_field_errors(
     assert web_services.library.profile("obama").params.ipadapter_strength == 0.8
 
 
+def test_character_weight_in_the_defaults_form(
+    analysed: TestClient, web_services: Services
+) -> None:
+    page = analysed.get("/studio/characters/obama").text
+    assert '<label for="d-character_weight">Character weight</label>' in page
+    assert "identity vs outfit, 0 to 1: 0 only the face" in page
+    saved = analysed.post("/studio/characters/obama/defaults", data={"character_weight": "0.2"})
+    assert saved.status_code == 303
+    assert web_services.library.profile("obama").params.character_weight == 0.2
+    for value in ("1.5", "nan"):
+        bad = analysed.post("/studio/characters/obama/defaults", data={"character_weight": value})
+        assert bad.status_code == 422, value
+        assert (
+            'id="d-character_weight-error">Character weight must be a number from 0 to 1, '
+            f"got {value}: 0 carries only the face"
+        ) in bad.text
+    assert web_services.library.profile("obama").params.character_weight == 0.2
+    analysed.post("/studio/characters/obama/defaults", data={})
+    assert web_services.library.profile("obama").params.character_weight == 0.5
+
+
 def test_training_is_queued_and_unknown_versions_are_named(
     obama: TestClient, queue: JobQueue
 ) -> None:

@@ -293,3 +293,28 @@ def test_with_qc_off_the_results_are_scored_by_a_score_job(
     assert "data-score-pending" not in results
     assert results.count('<span class="badge pass" data-score-badge>pass</span>') == 1
     assert ">100 % of 1 recent<" in analysed.get("/studio").text
+
+
+def test_character_weight_field(analysed: TestClient, queue: JobQueue) -> None:
+    page = analysed.get("/studio/characters/obama/generate").text
+    assert '<label for="character_weight">Character weight</label>' in page
+    field = re.search(r'<input id="character_weight"[^>]*>', page, re.S)
+    assert field and 'min="0" max="1"' in field.group(0) and 'value="0.5"' in field.group(0)
+    assert "0 carries only the face (outfit and hair from the prompt)" in page
+    before = queue.store.page(limit=200).total
+    for value in ("1.5", "-0.2", "nan"):
+        bad = analysed.post(
+            "/studio/characters/obama/generate",
+            data={"prompt": "a red coat", "character_weight": value},
+        )
+        assert bad.status_code == 422, value
+        assert (
+            '<small class="error" id="character_weight-error">Character weight must be a '
+            f"number from 0 to 1, got {value}: 0 carries only the face"
+        ) in bad.text
+    assert queue.store.page(limit=200).total == before
+    job = _generate(analysed, 46, character_weight="0")
+    assert queue.store.get(job).params["character_weight"] == 0.0
+    done = queue.run(job)
+    assert done.state == "succeeded", done.error
+    assert done.result["params"]["character_weight"] == 0.0

@@ -7,7 +7,8 @@
    and of the base model's family (names, metadata and tensor shapes, read from headers);
 2. load the base model through the trainer's loader, or reuse the cached one
    (:class:`PipelineCache`);
-3. switch the LoRA and IP-Adapter on at the request's strengths (swapped, not reloaded);
+3. switch the LoRA and IP-Adapter on at the request's strengths (swapped, not reloaded),
+   the IP-Adapter's scale shaped by the character weight (:func:`ipadapter_scale`);
 4. pick the pipeline: text-to-image, img2img from the reference (the fallback method, at
    ``params.denoise``), or OpenPose ControlNet (pose variation with a pose image);
 5. encode the reference for IP-Adapter once, for all the request's seeds;
@@ -32,7 +33,12 @@ from PIL import Image, ImageOps
 
 from charstudio.backends.diffusers_inputs import DiffusersInputs, resolve_inputs
 from charstudio.backends.diffusers_options import DiffusersOptions
-from charstudio.backends.diffusers_pipelines import LoadedModel, PipelineCache, best_device
+from charstudio.backends.diffusers_pipelines import (
+    LoadedModel,
+    PipelineCache,
+    best_device,
+    ipadapter_scale,
+)
 from charstudio.backends.diffusers_schedulers import make_scheduler
 from charstudio.backends.types import (
     BackendImage,
@@ -119,9 +125,9 @@ class DiffusersBackend:
             ) from exc
         _report(progress, request, "started", "loaded base model" if loaded else "model cached")
         with model.lock:
-            # 3. LoRA and IP-Adapter at the request's strengths.
+            # 3. LoRA and IP-Adapter at the request's strengths (and character weight).
             model.use_lora(inputs.lora, request.params.lora_strength or 0.0)
-            model.use_ipadapter(inputs.adapter, request.params.ipadapter_strength or 0.0)
+            model.use_ipadapter(inputs.adapter, ipadapter_scale(request.params))
             # 4. The pipeline for the method and variation.
             pipe = _pipeline(model, inputs)
             pipe.scheduler = make_scheduler(

@@ -38,10 +38,23 @@ from charstudio.backends.ipadapter_files import (
     read_adapter,
 )
 from charstudio.errors import ModelFileMissing, ModelMismatch
+from charstudio.library.profile import GenerationParams
 from charstudio.training.families import FamilyName
 from charstudio.training.loading import BaseModel, load_base_model
+from charstudio.workflows import ipadapter_application
+from charstudio.workflows.character_weight import WEAK_INPUT_FACTOR
 
-__all__ = ["LoadedModel", "ModelKey", "PipelineCache", "best_device"]
+__all__ = [
+    "IPAdapterScale",
+    "LoadedModel",
+    "ModelKey",
+    "PipelineCache",
+    "best_device",
+    "ipadapter_scale",
+]
+
+# diffusers' ``set_ip_adapter_scale`` value: one scale, or one per UNet part.
+IPAdapterScale = float | dict[str, float]
 
 # LoRAs kept loaded on one model; the least recently used is dropped past this.
 MAX_LORAS = 8
@@ -59,6 +72,21 @@ def best_device(asked: str | None) -> str:
     if asked:
         return asked
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def ipadapter_scale(params: GenerationParams) -> IPAdapterScale:
+    """The IP-Adapter scale for ``params``' strength at its character weight.
+
+    ComfyUI's ``weight`` and ``weight_type`` map exactly: ``linear`` is one scale, ``weak
+    input`` (IPAdapterPlus.py: 0.2 x the weight in the input blocks) is diffusers' per-part
+    dict with the down blocks at 0.2 x. ``start_at`` / ``end_at`` do not map: diffusers
+    applies an IP-Adapter at every step, so the low end's late start is ComfyUI's alone.
+    """
+    application = ipadapter_application(params.character_weight)
+    weight = application.weight(params.ipadapter_strength or 0.0)
+    if application.weight_type == "weak input":
+        return {"down": round(weight * WEAK_INPUT_FACTOR, 4), "mid": weight, "up": weight}
+    return weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +157,9 @@ class LoadedModel:
         pipe.enable_lora()
         pipe.set_adapters([name], adapter_weights=[strength])
 
-    def use_ipadapter(self, files: AdapterFiles | None, strength: float) -> None:
-        """Attach the IP-Adapter in ``files`` at ``strength``, or detach it (``None``)."""
+    def use_ipadapter(self, files: AdapterFiles | None, scale: IPAdapterScale) -> None:
+        """Attach the IP-Adapter in ``files`` at ``scale`` (see :func:`ipadapter_scale`),
+        or detach it (``None``)."""
         pipe = self.pipeline
         swapping = files is None or self._attached != files.ipadapter
         if swapping and self._attached is not None:
@@ -150,7 +179,7 @@ class LoadedModel:
             )
             pipe.unet.to(self.device, self.dtype)
             self._attached = files.ipadapter
-        pipe.set_ip_adapter_scale(strength)
+        pipe.set_ip_adapter_scale(scale)
 
     def _encoder(self, path: Path) -> ClipVision:
         encoder = self._encoders.get(path)

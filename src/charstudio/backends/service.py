@@ -5,9 +5,10 @@ out, on whichever backend the request names.
 first four steps, and ``workflow --print`` stops there):
 
 1. check what the request alone decides: backend, base model, seeds, size;
-2. read the character's profile and apply the request's own values (strengths, steps,
-   cfg, sampler, scheduler, negative prompt, denoise);
-3. choose the reference (the face crop for face presets) and the pose path (a skeleton
+2. read the character's profile and apply the request's own values (strengths, character
+   weight, steps, cfg, sampler, scheduler, negative prompt, denoise);
+3. choose the IP-Adapter preset (the full-image one when the character weight carries the
+   outfit), the reference (the face crop for face presets) and the pose path (a skeleton
    goes straight to the ControlNet);
 4. build the backend-neutral :class:`GenerationRequest` and validate its graph locally;
 5. record the job (unless the queue did), run the backend;
@@ -55,7 +56,7 @@ from charstudio.backends.types import (
 )
 from charstudio.errors import GenerationCancelled, InvalidParameter
 from charstudio.library import AssetStore, CharacterConsistencyProfile, Database, Library
-from charstudio.workflows import Catalog, build_workflow, write_templates
+from charstudio.workflows import Catalog, build_workflow, preset_for, write_templates
 
 __all__ = ["GenerationPlan", "GenerationService"]
 
@@ -145,7 +146,10 @@ class GenerationService:
             name, method=request.method, lora_version=request.lora_version
         )
         params = resolve_params(profile, request, self.catalog)
-        preset, preset_note = drawn_character_preset(profile, self.defaults.ipadapter_preset)
+        # The full-image preset when the character weight carries hair and outfit; a drawn
+        # character's face preset becomes the full-image one too.
+        preset = preset_for(params.character_weight, self.defaults.ipadapter_preset)
+        preset, preset_note = drawn_character_preset(profile, preset)
         reference, reference_input = choose_reference(
             profile,
             preset=preset,

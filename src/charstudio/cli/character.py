@@ -163,6 +163,10 @@ def set_(
     ipadapter_strength: Annotated[
         float | None, typer.Option(help="IP-Adapter strength (0-2).")
     ] = None,
+    character_weight: Annotated[
+        float | None,
+        typer.Option(help="Identity vs outfit (0-1): 0 only the face, 1 face, hair and outfit."),
+    ] = None,
     cfg: Annotated[float | None, typer.Option(help="CFG scale (1-30).")] = None,
     steps: Annotated[int | None, typer.Option(help="Sampling steps (1-150).")] = None,
     denoise: Annotated[float | None, typer.Option(help="img2img denoise (0-1].")] = None,
@@ -200,6 +204,7 @@ def set_(
         overrides={
             "lora_strength": lora_strength,
             "ipadapter_strength": ipadapter_strength,
+            "character_weight": character_weight,
             "cfg": cfg,
             "steps": steps,
             "denoise": denoise,

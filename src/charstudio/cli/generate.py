@@ -50,6 +50,13 @@ IPAdapterOpt = Annotated[
     float | None,
     typer.Option(help="IP-Adapter strength (profile default; 0.5-0.7 recommended)."),
 ]
+CharacterWeightOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Identity vs outfit, 0-1: 0 carries only the face (outfit and hair from the "
+        "prompt), 1 face, hair and outfit (profile default 0.5).",
+    ),
+]
 SeedOpt = Annotated[
     int | None,
     typer.Option(help="First seed, 0 to 2^64-1 (default: random, recorded with the image)."),
@@ -123,6 +130,7 @@ def generate(
     pose_kind: PoseKindOpt = "auto",
     lora_strength: LoraOpt = None,
     ipadapter_strength: IPAdapterOpt = None,
+    character_weight: CharacterWeightOpt = None,
     seed: SeedOpt = None,
     count: CountOpt = 1,
     backend: BackendOpt = "comfyui",
@@ -153,6 +161,7 @@ def generate(
         pose_kind=pose_kind,
         lora_strength=lora_strength,
         ipadapter_strength=ipadapter_strength,
+        character_weight=character_weight,
         seed=seed,
         count=count,
         backend=backend,
@@ -206,6 +215,7 @@ def _render(console: Console, result: GenerationResult) -> None:
         for key, value in (
             ("LoRA", params.lora_strength),
             ("IP-Adapter", params.ipadapter_strength),
+            ("character weight", params.character_weight),
         )
         if value is not None
     )

@@ -18,14 +18,17 @@ pin a method its assets allow; overrides that a method does not use are kept but
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+import math
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from charstudio.errors import invalid_parameter_from
 from charstudio.library.qc_policy import QC_OVERRIDE_KEYS, QCOverrides, QCPolicy
 
 __all__ = [
+    "CHARACTER_WEIGHT_DEFAULT",
+    "CHARACTER_WEIGHT_RANGE",
     "DEFAULT_NEGATIVE_PROMPT",
     "DEFAULT_SAMPLER",
     "DEFAULT_SCHEDULER",
@@ -57,6 +60,10 @@ DEFAULT_NEGATIVE_PROMPT = (
     "lowres, blurry, bad anatomy, deformed, extra limbs, multiple people, watermark, text"
 )
 NEGATIVE_PROMPT_MAX = 1000
+# Identity vs outfit (charstudio.workflows.character_weight): 0 carries only the face,
+# 1 face, hair and outfit; the default is the graph charstudio has always built.
+CHARACTER_WEIGHT_DEFAULT = 0.5
+CHARACTER_WEIGHT_RANGE = (0.0, 1.0)
 
 
 class GenerationParams(BaseModel):
@@ -69,6 +76,9 @@ class GenerationParams(BaseModel):
     cfg: float
     steps: int
     denoise: float
+    # Identity vs outfit; None where the method has no IP-Adapter (and in records made
+    # before the control existed, which the default reproduces).
+    character_weight: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
     sampler: str = DEFAULT_SAMPLER
     scheduler: str = DEFAULT_SCHEDULER
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
@@ -76,13 +86,23 @@ class GenerationParams(BaseModel):
 
 METHOD_DEFAULTS: dict[Method, GenerationParams] = {
     "lora_ipadapter": GenerationParams(
-        lora_strength=0.7, ipadapter_strength=0.6, cfg=7.0, steps=25, denoise=1.0
+        lora_strength=0.7,
+        ipadapter_strength=0.6,
+        cfg=7.0,
+        steps=25,
+        denoise=1.0,
+        character_weight=CHARACTER_WEIGHT_DEFAULT,
     ),
     "lora_only": GenerationParams(
         lora_strength=0.8, ipadapter_strength=None, cfg=7.5, steps=30, denoise=1.0
     ),
     "ipadapter_only": GenerationParams(
-        lora_strength=None, ipadapter_strength=0.8, cfg=8.0, steps=30, denoise=1.0
+        lora_strength=None,
+        ipadapter_strength=0.8,
+        cfg=8.0,
+        steps=30,
+        denoise=1.0,
+        character_weight=CHARACTER_WEIGHT_DEFAULT,
     ),
     "img2img": GenerationParams(
         lora_strength=None, ipadapter_strength=None, cfg=7.5, steps=30, denoise=0.4
@@ -101,6 +121,7 @@ RECOMMENDED_RANGES: dict[str, tuple[float, float]] = {
 _USED_BY: dict[str, tuple[Method, ...]] = {
     "lora_strength": ("lora_ipadapter", "lora_only"),
     "ipadapter_strength": ("lora_ipadapter", "ipadapter_only"),
+    "character_weight": ("lora_ipadapter", "ipadapter_only"),
     "denoise": ("img2img",),
 }
 
@@ -122,10 +143,28 @@ class GenerationControls(BaseModel):
     cfg: float | None = Field(default=None, ge=1.0, le=30.0)
     steps: int | None = Field(default=None, ge=1, le=150)
     denoise: float | None = Field(default=None, gt=0.0, le=1.0)
+    character_weight: float | None = Field(default=None, ge=0.0, le=1.0)
     # Names are checked against the node catalog when a generation is planned.
     sampler: str | None = Field(default=None, min_length=1, max_length=64)
     scheduler: str | None = Field(default=None, min_length=1, max_length=64)
     negative_prompt: str | None = Field(default=None, max_length=NEGATIVE_PROMPT_MAX)
+
+    @field_validator("character_weight", mode="before")
+    @classmethod
+    def _character_weight(cls, value: Any) -> Any:
+        """Out of range or not a number: one message that names the range and both ends."""
+        try:
+            number = float(value) if isinstance(value, int | float | str) else None
+        except ValueError:
+            return value  # not a number: pydantic says so
+        low, high = CHARACTER_WEIGHT_RANGE
+        if number is not None and not (math.isfinite(number) and low <= number <= high):
+            raise ValueError(
+                f"must be a number from {low:g} to {high:g}, got {value}: 0 carries only the "
+                "face (outfit and hair from the prompt), 1 face, hair and outfit; default "
+                f"{CHARACTER_WEIGHT_DEFAULT}"
+            )
+        return value
 
 
 class Overrides(GenerationControls, QCOverrides):

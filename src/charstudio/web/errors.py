@@ -108,7 +108,7 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
             words, key = _BOUNDS[kind]
             message = f"must be {words} {context.get(key)}"
         else:
-            message = _WORDS.get(kind, error["msg"])
+            message = _WORDS.get(kind, error["msg"].removeprefix("Value error, "))
         errors.setdefault(field, message)
     return errors
 

@@ -8,8 +8,9 @@ ComfyUI, or one read from the server's ``/object_info``) the way ComfyUI validat
 Modules: ``types`` (node specs, error shapes, exceptions), ``catalog`` (reading
 ``/object_info``), ``validate`` (ComfyUI's ``validate_prompt``), ``rejections`` (errors to
 messages with fixes), ``families`` (SD1.5/SDXL and IP-Adapter presets as data), ``request``,
-``graph`` and ``builders`` (the graphs), ``editor_format`` (a graph as ComfyUI's editor
-saves it: the PNG ``workflow`` chunk), ``templates`` (files under ``workflows/``).
+``graph`` and ``builders`` (the graphs), ``character_weight`` (identity vs outfit on
+IP-Adapter), ``editor_format`` (a graph as ComfyUI's editor saves it: the PNG ``workflow``
+chunk), ``templates`` (files under ``workflows/``).
 """
 
 from charstudio.workflows.builders import (
@@ -28,6 +29,12 @@ from charstudio.workflows.catalog import (
     extract_builtin,
     merge_catalogs,
     node_pack_for,
+)
+from charstudio.workflows.character_weight import (
+    IPAdapterApplication,
+    carries_outfit,
+    ipadapter_application,
+    preset_for,
 )
 from charstudio.workflows.editor_format import editor_workflow
 from charstudio.workflows.families import (
@@ -92,6 +99,7 @@ __all__ = [
     "ComfyError",
     "Graph",
     "GraphBuilder",
+    "IPAdapterApplication",
     "IPAdapterPreset",
     "InvalidObjectInfo",
     "MethodRecipe",
@@ -113,6 +121,7 @@ __all__ = [
     "assemble",
     "build_template",
     "build_workflow",
+    "carries_outfit",
     "check_graph",
     "check_request",
     "check_side",
@@ -121,9 +130,11 @@ __all__ = [
     "editor_workflow",
     "extract_builtin",
     "fill_template",
+    "ipadapter_application",
     "merge_catalogs",
     "node_pack_for",
     "parse_aspect",
+    "preset_for",
     "random_seed",
     "rejection",
     "rejection_from_response",

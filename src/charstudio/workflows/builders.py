@@ -20,6 +20,7 @@ from typing import Literal
 from charstudio.errors import InvalidParameter
 from charstudio.library.profile import RECOMMENDED_RANGES, Method
 from charstudio.workflows.catalog import Catalog, merge_catalogs
+from charstudio.workflows.character_weight import ipadapter_application
 from charstudio.workflows.graph import GraphBuilder, InputValue
 from charstudio.workflows.request import PoseControl, WorkflowRequest
 from charstudio.workflows.types import Graph, Link
@@ -57,7 +58,8 @@ METHOD_RECIPES: dict[Method, MethodRecipe] = {
     "img2img": MethodRecipe(lora=False, ipadapter=False, latent="reference"),
 }
 
-# IPAdapterAdvanced settings of the graph that ran (weight comes from the profile).
+# IPAdapterAdvanced settings of the graph that ran (weight comes from the profile;
+# weight_type, start_at and end_at from the character weight, whose default keeps these).
 IPADAPTER_DEFAULTS: dict[str, InputValue] = {
     "weight_type": "linear",
     "combine_embeds": "concat",
@@ -241,12 +243,15 @@ def _apply_lora(g: GraphBuilder, request: WorkflowRequest, models: _Models) -> _
 
 
 def _apply_ipadapter(g: GraphBuilder, request: WorkflowRequest, models: _Models) -> _Models:
-    """IP-Adapter on the reference image: explicit files, unified preset, or FaceID.
+    """IP-Adapter on the reference image: explicit files, unified preset, or FaceID, at the
+    character weight's weight, weight_type and start/end (``character_weight`` module).
 
     Node order follows the graph that ran: loader(s), reference image, apply node.
     """
     assert request.params.ipadapter_strength is not None  # request checks
-    preset, weight = request.preset, request.params.ipadapter_strength
+    application = ipadapter_application(request.params.character_weight)
+    preset = request.preset
+    weight = application.weight(request.params.ipadapter_strength)
     loaded: dict[str, InputValue]
     if preset.faceid:
         loader = g.add(
@@ -275,12 +280,15 @@ def _apply_ipadapter(g: GraphBuilder, request: WorkflowRequest, models: _Models)
     settings: dict[str, InputValue] = {
         "image": _reference_for_clip_vision(g, request),
         "weight": weight,
+        **IPADAPTER_DEFAULTS,
+        "weight_type": application.weight_type,
+        "start_at": application.start_at,
+        "end_at": application.end_at,
     }
     if preset.faceid:
-        faceid = {**loaded, **settings, **IPADAPTER_DEFAULTS, "weight_faceidv2": weight}
-        applied = g.add("IPAdapterFaceID", faceid)
+        applied = g.add("IPAdapterFaceID", {**loaded, **settings, "weight_faceidv2": weight})
     else:
-        applied = g.add("IPAdapterAdvanced", {**loaded, **settings, **IPADAPTER_DEFAULTS})
+        applied = g.add("IPAdapterAdvanced", {**loaded, **settings})
     return replace(models, model=applied.out("MODEL"))
 
 

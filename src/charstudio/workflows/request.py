@@ -34,6 +34,7 @@ from pydantic import (
 from charstudio.errors import InvalidParameter
 from charstudio.library.names import validate_name, validate_trigger_word
 from charstudio.library.profile import DEFAULT_NEGATIVE_PROMPT, GenerationParams, Method
+from charstudio.workflows.character_weight import carries_outfit
 from charstudio.workflows.families import (
     IPADAPTER_PRESETS,
     MIN_SIDE,
@@ -45,6 +46,7 @@ from charstudio.workflows.families import (
 __all__ = [
     "BASE_PROMPT",
     "DEFAULT_NEGATIVE_PROMPT",
+    "FULL_CHARACTER_PROMPTS",
     "SEED_MAX",
     "VARIATION_PROMPTS",
     "ParamsShortcuts",
@@ -66,6 +68,15 @@ VARIATION_PROMPTS: dict[Variation, str] = {
     "pose": "{prompt}, same outfit, same appearance",
 }
 BASE_PROMPT = "{prompt}"
+# The templates when the character weight carries hair and outfit (above 0.5, see
+# charstudio.workflows.character_weight). An outfit variation asks for a new outfit, so
+# its template stays: the prompt names the outfit.
+FULL_CHARACTER_PROMPTS: dict[Variation | None, str] = {
+    None: "{prompt}, same outfit, same hair",
+    "outfit": VARIATION_PROMPTS["outfit"],
+    "background": "standing in {prompt}, same outfit, same hair",
+    "pose": "{prompt}, same outfit, same hair, same appearance",
+}
 
 # KSampler.seed in ComfyUI's nodes.py: INT, min 0, max 0xffffffffffffffff.
 SEED_MAX = 2**64 - 1
@@ -302,6 +313,13 @@ class WorkflowRequest(ParamsShortcuts, _Strict):
             )
         if self.uses_ipadapter and self.params.ipadapter_strength is None:
             raise InvalidParameter(f"method {self.method} needs an ipadapter_strength")
+        weight = self.params.character_weight
+        if self.uses_ipadapter and carries_outfit(weight) and self.preset.face_input:
+            raise InvalidParameter(
+                f"character weight {weight} carries hair and outfit: it needs a full-image "
+                f"IP-Adapter preset on the whole reference, not {self.ipadapter_preset!r}: "
+                "use 'PLUS (high strength)', or a character weight of 0.5 or less"
+            )
         if self.uses_ipadapter and self.preset.ipadapter_file(self.family) is None:
             raise InvalidParameter(
                 f"IP-Adapter preset {self.ipadapter_preset!r} has no {self.family} model: "
@@ -338,8 +356,11 @@ class WorkflowRequest(ParamsShortcuts, _Strict):
 
     @property
     def positive_prompt(self) -> str:
-        """Trigger word first, then the variation's template filled with the prompt."""
+        """Trigger word first, then the variation's template filled with the prompt (the
+        "same outfit" templates when the character weight carries the outfit)."""
         template = VARIATION_PROMPTS[self.variation] if self.variation else BASE_PROMPT
+        if self.uses_ipadapter and carries_outfit(self.params.character_weight):
+            template = FULL_CHARACTER_PROMPTS[self.variation]
         return f"{self.trigger_word}, {template.format(prompt=self.prompt)}"
 
     @property

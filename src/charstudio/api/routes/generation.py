@@ -53,6 +53,7 @@ def generate_consistent(
     variation_type: Annotated[Literal["outfit", "background", "pose"], Form()] = "outfit",
     lora_strength: Annotated[float | None, Form(ge=0.0, le=2.0)] = None,
     ipadapter_strength: Annotated[float | None, Form(ge=0.0, le=2.0)] = None,
+    character_weight: Annotated[float | None, Form(description="0-1, identity vs outfit")] = None,
     seed: Annotated[int, Form(ge=-1, le=SEED_MAX, description="-1 draws a random seed")] = -1,
     width: Annotated[int | None, Form()] = None,
     height: Annotated[int | None, Form()] = None,
@@ -65,9 +66,10 @@ def generate_consistent(
     """The original design's endpoint, same contract; ``prompt_id`` is charstudio's job id.
 
     Absent fields keep the character's profile values. A character without a LoRA still
-    generates, by the best method its assets allow; a strength the method does not use is
-    ignored here (the original contract always sends both), and ``method`` says which was
-    used. The other fields are ``GenerateRequest``'s, checked the same way.
+    generates, by the best method its assets allow; a strength (or character weight) the
+    method does not use is ignored here (the original contract always sends both), and
+    ``method`` says which was used. The other fields are ``GenerateRequest``'s, checked the
+    same way.
     """
     profile = services.library.profile(character_id)
     request = GenerateRequest.parse(
@@ -76,6 +78,9 @@ def generate_consistent(
         lora_strength=lora_strength if profile.params.lora_strength is not None else None,
         ipadapter_strength=(
             ipadapter_strength if profile.params.ipadapter_strength is not None else None
+        ),
+        character_weight=(
+            character_weight if profile.params.character_weight is not None else None
         ),
         seed=None if seed == -1 else seed,
         width=width,

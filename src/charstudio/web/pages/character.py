@@ -37,6 +37,7 @@ router = APIRouter(
 _DEFAULT_FIELDS = (
     "lora_strength",
     "ipadapter_strength",
+    "character_weight",
     "cfg",
     "steps",
     "denoise",

@@ -45,7 +45,7 @@ def _page(
     values: dict[str, Any] = {"count": 4, "backend": "comfyui", "variation": ""}
     if job is not None:  # the form shows what made the results
         values.update({k: v for k, v in job.params.items() if v is not None and k != "pose"})
-    for key in ("lora_strength", "ipadapter_strength"):
+    for key in ("lora_strength", "ipadapter_strength", "character_weight"):
         values.setdefault(key, getattr(profile.params, key))
     generation = services.generation
     return render(
