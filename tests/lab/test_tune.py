@@ -132,3 +132,23 @@ def test_a_character_without_identity_or_lora_is_told_what_to_run(tmp_path: Path
             built.lab.plan_tune("mia", GRID)
     finally:
         built.services.close()
+
+
+def test_the_character_weight_is_an_axis_when_asked(world: Lab) -> None:
+    spec = TuneSpec(
+        lora_strengths=(0.7,),
+        ipadapter_strengths=(0.6,),
+        character_weights=(0.3, 0.5, 0.8),
+        seeds=1,
+        backend="photos",
+        prompts=(LabPrompt(variation="background", text="a beach"),),
+    )
+    result = world.lab.tune("obama", spec)
+    assert [r.cell.character_weight for r in result.results] == [0.3, 0.5, 0.8]
+    weights = {r.params.character_weight for r, _ in world.backend.made}
+    assert weights == {0.3, 0.5, 0.8}  # each cell's weight reached the generation
+    # Every cell keeps the character here: the tie goes to the weight nearest 0.5.
+    assert result.chosen == Cell(lora_strength=0.7, ipadapter_strength=0.6, character_weight=0.5)
+    assert result.applied["character_weight"] == 0.5
+    with pytest.raises(ValueError, match="character weight must be within 0-1"):
+        TuneSpec(character_weights=(1.5,))

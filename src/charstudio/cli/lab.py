@@ -76,6 +76,13 @@ def tune(
         str | None,
         typer.Option(help=f"IP-Adapter strengths (default {DEFAULT_IPADAPTER_STRENGTHS})."),
     ] = None,
+    character_weights: Annotated[
+        str | None,
+        typer.Option(
+            help="Also try these identity-vs-outfit weights (0-1, e.g. 0.3,0.5,0.8); "
+            "default: the profile's, not an axis."
+        ),
+    ] = None,
     prompts: PromptsOpt = None,
     seeds: SeedsOpt = 2,
     seed: SeedOpt = 1000,
@@ -107,6 +114,7 @@ def tune(
         prompts,
         lora_strengths=_strengths(lora_strengths, "--lora-strengths"),
         ipadapter_strengths=_strengths(ipadapter_strengths, "--ipadapter-strengths"),
+        character_weights=_strengths(character_weights, "--character-weights"),
         seeds=seeds,
         base_seed=seed,
         backend=backend,

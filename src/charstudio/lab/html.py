@@ -69,10 +69,16 @@ def heatmap_png(tune: TuneResult) -> bytes:
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    loras = sorted({r.cell.lora_strength or 0.0 for r in tune.results})
-    ipas = sorted({r.cell.ipadapter_strength or 0.0 for r in tune.results})
+    results = tune.results
+    weights = {r.cell.character_weight for r in results}
+    at_weight = None
+    if len(weights) > 1:  # a third axis: draw the slice at the chosen (or first) weight
+        at_weight = tune.chosen.character_weight if tune.chosen else sorted(weights, key=str)[0]
+        results = [r for r in results if r.cell.character_weight == at_weight]
+    loras = sorted({r.cell.lora_strength or 0.0 for r in results})
+    ipas = sorted({r.cell.ipadapter_strength or 0.0 for r in results})
     grid = [[float("nan")] * len(ipas) for _ in loras]
-    for r in tune.results:
+    for r in results:
         row = loras.index(r.cell.lora_strength or 0.0)
         grid[row][ipas.index(r.cell.ipadapter_strength or 0.0)] = 100 * r.rates.face_consistency
     figure, axes = plt.subplots(figsize=(1.2 * len(ipas) + 2.5, 0.9 * len(loras) + 1.8))
@@ -85,12 +91,13 @@ def heatmap_png(tune: TuneResult) -> bytes:
         for x, value in enumerate(row_values):
             text = "-" if value != value else f"{value:.0f}%"
             axes.text(x, y, text, ha="center", va="center", color="white", fontsize=9)
-    if tune.chosen is not None:
+    if tune.chosen is not None and tune.chosen.character_weight == at_weight:
         cy = loras.index(tune.chosen.lora_strength or 0.0)
         cx = ipas.index(tune.chosen.ipadapter_strength or 0.0)
         axes.add_patch(Rectangle((cx - 0.5, cy - 0.5), 1, 1, fill=False, ec="red", lw=2))
     figure.colorbar(shown, label="face consistency %")
-    axes.set_title("Face consistency per cell (red: chosen)")
+    where = "" if at_weight is None else f" at character weight {at_weight:g}"
+    axes.set_title(f"Face consistency per cell{where} (red: chosen)")
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png", dpi=100)

@@ -81,6 +81,7 @@ class Measure:
                 lora_version=self.lora_version,
                 lora_strength=cell.lora_strength,
                 ipadapter_strength=cell.ipadapter_strength,
+                character_weight=cell.character_weight,
             )
             made = self.generation.generate(self.name, request, cancel=cancel)
             method, version = made.method, made.lora_version

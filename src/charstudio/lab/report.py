@@ -135,11 +135,12 @@ def history_rows(db: Database, name: str) -> tuple[str, list[ReportRow]]:
                 params.get("lora_version"),
                 strengths.get("lora_strength"),
                 strengths.get("ipadapter_strength"),
+                strengths.get("character_weight"),
             )
             groups[key].append(_from_history(row, params, qc))
     found = []
-    for (method, version, lora, ipa), images in groups.items():
-        cell = Cell(lora_strength=lora, ipadapter_strength=ipa)
+    for (method, version, lora, ipa, weight), images in groups.items():
+        cell = Cell(lora_strength=lora, ipadapter_strength=ipa, character_weight=weight)
         label = method + (f" v{version}" if version else "") + f" ({cell.label()})"
         rates, per_variation = summarise(images)
         found.append(

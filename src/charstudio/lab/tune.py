@@ -3,8 +3,9 @@
 **The choice rule.** Among the cells whose prompt adherence is at least the floor (every
 cell, when no adherence model is set: adherence is then "not checked" and the report says
 so), the cell with the highest face consistency wins; ties go to the lower strengths (the
-smaller sum of the two, then the smaller LoRA strength), because lower strengths leave the
-prompt more room for the same identity.
+smaller sum of the two, then the smaller LoRA strength, then the character weight nearest
+its default 0.5), because lower strengths leave the prompt more room for the same identity.
+The character weight (identity vs outfit) is an axis only when asked for.
 
 **Applying.** The chosen strengths are written to the character's overrides, with their
 provenance (run, LoRA version, date, rates) in ``reports/<name>/tuned.json``, except over a
@@ -19,7 +20,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from charstudio.errors import InvalidParameter
 from charstudio.lab.prompts import DEFAULT_PROMPTS
@@ -62,24 +63,29 @@ class TuneSpec(BaseModel):
 
     lora_strengths: tuple[float, ...] | None = None
     ipadapter_strengths: tuple[float, ...] | None = None
+    character_weights: tuple[float, ...] | None = None
     prompts: tuple[LabPrompt, ...] = DEFAULT_PROMPTS
     seeds: int = Field(default=2, ge=1, le=16)
     base_seed: int = Field(default=1000, ge=0, le=SEED_MAX - 10_000)
     backend: str = Field(default="comfyui", min_length=1, max_length=32)
     adherence_floor: float = Field(default=DEFAULT_ADHERENCE_FLOOR, ge=0.0, le=1.0)
 
-    @field_validator("lora_strengths", "ipadapter_strengths")
+    @field_validator("lora_strengths", "ipadapter_strengths", "character_weights")
     @classmethod
-    def _strengths(cls, values: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    def _strengths(
+        cls, values: tuple[float, ...] | None, info: ValidationInfo
+    ) -> tuple[float, ...] | None:
         if values is None:
             return None
         if not values:
-            raise ValueError("give at least one strength (e.g. 0.5,0.6,0.7)")
+            raise ValueError("give at least one value (e.g. 0.5,0.6,0.7)")
         if len(values) > 12:
-            raise ValueError(f"at most 12 strengths per axis, got {len(values)}")
+            raise ValueError(f"at most 12 values per axis, got {len(values)}")
+        high = 1.0 if info.field_name == "character_weights" else 2.0
         for value in values:
-            if not 0.0 <= value <= 2.0:
-                raise ValueError(f"a strength must be within 0-2, got {value}")
+            if not 0.0 <= value <= high:
+                what = "a character weight" if high == 1.0 else "a strength"
+                raise ValueError(f"{what} must be within 0-{high:g}, got {value}")
         return tuple(sorted({round(v, 4) for v in values}))
 
     @field_validator("prompts")
@@ -121,6 +127,7 @@ class Provenance(BaseModel):
     lora_strength: float | None
     ipadapter_strength: float | None
     face_consistency: float
+    character_weight: float | None = None
     prompt_adherence: float | None
 
 
@@ -180,6 +187,7 @@ def choose(results: list[CellResult], floor: float) -> tuple[Cell | None, str]:
             -r.rates.face_consistency,
             (r.cell.lora_strength or 0.0) + (r.cell.ipadapter_strength or 0.0),
             r.cell.lora_strength or 0.0,
+            abs((r.cell.character_weight or 0.5) - 0.5),  # then nearest the default weight
         ),
     )
     return best.cell, rule
@@ -209,7 +217,7 @@ def apply_choice(
     before = read_provenance(store, name)
     applied: dict[str, float] = {}
     kept: dict[str, float] = {}
-    for key in ("lora_strength", "ipadapter_strength"):
+    for key in ("lora_strength", "ipadapter_strength", "character_weight"):
         value = getattr(best.cell, key)
         if value is None:
             continue
@@ -229,6 +237,9 @@ def apply_choice(
         lora_strength=applied.get("lora_strength", before.lora_strength if before else None),
         ipadapter_strength=applied.get(
             "ipadapter_strength", before.ipadapter_strength if before else None
+        ),
+        character_weight=applied.get(
+            "character_weight", before.character_weight if before else None
         ),
         face_consistency=best.rates.face_consistency,
         prompt_adherence=best.rates.prompt_adherence,
@@ -262,4 +273,15 @@ def check_axes(method: Method, spec: TuneSpec, name: str) -> list[Cell]:
     ipas: tuple[float | None, ...] = (
         (spec.ipadapter_strengths or DEFAULT_IPADAPTER_STRENGTHS) if uses_ipa else (None,)
     )
-    return [Cell(lora_strength=lo, ipadapter_strength=ip) for lo in loras for ip in ipas]
+    if spec.character_weights is not None and not uses_ipa:
+        raise InvalidParameter(
+            f"the character weight moves the IP-Adapter ({method} has none); run "
+            f"`charstudio faces extract {name}`, or leave out --character-weights"
+        )
+    weights: tuple[float | None, ...] = spec.character_weights or (None,)
+    return [
+        Cell(lora_strength=lo, ipadapter_strength=ip, character_weight=cw)
+        for lo in loras
+        for ip in ipas
+        for cw in weights
+    ]

@@ -43,8 +43,9 @@ class Cell(BaseModel):
 
     lora_strength: float | None = None
     ipadapter_strength: float | None = None
+    character_weight: float | None = None  # None: the profile's (not a tune axis)
 
-    @field_validator("lora_strength", "ipadapter_strength")
+    @field_validator("lora_strength", "ipadapter_strength", "character_weight")
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
         if value is not None and not (math.isfinite(value) and 0.0 <= value <= 2.0):
@@ -59,6 +60,8 @@ class Cell(BaseModel):
             parts.append(f"lora{self.lora_strength:g}")
         if self.ipadapter_strength is not None:
             parts.append(f"ipa{self.ipadapter_strength:g}")
+        if self.character_weight is not None:
+            parts.append(f"cw{self.character_weight:g}")
         return "_".join(parts) or "defaults"
 
     def label(self) -> str:
@@ -67,6 +70,8 @@ class Cell(BaseModel):
             parts.append(f"LoRA {self.lora_strength:g}")
         if self.ipadapter_strength is not None:
             parts.append(f"IP-Adapter {self.ipadapter_strength:g}")
+        if self.character_weight is not None:
+            parts.append(f"character weight {self.character_weight:g}")
         return ", ".join(parts) or "profile defaults"
 
 
