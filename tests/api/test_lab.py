@@ -47,7 +47,11 @@ def test_tune_and_report_as_jobs(api: tuple[TestClient, JobQueue, Lab]) -> None:
     done = queue.run(queued.json()["id"])
     assert done.state == "succeeded", done.error
     latest = client.get("/api/v1/characters/obama/tune").json()
-    assert latest["chosen"] == {"lora_strength": 0.7, "ipadapter_strength": 0.6}
+    assert latest["chosen"] == {
+        "lora_strength": 0.7,
+        "ipadapter_strength": 0.6,
+        "character_weight": None,  # not an axis: the profile's
+    }
     assert latest["applied"] == {"lora_strength": 0.7, "ipadapter_strength": 0.6}
     world.services.library.update("obama", overrides={"lora_strength": 0.75})
     applied = client.post("/api/v1/characters/obama/tune/apply").json()

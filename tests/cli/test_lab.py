@@ -57,8 +57,8 @@ def test_tune_then_report(cli: CliRunner, obama: str, one_prompt: Path) -> None:
     assert history.code == 0, history.err
     rows = {r["label"]: r["rates"]["face_consistency"] for r in json.loads(history.out)["rows"]}
     assert rows == {
-        "ipadapter_only (IP-Adapter 0.6)": 1.0,
-        "ipadapter_only (IP-Adapter 0.1)": 0.0,
+        "ipadapter_only (IP-Adapter 0.6, character weight 0.5)": 1.0,
+        "ipadapter_only (IP-Adapter 0.1, character weight 0.5)": 0.0,
     }
     measured = cli("report", obama, *common)
     assert measured.code == 0, measured.err

@@ -74,9 +74,13 @@ def test_from_history_reads_scored_generations_without_generating(world: Lab) ->
     history = world.lab.report_from_history("obama")
     assert len(world.backend.made) == made and history.source == "history"
     rates = {r.label: (r.rates.face_consistency, r.rates.images) for r in history.rows}
-    assert rates["ipadapter_only (IP-Adapter 0.8)"] == (0.5, 6)
+    # The recorded parameters include the (default) character weight of IP-Adapter methods.
+    assert rates["ipadapter_only (IP-Adapter 0.8, character weight 0.5)"] == (0.5, 6)
     assert rates["img2img (profile defaults)"] == (0.0, 6)
-    assert rates["lora_ipadapter v2 (LoRA 0.7, IP-Adapter 0.6)"] == (0.3333, 6)
+    assert rates["lora_ipadapter v2 (LoRA 0.7, IP-Adapter 0.6, character weight 0.5)"] == (
+        0.3333,
+        6,
+    )
     assert history.suggestion == "keep v1 promoted: it measures best"
 
 

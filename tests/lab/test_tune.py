@@ -78,7 +78,11 @@ def test_a_killed_run_resumes_without_remeasuring(tmp_path: Path) -> None:
         assert len(first.backend.made) - made_before == 4 * 6
         assert result.chosen == Cell(lora_strength=0.7, ipadapter_strength=0.6)
         saved = json.loads((folder / "result.json").read_text())
-        assert saved["chosen"] == {"lora_strength": 0.7, "ipadapter_strength": 0.6}
+        assert saved["chosen"] == {
+            "lora_strength": 0.7,
+            "ipadapter_strength": 0.6,
+            "character_weight": None,
+        }
     finally:
         first.services.close()
 
@@ -95,7 +99,7 @@ def test_dry_run_plans_and_estimates_from_recent_speed(world: Lab) -> None:
 
 
 def test_bad_input_is_refused_before_anything_runs(world: Lab, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="at least one strength"):
+    with pytest.raises(ValueError, match="at least one value"):
         TuneSpec(lora_strengths=())
     with pytest.raises(ValueError, match="within 0-2"):
         TuneSpec(ipadapter_strengths=(0.5, 3.0))

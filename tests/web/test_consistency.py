@@ -51,7 +51,7 @@ def test_the_page_shows_the_grid_and_applies_it(studio: tuple[TestClient, JobQue
     page = client.get("/studio/characters/obama/consistency").text
     assert "data-heatmap" in page and 'src="data:image/png;base64,' in page
     assert "<strong data-chosen>LoRA 0.7, IP-Adapter 0.6</strong>" in page
-    assert "lora_ipadapter v1 (LoRA 0.7, IP-Adapter 0.6)" in page  # the report, from history
+    assert "lora_ipadapter v1 (LoRA 0.7, IP-Adapter 0.6, character weight 0.5)" in page
     applied = client.post("/studio/characters/obama/consistency/apply")
     assert applied.status_code == 303
     shown = client.get(applied.headers["location"]).text
