@@ -33,6 +33,7 @@ from charstudio.library.profile import Method
 from charstudio.library.store import AssetStore
 from charstudio.qc.checker import QualityChecker
 from charstudio.qc.types import QCRequest, QCResult
+from charstudio.workflows import Variation
 
 __all__ = ["Measure", "load_result", "save_result", "scored_image", "summarise"]
 
@@ -96,16 +97,29 @@ class Measure:
                 qc = result.model_dump(mode="json")
                 update_generation(self.generation.db, image.generation_id, qc=qc)
                 scored.append(
-                    scored_image(image.path, image.seed, index, prompt, image.generation_id, result)
+                    scored_image(
+                        image.path,
+                        image.seed,
+                        index,
+                        prompt.variation,
+                        image.generation_id,
+                        result,
+                    )
                 )
         assert method is not None  # prompts are never empty
         return _result(cell, method, version, scored)
 
 
 def scored_image(
-    path: str, seed: int, index: int, prompt: LabPrompt, generation_id: int, result: QCResult
+    path: str,
+    seed: int,
+    index: int,
+    variation: Variation | None,
+    generation_id: int,
+    result: QCResult,
 ) -> ScoredImage:
-    """One image's QC result as the lab counts it."""
+    """One image's QC result as the lab counts it (identity passed; adherence passed, or
+    ``None`` when no adherence scorer measured it)."""
     identity = result.get("identity")
     entries = [result.get("adherence_clip"), result.get("adherence_tags")]
     checked = [e for e in entries if e is not None and e.status != "not_checked"]
@@ -113,7 +127,7 @@ def scored_image(
         path=path,
         seed=seed,
         prompt=index,
-        variation=prompt.variation,
+        variation=variation,
         generation_id=generation_id,
         identity=result.identity,
         identity_passed=identity is not None and identity.passed,

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
 
-from charstudio.lab.measure import summarise
+from charstudio.lab.measure import scored_image, summarise
 from charstudio.lab.tune import TuneResult
 from charstudio.lab.types import Cell, LabPrompt, Rates, ScoredImage
 from charstudio.library.database import Database
@@ -160,25 +160,7 @@ def history_rows(db: Database, name: str) -> tuple[str, list[ReportRow]]:
 
 
 def _from_history(row: Generation, params: dict[str, Any], qc: QCResult) -> ScoredImage:
-    identity = qc.get("identity")
-    checked = [
-        e
-        for e in (qc.get("adherence_clip"), qc.get("adherence_tags"))
-        if e is not None and e.status != "not_checked"
-    ]
-    return ScoredImage(
-        path=row.path,
-        seed=row.seed,
-        prompt=0,
-        variation=params.get("variation"),
-        generation_id=row.id,
-        identity=qc.identity,
-        identity_passed=identity is not None and identity.passed,
-        adherence=qc.adherence,
-        adherence_passed=all(e.passed for e in checked) if checked else None,
-        passed=qc.passed,
-        reasons=list(qc.reasons),
-    )
+    return scored_image(row.path, row.seed, 0, params.get("variation"), row.id, qc)
 
 
 def now() -> datetime:
