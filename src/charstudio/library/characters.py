@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from charstudio.errors import CharacterExists, InvalidParameter, NotFound
-from charstudio.library.assets import read_assets, read_assets_many
+from charstudio.library.assets import ASSET_COLUMNS, assets_of_rows, read_assets
 from charstudio.library.database import Database
 from charstudio.library.images import ImageInfo
 from charstudio.library.importer import scan_images
@@ -37,6 +37,7 @@ from charstudio.library.profile import (
     CharacterConsistencyProfile,
     Overrides,
     build_profile,
+    choose_method,
     feasible_methods,
     parse_overrides,
 )
@@ -44,6 +45,7 @@ from charstudio.library.references import imported_record, reference_info, refer
 from charstudio.library.store import AssetStore
 from charstudio.library.types import (
     CharacterDetail,
+    CharacterPage,
     CharacterSummary,
     DuplicateImage,
     ImageLimits,
@@ -55,6 +57,23 @@ from charstudio.library.types import (
 )
 
 __all__ = ["Library"]
+
+# A character's summary: its row, its assets as aggregate columns, and (a window over every
+# row, before LIMIT) how many characters there are.
+_SUMMARY_ROWS = (
+    select(
+        *ASSET_COLUMNS,
+        Character.trigger_word,
+        Character.overrides,
+        Character.created_at,
+        func.count().over().label("total"),
+    )
+    .order_by(Character.name_key)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)  # built once: a new statement per request cost more than running it
+_ALL = 2**62  # "no limit", as a number every database takes
+_COUNT = select(func.count()).select_from(Character)
 
 
 class Library:
@@ -175,33 +194,35 @@ class Library:
     # -- read -------------------------------------------------------------------------
     def list_characters(self) -> list[CharacterSummary]:
         """Every character, by name."""
-        with self.db.sessions() as session:
-            characters = session.scalars(
-                select(Character)
-                .options(selectinload(Character.references))
-                .order_by(Character.name_key)
-            ).all()
-            assets = read_assets_many(session, self.store, characters)
-            summaries = []
-            for character in characters:
-                profile = build_profile(
-                    name=character.name,
-                    trigger_word=character.trigger_word,
-                    assets=assets[character.id],
-                    overrides=parse_overrides(character.overrides),
+        return self.page().items
+
+    def page(self, *, limit: int | None = None, offset: int = 0) -> CharacterPage:
+        """Characters by name: ``limit`` of them (all: ``None``) after the first ``offset``,
+        and how many there are.
+
+        One query (two when some LoRA is ready; :mod:`charstudio.library.assets`).
+        """
+        window = {"limit": _ALL if limit is None else limit, "offset": offset}
+        with self.db.sessions.reading() as connection:
+            rows = connection.execute(_SUMMARY_ROWS, window).all()
+            assets = assets_of_rows(connection, self.store, rows)
+            total = rows[0].total if rows else connection.execute(_COUNT).scalar_one()
+        items = []
+        for row in rows:
+            found = assets[row.id]
+            method, _ = choose_method(found, parse_overrides(row.overrides).method)
+            items.append(
+                CharacterSummary(
+                    name=row.name,
+                    trigger_word=row.trigger_word,
+                    reference_images=found.reference_images_count,
+                    method=method,
+                    has_lora=found.has_lora,
+                    has_embedding=found.has_embedding,
+                    created_at=row.created_at,
                 )
-                summaries.append(
-                    CharacterSummary(
-                        name=character.name,
-                        trigger_word=character.trigger_word,
-                        reference_images=profile.reference_images_count,
-                        method=profile.method,
-                        has_lora=profile.has_lora,
-                        has_embedding=profile.has_embedding,
-                        created_at=character.created_at,
-                    )
-                )
-            return summaries
+            )
+        return CharacterPage(items=items, total=total)
 
     def get_name(self, name: str) -> str:
         """The stored spelling of a character's name.
@@ -267,7 +288,8 @@ class Library:
                 merged.pop(key, None)
             parsed = parse_overrides(merged)
             if "method" in changes:
-                available = feasible_methods(read_assets(session, self.store, character))
+                assets = read_assets(session, self.store, character.id)
+                available = feasible_methods(assets)
                 if parsed.method not in available:
                     raise InvalidParameter(
                         f"method {parsed.method!r} is not possible for {character.name!r} "
@@ -343,7 +365,7 @@ class Library:
         return build_profile(
             name=character.name,
             trigger_word=character.trigger_word,
-            assets=read_assets(session, self.store, character),
+            assets=read_assets(session, self.store, character.id),
             overrides=parse_overrides(character.overrides),
         )
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from charstudio.errors import invalid_parameter_from
 from charstudio.library.qc_policy import QC_OVERRIDE_KEYS, QCOverrides, QCPolicy
@@ -39,6 +39,7 @@ __all__ = [
     "Method",
     "Overrides",
     "build_profile",
+    "choose_method",
     "feasible_methods",
     "select_method",
     "uses",
@@ -200,14 +201,19 @@ def select_method(assets: Assets) -> tuple[Method, str]:
     return "img2img", "no LoRA and no face identity yet: img2img from a reference image"
 
 
+def choose_method(assets: Assets, pinned: Method | None) -> tuple[Method, str]:
+    """The pinned method if the assets allow it, else :func:`select_method`'s choice."""
+    if pinned is not None and pinned in feasible_methods(assets):
+        return pinned, "pinned by the character's overrides"
+    return select_method(assets)
+
+
 def parse_overrides(raw: dict[str, object]) -> Overrides:
     """Validate stored or user-given overrides.
 
     Raises:
         InvalidParameter: naming each bad key and its allowed range.
     """
-    from pydantic import ValidationError
-
     try:
         return Overrides.model_validate(raw)
     except ValidationError as exc:
@@ -220,15 +226,12 @@ def build_profile(
     """Compute the profile: method from assets (or a feasible pinned one), then parameters."""
     warnings: list[str] = []
     available = feasible_methods(assets)
-    method, reason = select_method(assets)
-    if overrides.method is not None:
-        if overrides.method in available:
-            method, reason = overrides.method, "pinned by the character's overrides"
-        else:
-            warnings.append(
-                f"pinned method {overrides.method!r} is not possible now "
-                f"({_missing_for(overrides.method, assets)}); using {method!r}"
-            )
+    method, reason = choose_method(assets, overrides.method)
+    if overrides.method is not None and overrides.method != method:
+        warnings.append(
+            f"pinned method {overrides.method!r} is not possible now "
+            f"({_missing_for(overrides.method, assets)}); using {method!r}"
+        )
     if assets.reference_images_count == 0:
         warnings.append("no reference images: add some with `charstudio character import`")
     params = _apply(method, overrides)
