@@ -17,6 +17,7 @@ from charstudio.http.deps import (
     QueueDep,
     ServicesDep,
     check_token_strength,
+    read_now,
     require_token,
 )
 from charstudio.http.errors import HttpError, http_error, validation_body
@@ -56,6 +57,7 @@ __all__ = [
     "http_error",
     "open_job_events",
     "parse_form",
+    "read_now",
     "receive_upload",
     "remove_stale_uploads",
     "require_token",

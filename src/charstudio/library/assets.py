@@ -12,7 +12,7 @@ and the face identity's tensor.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,13 @@ from charstudio.library.models import (
 from charstudio.library.profile import Assets
 from charstudio.library.store import AssetStore
 
-__all__ = ["ASSET_COLUMNS", "assets_of_rows", "read_assets", "resolve_stored_path"]
+__all__ = [
+    "ASSET_COLUMNS",
+    "assets_of_rows",
+    "read_assets",
+    "resolve_stored_path",
+    "usable_loras",
+]
 
 
 def _per_character(query: Any) -> Any:
@@ -95,7 +101,7 @@ def assets_of_rows(
     connection: Connection, store: AssetStore, rows: Sequence[Row[Any]]
 ) -> dict[int, Assets]:
     """:class:`Assets` by character id, from rows holding :data:`ASSET_COLUMNS`."""
-    loras = _ready_loras(connection, [row.id for row in rows if row.ready_loras])
+    loras = usable_loras(connection, store, rows)
     # Paths as strings joined once per call: pathlib per character was a sixth of the time.
     references_root = str(store.character_data / "references")
     embeddings_root = str(store.embeddings_dir)
@@ -108,7 +114,7 @@ def assets_of_rows(
                 fields["embedding_path"] = str(embedding_file)
         if row.reference_file is not None:
             fields["reference_image"] = f"{references_root}/{row.name}/{row.reference_file}"
-        lora = _usable_lora(store, loras.get(row.id, []))
+        lora = loras.get(row.id)
         if lora is not None:
             fields["lora_version"], fields["lora_path"] = lora[0], str(lora[1])
         assets[row.id] = Assets(
@@ -121,22 +127,22 @@ def assets_of_rows(
     return assets
 
 
-def _ready_loras(connection: Connection, ids: Iterable[int]) -> dict[int, list[tuple[int, str]]]:
-    """Each character's ready LoRA versions (version, stored path), best first."""
-    loras: dict[int, list[tuple[int, str]]] = {}
-    ids = list(ids)
+def usable_loras(
+    connection: Connection, store: AssetStore, rows: Sequence[Row[Any]]
+) -> dict[int, tuple[int, Path]]:
+    """The LoRA each character of ``rows`` (holding :data:`ASSET_COLUMNS`) generates with,
+    as (version, file), for those that have one: the promoted version, else the newest
+    ready one, whose file exists. One query, and none when no row has a ready version."""
+    ids = [row.id for row in rows if row.ready_loras]
+    candidates: dict[int, list[tuple[int, str]]] = {}
     if ids:
-        for character_id, version, path in connection.execute(_LORAS, {"ids": ids}):
-            loras.setdefault(character_id, []).append((version, path))
-    return loras
-
-
-def _usable_lora(
-    store: AssetStore, candidates: Sequence[tuple[int, str]]
-) -> tuple[int, Path] | None:
-    """The promoted LoRA version, else the newest ready one, whose file exists."""
-    for version, stored in candidates:
-        path = resolve_stored_path(store, stored)
-        if path.is_file():
-            return version, path
-    return None
+        for character_id, version, stored in connection.execute(_LORAS, {"ids": ids}):
+            candidates.setdefault(character_id, []).append((version, stored))
+    usable = {}
+    for character_id, versions in candidates.items():
+        for version, stored in versions:
+            path = resolve_stored_path(store, stored)
+            if path.is_file():
+                usable[character_id] = (version, path)
+                break
+    return usable

@@ -17,15 +17,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from charstudio.errors import CharacterExists, InvalidParameter, NotFound
-from charstudio.library.assets import ASSET_COLUMNS, assets_of_rows, read_assets
+from charstudio.library.assets import read_assets
 from charstudio.library.database import Database
 from charstudio.library.images import ImageInfo
 from charstudio.library.importer import scan_images
+from charstudio.library.listing import list_page
 from charstudio.library.models import Character
 from charstudio.library.names import (
     default_trigger_word,
@@ -37,7 +38,6 @@ from charstudio.library.profile import (
     CharacterConsistencyProfile,
     Overrides,
     build_profile,
-    choose_method,
     feasible_methods,
     parse_overrides,
 )
@@ -58,22 +58,7 @@ from charstudio.library.types import (
 
 __all__ = ["Library"]
 
-# A character's summary: its row, its assets as aggregate columns, and (a window over every
-# row, before LIMIT) how many characters there are.
-_SUMMARY_ROWS = (
-    select(
-        *ASSET_COLUMNS,
-        Character.trigger_word,
-        Character.overrides,
-        Character.created_at,
-        func.count().over().label("total"),
-    )
-    .order_by(Character.name_key)
-    .limit(bindparam("limit"))
-    .offset(bindparam("offset"))
-)  # built once: a new statement per request cost more than running it
-_ALL = 2**62  # "no limit", as a number every database takes
-_COUNT = select(func.count()).select_from(Character)
+_NAME = select(Character.name).where(Character.name_key == bindparam("key"))
 
 
 class Library:
@@ -198,31 +183,8 @@ class Library:
 
     def page(self, *, limit: int | None = None, offset: int = 0) -> CharacterPage:
         """Characters by name: ``limit`` of them (all: ``None``) after the first ``offset``,
-        and how many there are.
-
-        One query (two when some LoRA is ready; :mod:`charstudio.library.assets`).
-        """
-        window = {"limit": _ALL if limit is None else limit, "offset": offset}
-        with self.db.sessions.reading() as connection:
-            rows = connection.execute(_SUMMARY_ROWS, window).all()
-            assets = assets_of_rows(connection, self.store, rows)
-            total = rows[0].total if rows else connection.execute(_COUNT).scalar_one()
-        items = []
-        for row in rows:
-            found = assets[row.id]
-            method, _ = choose_method(found, parse_overrides(row.overrides).method)
-            items.append(
-                CharacterSummary(
-                    name=row.name,
-                    trigger_word=row.trigger_word,
-                    reference_images=found.reference_images_count,
-                    method=method,
-                    has_lora=found.has_lora,
-                    has_embedding=found.has_embedding,
-                    created_at=row.created_at,
-                )
-            )
-        return CharacterPage(items=items, total=total)
+        and how many there are (:func:`~charstudio.library.listing.list_page`)."""
+        return list_page(self.db, self.store, limit=limit, offset=offset)
 
     def get_name(self, name: str) -> str:
         """The stored spelling of a character's name.
@@ -230,8 +192,12 @@ class Library:
         Raises:
             NotFound: no such character.
         """
-        with self.db.sessions() as session:
-            return self._require(session, name).name
+        validate_name(name)
+        with self.db.sessions.reading() as connection:
+            stored = connection.execute(_NAME, {"key": name_key(name)}).scalar()
+        if stored is None:
+            raise _not_found(name)
+        return str(stored)
 
     def show(self, name: str) -> CharacterDetail:
         """A character with its profile and reference images."""
@@ -382,10 +348,7 @@ class Library:
         validate_name(name)  # InvalidName (400, exit 2) for a NUL, a '/' or 300 characters
         character = self._find(session, name)
         if character is None:
-            raise NotFound(
-                f"no character named {name!r}; see `charstudio character list` "
-                f"or create it with `charstudio character add {name} --images PATH`"
-            )
+            raise _not_found(name)
         return character
 
 
@@ -399,6 +362,13 @@ def _removed_on_failure() -> Iterator[list[Path]]:
         for path in written:
             path.unlink(missing_ok=True)
         raise
+
+
+def _not_found(name: str) -> NotFound:
+    return NotFound(
+        f"no character named {name!r}; see `charstudio character list` "
+        f"or create it with `charstudio character add {name} --images PATH`"
+    )
 
 
 def _exists_message(name: str) -> str:

@@ -18,7 +18,7 @@ pin a method its assets allow; overrides that a method does not use are kept but
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -37,6 +37,7 @@ __all__ = [
     "GenerationControls",
     "GenerationParams",
     "Method",
+    "MethodAssets",
     "Overrides",
     "build_profile",
     "choose_method",
@@ -177,7 +178,17 @@ class CharacterConsistencyProfile(BaseModel):
     qc: QCPolicy = QCPolicy()
 
 
-def feasible_methods(assets: Assets) -> list[Method]:
+class MethodAssets(Protocol):
+    """What the method choice reads: :class:`Assets`, or a listing's two flags."""
+
+    @property
+    def has_lora(self) -> bool: ...
+
+    @property
+    def has_embedding(self) -> bool: ...
+
+
+def feasible_methods(assets: MethodAssets) -> list[Method]:
     """Methods the character's assets allow, best first."""
     methods: list[Method] = []
     if assets.has_lora and assets.has_embedding:
@@ -190,7 +201,7 @@ def feasible_methods(assets: Assets) -> list[Method]:
     return methods
 
 
-def select_method(assets: Assets) -> tuple[Method, str]:
+def select_method(assets: MethodAssets) -> tuple[Method, str]:
     """The best method the assets allow, and a sentence saying why."""
     if assets.has_lora and assets.has_embedding:
         return "lora_ipadapter", "a LoRA and a face identity exist"
@@ -201,10 +212,12 @@ def select_method(assets: Assets) -> tuple[Method, str]:
     return "img2img", "no LoRA and no face identity yet: img2img from a reference image"
 
 
-def choose_method(assets: Assets, pinned: Method | None) -> tuple[Method, str]:
-    """The pinned method if the assets allow it, else :func:`select_method`'s choice."""
-    if pinned is not None and pinned in feasible_methods(assets):
-        return pinned, "pinned by the character's overrides"
+def choose_method(assets: MethodAssets, pinned: str | None) -> tuple[Method, str]:
+    """The pinned method if the assets allow it, else :func:`select_method`'s choice (a
+    pinned value that names no method counts as not possible)."""
+    for method in feasible_methods(assets):
+        if method == pinned:
+            return method, "pinned by the character's overrides"
     return select_method(assets)
 
 

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from charstudio.api.schemas import Page
-from charstudio.http import CharacterUpdate, Limit, Offset, ServicesDep, receive_upload
+from charstudio.http import (
+    CharacterUpdate,
+    Limit,
+    Offset,
+    ServicesDep,
+    read_now,
+    receive_upload,
+)
 from charstudio.library import (
     CharacterConsistencyProfile,
     CharacterDetail,
@@ -51,8 +58,8 @@ async def list_characters(
     services: ServicesDep, limit: Limit = 50, offset: Offset = 0
 ) -> Page[CharacterSummary]:
     """Every character with its method and counts."""
-    page = services.library.page(limit=limit, offset=offset)
-    return Page(items=page.items, total=page.total, limit=limit, offset=offset)
+    page = await read_now(services, services.library.page, limit=limit, offset=offset)
+    return Page[CharacterSummary](items=page.items, total=page.total, limit=limit, offset=offset)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=_UPLOAD_BODY)

@@ -18,9 +18,10 @@ router = APIRouter(prefix="/characters/{name}", tags=["faces"])
 
 
 @router.post("/faces/extract", status_code=status.HTTP_202_ACCEPTED)
-def extract_faces(name: str, services: ServicesDep, queue: QueueDep) -> JobInfo:
+async def extract_faces(name: str, services: ServicesDep, queue: QueueDep) -> JobInfo:
     """Queue face identity extraction; follow it at ``/api/v1/jobs/{id}``."""
-    return submit_faces_extract(services, queue, name)
+    # One thread hop for the writes; a sync route would take a second for its answer.
+    return await run_in_threadpool(submit_faces_extract, services, queue, name)
 
 
 @router.get("/faces/reference")
