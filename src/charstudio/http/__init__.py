@@ -31,6 +31,7 @@ from charstudio.http.schemas import (
     TrainRequest,
 )
 from charstudio.http.uploads import (
+    UploadCleanup,
     UploadedForm,
     parse_form,
     receive_upload,
@@ -51,6 +52,7 @@ __all__ = [
     "ReferenceChoice",
     "ServicesDep",
     "TrainRequest",
+    "UploadCleanup",
     "UploadedForm",
     "check_token_strength",
     "event_stream",
