@@ -62,7 +62,9 @@ never need to know which library raised.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -113,6 +115,7 @@ __all__ = [
     "UsageError",
     "invalid_parameter_from",
     "storage_error_from",
+    "storage_errors",
 ]
 
 
@@ -335,8 +338,8 @@ class Forbidden(CharstudioError):
 FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 """Errnos that only a write can meet: the surfaces map them to ``DiskFull`` wherever they
 come from, even from code that does not write through the store."""
-_FULL = FULL_DISK_ERRNOS
-_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+_FULL, _DENIED = FULL_DISK_ERRNOS, {errno.EACCES, errno.EPERM, errno.EROFS}
+_STORAGE = frozenset(_FULL | _DENIED | {errno.ENAMETOOLONG})  # the root cannot take a write
 
 
 def storage_error_from(exc: OSError, path: object | None = None) -> StorageError:
@@ -346,16 +349,16 @@ def storage_error_from(exc: OSError, path: object | None = None) -> StorageError
     :class:`DataDirNotWritable`; ENAMETOOLONG and anything else a plain
     :class:`StorageError`. Raise it ``from exc``.
     """
-    where = f" writing {path}" if path is not None else ""
-    reason = exc.strerror or str(exc)
+    where, reason = f" writing {path}" if path is not None else "", exc.strerror or str(exc)
     if exc.errno in _FULL:
         return DiskFull(
             f"no space left{where} ({reason}); free disk space or raise the quota of the data "
             "root, then try again (nothing partial was kept)"
         )
     if exc.errno in _DENIED:
+        what = "" if path is None else f" {path}"
         return DataDirNotWritable(
-            f"cannot write{where} ({reason}); fix the data root's permissions or set "
+            f"cannot write{what} ({reason}); fix the data root's permissions or set "
             "CHARSTUDIO_HOME to a writable folder"
         )
     if exc.errno == errno.ENAMETOOLONG:
@@ -364,6 +367,20 @@ def storage_error_from(exc: OSError, path: object | None = None) -> StorageError
             "names or a data root with a shorter path"
         )
     return StorageError(f"storage failed{where} ({reason}); check the disk holding the data root")
+
+
+@contextlib.contextmanager
+def storage_errors(path: object | None = None) -> Iterator[None]:
+    """In the block, an ``OSError`` of a full disk or quota, a permission or a name too long
+    becomes :func:`storage_error_from`'s error for the file it names (else ``path``); any
+    other passes. How writers outside the asset store (outputs, sheets, reports,
+    ``rejected/``, training sets, checkpoints) report storage trouble: exit 1, HTTP 507/503."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _STORAGE:
+            raise
+        raise storage_error_from(exc, exc.filename or path) from exc
 
 
 def invalid_parameter_from(exc: ValidationError, what: str) -> InvalidParameter:

@@ -15,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from charstudio import __version__
 from charstudio.api import include_api
-from charstudio.http import BodyLimit
+from charstudio.http import BodyLimit, UploadCleanup
 from charstudio.jobs import JobQueue
 from charstudio.services import Services
 from charstudio.web import mount_web
@@ -28,6 +28,9 @@ def create_app(services: Services, *, queue: JobQueue | None = None) -> FastAPI:
     from settings)."""
     settings = services.settings
     app = FastAPI(
+        # Routes with Form fields take no files: uploads go through http.receive_upload,
+        # which streams them into the data root (Starlette would spool them in /tmp).
+        form_limits={"max_files": 0},
         title="charstudio",
         version=__version__,
         description="Consistent characters: references, identity, training sets, LoRAs, "
@@ -37,6 +40,7 @@ def create_app(services: Services, *, queue: JobQueue | None = None) -> FastAPI:
     app.state.services = services
     app.state.queue = queue or JobQueue(services)
     app.state.token = settings.api_token or services.store.ensure_api_token()
+    app.add_middleware(UploadCleanup)  # inside the cap: a body cut off there is cleaned too
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_upload_bytes)
     if settings.api_cors_origins:
         app.add_middleware(

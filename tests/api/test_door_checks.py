@@ -96,9 +96,9 @@ def test_a_full_disk_outside_the_store_helpers_is_507_too(
 ) -> None:
     from charstudio.library.characters import Library
 
-    def full(self: Library) -> None:
+    def full(self: Library, *, limit: int | None = None, offset: int = 0) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(Library, "list_characters", full)
+    monkeypatch.setattr(Library, "page", full)
     answer = client.get("/api/v1/characters")
     assert answer.status_code == 507 and answer.json()["type"] == "DiskFull"

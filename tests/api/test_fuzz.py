@@ -9,7 +9,6 @@ stored file must sit in the character's reference folder under its content hash.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
@@ -82,7 +81,7 @@ def test_reference_uploads_never_500(
 )
 @given(name=names, uploads=uploads)
 def test_character_creation_never_500(
-    client: TestClient, name: str, uploads: list[tuple[str, bytes]]
+    client: TestClient, api_services: Services, name: str, uploads: list[tuple[str, bytes]]
 ) -> None:
     response = client.post(
         "/api/v1/characters",
@@ -91,5 +90,6 @@ def test_character_creation_never_500(
     )
     assert response.status_code < 500, response.text
     if response.status_code == 201:
-        assert Path(response.json()["added"][0]["stored_path"]).is_file()
+        stored = response.json()["added"][0]["stored_path"]  # relative to the data root
+        assert (api_services.store.home / stored).is_file()
         client.delete(f"/api/v1/characters/{response.json()['character']}", params={"purge": True})

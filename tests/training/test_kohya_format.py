@@ -194,16 +194,32 @@ def test_text_model_path() -> None:
     )
 
 
-def test_a_failed_write_keeps_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("code", "error", "message"),
+    [
+        ("ENOSPC", "DiskFull", r"^could not save x.safetensors: the disk is full; nothing partial"),
+        ("EDQUOT", "DiskFull", r"^could not save x.safetensors: the quota is used up"),
+        ("EACCES", "DataDirNotWritable", r"^cannot write .*x.safetensors \(Permission denied"),
+        ("EIO", "StorageError", r"^storage failed writing .*x.safetensors \(Input/output"),
+    ],
+)
+def test_a_failed_write_keeps_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str, error: str, message: str
+) -> None:
+    """A full disk is DiskFull with the resume advice; other storage errors keep their
+    class (a permission is not a full disk); nothing partial is left either way."""
     import errno
+    import os
 
+    import charstudio.errors
     import charstudio.training.kohya_format as kohya
-    from charstudio.training.types import DiskFull
 
     def broken(fd: int, data: Any) -> int:
-        raise OSError(errno.EIO, "Input/output error")
+        number = getattr(errno, code)
+        raise OSError(number, os.strerror(number))
 
     monkeypatch.setattr(kohya.os, "write", broken)
-    with pytest.raises(DiskFull, match=r"^could not save x.safetensors: the write failed \("):
+    with pytest.raises(getattr(charstudio.errors, error), match=message) as caught:
         write_safetensors(tmp_path / "x.safetensors", {"a": torch.ones(2)}, {})
+    assert type(caught.value).__name__ == error
     assert list(tmp_path.iterdir()) == []

@@ -149,3 +149,15 @@ def test_a_login_from_another_origin_is_refused(anonymous: TestClient) -> None:
     )
     assert answer.status_code == 403
     assert "set-cookie" not in answer.headers
+
+
+def test_an_upload_refused_for_its_token_leaves_no_file(
+    obama: TestClient, web_services: Services
+) -> None:
+    """The CSRF check parses the multipart form (its files stream into the data root's
+    tmp/) before it can refuse it: the refused request still removes them."""
+    del obama.headers["X-CSRF-Token"]
+    answer = obama.post("/studio/characters", data={"name": "x"}, files=upload(*PHOTOS))
+    assert answer.status_code == 403
+    assert list((web_services.settings.home / "tmp").glob("upload-*")) == []
+    assert [c.name for c in web_services.library.list_characters()] == ["obama"]

@@ -134,5 +134,5 @@ def test_atomic_write_replaces_and_cleans_up(tmp_path: Path) -> None:
 def test_unwritable_folder_is_a_storage_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x", encoding="utf-8")
-    with pytest.raises(StorageError, match=r"cannot write .*check that the folder is writable"):
+    with pytest.raises(StorageError, match=r"storage failed writing .*templates.*Not a directory"):
         write_templates(blocker / "templates")

@@ -76,6 +76,20 @@ def build_size(request: GenerationRequest) -> tuple[int, int]:
     return request.workflow_request(0, ServerNames()).size
 
 
+def _names_to_check(request: GenerationRequest) -> ServerNames:
+    """Stand-in upload names for checking a graph: the names do not change the check, and
+    the real ones (:func:`upload_name`) read each image through SHA-256 — on every
+    submitted generation, for a graph that is thrown away."""
+    return ServerNames(
+        reference_image=_stand_in(request.reference_file),
+        pose_image=_stand_in(request.pose_file),
+    )
+
+
+def _stand_in(path: Path | None) -> str | None:
+    return None if path is None else f"charstudio_check{path.suffix.lower()}"
+
+
 def upload_names(request: GenerationRequest) -> dict[str, str]:
     """Local image -> the name the upload gives it on a ComfyUI server."""
     files = (request.reference_file, request.pose_file)
@@ -184,7 +198,7 @@ class GenerationService:
             controlnet=self.defaults.openpose_controlnet if request.pose is not None else None,
             ipadapter_preset=preset,
         )
-        build_workflow(built.workflow_request(0, ServerNames()), catalog=self.catalog)
+        build_workflow(built.workflow_request(0, _names_to_check(built)), catalog=self.catalog)
         if request.backend == "diffusers":
             check_diffusers_request(built)
         return GenerationPlan(request=built, profile=profile, warnings=tuple(warnings))

@@ -29,6 +29,8 @@ from typing import Any
 
 from PIL import Image
 
+from charstudio.errors import storage_errors
+
 __all__ = ["SetWriter", "content_hash", "recover", "remove_stale_staging", "swap_in"]
 
 
@@ -36,25 +38,29 @@ class SetWriter:
     """Writes one training set into a fresh staging folder."""
 
     def __init__(self, *, final_dir: Path, name: str) -> None:
-        final_dir.parent.mkdir(parents=True, exist_ok=True)
         self.final_dir = final_dir
         self.name = name
-        self.staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=final_dir.parent))
-        (self.staging / "images").mkdir()
-        (self.staging / "captions").mkdir()
+        with storage_errors(final_dir):
+            final_dir.parent.mkdir(parents=True, exist_ok=True)
+            self.staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=final_dir.parent))
+            (self.staging / "images").mkdir()
+            (self.staging / "captions").mkdir()
 
     def add(self, index: int, image: Image.Image, caption: str) -> str:
         """Save image ``index`` (1-based) and its caption; returns the image file name."""
         stem = f"{self.name}_{index:03d}"
-        # zlib level 1: about 4x faster than the default 6 for a few % larger files.
-        image.save(self.staging / "images" / f"{stem}.png", format="PNG", compress_level=1)
-        (self.staging / "captions" / f"{stem}.txt").write_text(caption + "\n", encoding="utf-8")
+        with storage_errors(self.staging):
+            # zlib level 1: about 4x faster than the default 6 for a few % larger files.
+            image.save(self.staging / "images" / f"{stem}.png", format="PNG", compress_level=1)
+            caption_file = self.staging / "captions" / f"{stem}.txt"
+            caption_file.write_text(caption + "\n", encoding="utf-8")
         return f"{stem}.png"
 
     def write_json(self, relative: str, data: dict[str, Any]) -> None:
-        (self.staging / relative).write_text(
-            json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        with storage_errors(self.staging / relative):
+            (self.staging / relative).write_text(
+                json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
 
     def write_kohya(
         self, *, repeats: int, trigger_word: str, class_word: str, resolution: int, bucket: bool
@@ -65,6 +71,18 @@ class SetWriter:
         same resolution and, for bucketed sets, buckets that never upscale (its
         ``bucket_no_upscale``) on the same 64 px grid — it then trains them as they are.
         """
+        with storage_errors(self.staging / "kohya"):
+            return self._write_kohya(
+                repeats=repeats,
+                trigger_word=trigger_word,
+                class_word=class_word,
+                resolution=resolution,
+                bucket=bucket,
+            )
+
+    def _write_kohya(
+        self, *, repeats: int, trigger_word: str, class_word: str, resolution: int, bucket: bool
+    ) -> Path:
         root = self.staging / "kohya"
         concept = root / f"{repeats}_{trigger_word} {class_word}".rstrip()
         concept.mkdir(parents=True)
@@ -119,9 +137,10 @@ def swap_in(staging: Path, final_dir: Path) -> None:
     """
     previous = final_dir.with_name(final_dir.name + ".previous")
     recover(final_dir)
-    if final_dir.exists():
-        final_dir.rename(previous)
-    staging.rename(final_dir)
+    with storage_errors(final_dir):
+        if final_dir.exists():
+            final_dir.rename(previous)
+        staging.rename(final_dir)
     shutil.rmtree(previous, ignore_errors=True)
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from charstudio.errors import storage_errors
+
 __all__ = ["SheetTile", "render_sheet"]
 
 _TILE = 224
@@ -51,8 +53,13 @@ def render_sheet(tiles: Sequence[SheetTile], destination: Path, *, heading: str)
         lines = textwrap.wrap(tile.text, width=34)[:_TEXT_LINES]
         for n, line in enumerate(lines):
             draw.text((x, ty + (n + 1) * _LINE_HEIGHT), line, fill=(60, 60, 60), font=font)
-    destination.parent.mkdir(parents=True, exist_ok=True)
     tmp = destination.with_name(f".tmp-{destination.name}")
-    sheet.save(tmp, format="PNG")
-    tmp.replace(destination)
+    try:
+        with storage_errors(destination):
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            sheet.save(tmp, format="PNG")
+            tmp.replace(destination)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return destination

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from charstudio.errors import storage_errors
 from charstudio.faces.types import IdentityResult
 
 __all__ = ["IdentityFiles", "identity_files", "write_identity_files"]
@@ -58,7 +59,8 @@ def write_identity_files(
     import torch  # heavy; only needed here
 
     folder = files.pt.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    with storage_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     vector = np.asarray(identity.vector.vector, dtype=np.float32)
     by_path = dict(zip(paths, sources, strict=True))
     meta = {
@@ -78,19 +80,21 @@ def write_identity_files(
     temps: dict[Path, Path] = {}
     try:
         for final in (files.pt, files.npy, files.json):
-            handle, name = tempfile.mkstemp(prefix=".tmp-", suffix=final.suffix, dir=folder)
-            with os.fdopen(handle, "wb") as out:
-                if final.suffix == ".pt":
-                    torch.save(torch.from_numpy(vector.copy()), out)
-                elif final.suffix == ".npy":
-                    np.save(out, vector)
-                else:
-                    out.write((json.dumps(meta, indent=2) + "\n").encode())
-            temps[final] = Path(name)
+            with storage_errors(final):
+                handle, name = tempfile.mkstemp(prefix=".tmp-", suffix=final.suffix, dir=folder)
+                temps[final] = Path(name)
+                with os.fdopen(handle, "wb") as out:
+                    if final.suffix == ".pt":
+                        torch.save(torch.from_numpy(vector.copy()), out)
+                    elif final.suffix == ".npy":
+                        np.save(out, vector)
+                    else:
+                        out.write((json.dumps(meta, indent=2) + "\n").encode())
 
         def commit() -> None:
-            for final, temp in temps.items():
-                temp.replace(final)
+            with storage_errors(folder):
+                for final, temp in temps.items():
+                    temp.replace(final)
             temps.clear()
 
         yield commit

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from charstudio.errors import InvalidParameter
+from charstudio.errors import InvalidParameter, storage_errors
 from charstudio.faces.base import (
     Comparator,
     RGBImage,
@@ -185,15 +185,16 @@ def write_png_atomic(image: Image.Image, path: Path) -> Path:
 
     A reader (ComfyUI's ``LoadImage``, a file watcher) never sees a half-written file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            image.save(out, format="PNG")
-        Path(temp).replace(path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                image.save(out, format="PNG")
+            Path(temp).replace(path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
     return path
 
 

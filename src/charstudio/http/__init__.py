@@ -17,6 +17,7 @@ from charstudio.http.deps import (
     QueueDep,
     ServicesDep,
     check_token_strength,
+    read_now,
     require_token,
 )
 from charstudio.http.errors import HttpError, http_error, validation_body
@@ -30,6 +31,7 @@ from charstudio.http.schemas import (
     TrainRequest,
 )
 from charstudio.http.uploads import (
+    UploadCleanup,
     UploadedForm,
     parse_form,
     receive_upload,
@@ -50,12 +52,14 @@ __all__ = [
     "ReferenceChoice",
     "ServicesDep",
     "TrainRequest",
+    "UploadCleanup",
     "UploadedForm",
     "check_token_strength",
     "event_stream",
     "http_error",
     "open_job_events",
     "parse_form",
+    "read_now",
     "receive_upload",
     "remove_stale_uploads",
     "require_token",

@@ -10,10 +10,12 @@ would otherwise run each one in its thread pool — three thread hops per reques
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, ParamSpec, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from charstudio.errors import InvalidParameter, Unauthorized
 from charstudio.jobs import JobQueue
@@ -27,6 +29,7 @@ __all__ = [
     "QueueDep",
     "ServicesDep",
     "check_token_strength",
+    "read_now",
     "require_token",
 ]
 
@@ -64,6 +67,27 @@ async def require_token(
         raise Unauthorized(str(exc)) from exc
     if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
         raise Unauthorized("wrong API token: use the one in <home>/api_token")
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def read_now(
+    services: Services, read: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run a short database read: on the event loop when the library is a SQLite file, in
+    the thread pool otherwise.
+
+    A read of the local SQLite file in WAL mode never waits for a writer and takes less
+    than a millisecond, less than the hop to a thread and back costs under load
+    (``bench/api.py``); a database across the network may make the loop wait for a round
+    trip, so its reads keep the thread pool. Writes always go to the thread pool: they can
+    wait for another process's transaction.
+    """
+    if services.db.engine.dialect.name == "sqlite":
+        return read(*args, **kwargs)
+    return await run_in_threadpool(read, *args, **kwargs)
 
 
 def check_token_strength(token: str) -> str:

@@ -26,6 +26,7 @@ from charstudio.jobs.types import JobFinished, JobInfo, JobNotFound, JobPage, Jo
 from charstudio.library.database import Database
 from charstudio.library.jobs_table import insert_job, update_job
 from charstudio.library.models import Character, Job
+from charstudio.library.names import name_key
 
 __all__ = ["JobStore"]
 
@@ -48,8 +49,8 @@ class JobStore:
         with self.db.sessions.begin() as session:
             character_id = None
             if character is not None:
-                character_id = session.scalar(
-                    select(Character.id).where(Character.name == character)
+                character_id = session.scalar(  # by the unique, indexed key
+                    select(Character.id).where(Character.name_key == name_key(character))
                 )
             job = insert_job(
                 session,

@@ -17,15 +17,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from charstudio.errors import CharacterExists, InvalidParameter, NotFound
-from charstudio.library.assets import profile_with, read_assets, read_assets_many
+from charstudio.library.assets import profile_with, read_assets
 from charstudio.library.database import Database
 from charstudio.library.images import ImageInfo
 from charstudio.library.importer import scan_images
+from charstudio.library.listing import list_page
 from charstudio.library.models import Character
 from charstudio.library.names import (
     default_trigger_word,
@@ -45,6 +46,7 @@ from charstudio.library.references import imported_record, reference_info, refer
 from charstudio.library.store import AssetStore
 from charstudio.library.types import (
     CharacterDetail,
+    CharacterPage,
     CharacterSummary,
     DuplicateImage,
     ImageLimits,
@@ -56,6 +58,8 @@ from charstudio.library.types import (
 )
 
 __all__ = ["Library"]
+
+_NAME = select(Character.name).where(Character.name_key == bindparam("key"))
 
 
 class Library:
@@ -176,33 +180,12 @@ class Library:
     # -- read -------------------------------------------------------------------------
     def list_characters(self) -> list[CharacterSummary]:
         """Every character, by name."""
-        with self.db.sessions() as session:
-            characters = session.scalars(
-                select(Character)
-                .options(selectinload(Character.references))
-                .order_by(Character.name_key)
-            ).all()
-            assets = read_assets_many(session, self.store, characters)
-            summaries = []
-            for character in characters:
-                profile = build_profile(
-                    name=character.name,
-                    trigger_word=character.trigger_word,
-                    assets=assets[character.id],
-                    overrides=parse_overrides(character.overrides),
-                )
-                summaries.append(
-                    CharacterSummary(
-                        name=character.name,
-                        trigger_word=character.trigger_word,
-                        reference_images=profile.reference_images_count,
-                        method=profile.method,
-                        has_lora=profile.has_lora,
-                        has_embedding=profile.has_embedding,
-                        created_at=character.created_at,
-                    )
-                )
-            return summaries
+        return self.page().items
+
+    def page(self, *, limit: int | None = None, offset: int = 0) -> CharacterPage:
+        """Characters by name: ``limit`` of them (all: ``None``) after the first ``offset``,
+        and how many there are (:func:`~charstudio.library.listing.list_page`)."""
+        return list_page(self.db, self.store, limit=limit, offset=offset)
 
     def get_name(self, name: str) -> str:
         """The stored spelling of a character's name.
@@ -210,8 +193,12 @@ class Library:
         Raises:
             NotFound: no such character.
         """
-        with self.db.sessions() as session:
-            return self._require(session, name).name
+        validate_name(name)
+        with self.db.sessions.reading() as connection:
+            stored = connection.execute(_NAME, {"key": name_key(name)}).scalar()
+        if stored is None:
+            raise _not_found(name)
+        return str(stored)
 
     def show(self, name: str) -> CharacterDetail:
         """A character with its profile and reference images."""
@@ -277,7 +264,8 @@ class Library:
                 merged.pop(key, None)
             parsed = parse_overrides(merged)
             if "method" in changes:
-                available = feasible_methods(read_assets(session, self.store, character))
+                assets = read_assets(session, self.store, character.id)
+                available = feasible_methods(assets)
                 if parsed.method not in available:
                     raise InvalidParameter(
                         f"method {parsed.method!r} is not possible for {character.name!r} "
@@ -353,7 +341,7 @@ class Library:
         return build_profile(
             name=character.name,
             trigger_word=character.trigger_word,
-            assets=read_assets(session, self.store, character),
+            assets=read_assets(session, self.store, character.id),
             overrides=parse_overrides(character.overrides),
         )
 
@@ -370,10 +358,7 @@ class Library:
         validate_name(name)  # InvalidName (400, exit 2) for a NUL, a '/' or 300 characters
         character = self._find(session, name)
         if character is None:
-            raise NotFound(
-                f"no character named {name!r}; see `charstudio character list` "
-                f"or create it with `charstudio character add {name} --images PATH`"
-            )
+            raise _not_found(name)
         return character
 
 
@@ -387,6 +372,13 @@ def _removed_on_failure() -> Iterator[list[Path]]:
         for path in written:
             path.unlink(missing_ok=True)
         raise
+
+
+def _not_found(name: str) -> NotFound:
+    return NotFound(
+        f"no character named {name!r}; see `charstudio character list` "
+        f"or create it with `charstudio character add {name} --images PATH`"
+    )
 
 
 def _exists_message(name: str) -> str:

@@ -19,9 +19,9 @@ pin a method its assets allow; overrides that a method does not use are kept but
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from charstudio.errors import invalid_parameter_from
 from charstudio.library.qc_policy import QC_OVERRIDE_KEYS, QCOverrides, QCPolicy
@@ -40,8 +40,10 @@ __all__ = [
     "GenerationControls",
     "GenerationParams",
     "Method",
+    "MethodAssets",
     "Overrides",
     "build_profile",
+    "choose_method",
     "feasible_methods",
     "missing_for",
     "select_method",
@@ -220,7 +222,17 @@ class CharacterConsistencyProfile(BaseModel):
     identity_backend: str | None = None
 
 
-def feasible_methods(assets: Assets) -> list[Method]:
+class MethodAssets(Protocol):
+    """What the method choice reads: :class:`Assets`, or a listing's two flags."""
+
+    @property
+    def has_lora(self) -> bool: ...
+
+    @property
+    def has_embedding(self) -> bool: ...
+
+
+def feasible_methods(assets: MethodAssets) -> list[Method]:
     """Methods the character's assets allow, best first."""
     methods: list[Method] = []
     if assets.has_lora and assets.has_embedding:
@@ -233,7 +245,7 @@ def feasible_methods(assets: Assets) -> list[Method]:
     return methods
 
 
-def select_method(assets: Assets) -> tuple[Method, str]:
+def select_method(assets: MethodAssets) -> tuple[Method, str]:
     """The best method the assets allow, and a sentence saying why."""
     if assets.has_lora and assets.has_embedding:
         return "lora_ipadapter", "a LoRA and a face identity exist"
@@ -244,14 +256,21 @@ def select_method(assets: Assets) -> tuple[Method, str]:
     return "img2img", "no LoRA and no face identity yet: img2img from a reference image"
 
 
+def choose_method(assets: MethodAssets, pinned: str | None) -> tuple[Method, str]:
+    """The pinned method if the assets allow it, else :func:`select_method`'s choice (a
+    pinned value that names no method counts as not possible)."""
+    for method in feasible_methods(assets):
+        if method == pinned:
+            return method, "pinned by the character's overrides"
+    return select_method(assets)
+
+
 def parse_overrides(raw: dict[str, object]) -> Overrides:
     """Validate stored or user-given overrides.
 
     Raises:
         InvalidParameter: naming each bad key and its allowed range.
     """
-    from pydantic import ValidationError
-
     try:
         return Overrides.model_validate(raw)
     except ValidationError as exc:
@@ -264,15 +283,12 @@ def build_profile(
     """Compute the profile: method from assets (or a feasible pinned one), then parameters."""
     warnings: list[str] = []
     available = feasible_methods(assets)
-    method, reason = select_method(assets)
-    if overrides.method is not None:
-        if overrides.method in available:
-            method, reason = overrides.method, "pinned by the character's overrides"
-        else:
-            warnings.append(
-                f"pinned method {overrides.method!r} is not possible now "
-                f"({missing_for(overrides.method, assets)}); using {method!r}"
-            )
+    method, reason = choose_method(assets, overrides.method)
+    if overrides.method is not None and overrides.method != method:
+        warnings.append(
+            f"pinned method {overrides.method!r} is not possible now "
+            f"({missing_for(overrides.method, assets)}); using {method!r}"
+        )
     if assets.reference_images_count == 0:
         warnings.append("no reference images: add some with `charstudio character import`")
     params = _apply(method, overrides)

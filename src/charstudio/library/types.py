@@ -12,6 +12,7 @@ from charstudio.library.profile import CharacterConsistencyProfile, Method
 
 __all__ = [
     "CharacterDetail",
+    "CharacterPage",
     "CharacterSummary",
     "DuplicateImage",
     "ImageLimits",
@@ -96,6 +97,13 @@ class CharacterSummary(_Result):
     has_lora: bool
     has_embedding: bool
     created_at: datetime
+
+
+class CharacterPage(_Result):
+    """Some characters, by name, and how many the library holds."""
+
+    items: list[CharacterSummary]
+    total: int
 
 
 class CharacterDetail(_Result):

@@ -40,7 +40,7 @@ from charstudio.backends import GenerateRequest, GenerationResult, GenerationSer
 from charstudio.backends.records import finish_job, start_job, update_generation
 from charstudio.backends.service_types import GeneratedImage
 from charstudio.backends.types import MAX_COUNT, CancelToken, ProgressSink
-from charstudio.errors import GenerationCancelled, InvalidParameter
+from charstudio.errors import GenerationCancelled, InvalidParameter, storage_errors
 from charstudio.qc.checker import QualityChecker
 from charstudio.qc.types import QCRequest, QCResult
 from charstudio.workflows.request import SEED_MAX
@@ -294,12 +294,13 @@ def _reject(generation: GenerationService, item: CheckedImage, reasons: list[str
     """Move the PNG to ``rejected/`` and write its QC result beside it."""
     source = Path(item.image.path)
     folder = source.parent / "rejected"
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / source.name
-    source.replace(target)
     sidecar = target.with_name(target.stem + ".qc.json")
     record = {"reasons": reasons, "qc": item.qc.model_dump(mode="json")}
-    sidecar.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    with storage_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        source.replace(target)
+        sidecar.write_text(json.dumps(record, indent=2), encoding="utf-8")
     update_generation(generation.db, item.image.generation_id, path=str(target))
     image = item.image.model_copy(update={"path": str(target)})
     return RejectedImage(image=image, reasons=reasons, qc=item.qc, qc_file=str(sidecar))

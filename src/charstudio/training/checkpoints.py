@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as serialise
 
-from charstudio.errors import TrainingDiverged
+from charstudio.errors import TrainingDiverged, storage_errors
 
 __all__ = [
     "Checkpoint",
@@ -61,30 +62,42 @@ def save_checkpoint(
     schedule: Any,
     scaler: Any | None,
 ) -> Checkpoint:
-    """Write a complete checkpoint for ``step`` (replacing one of the same step)."""
+    """Write a complete checkpoint for ``step`` (replacing one of the same step).
+
+    Both files are written through Python's file objects, so a full disk is an ``OSError``
+    (safetensors' and torch's own writers raise their own errors) and becomes ``DiskFull``;
+    the partial staging folder is removed.
+
+    Raises:
+        StorageError: the checkpoint could not be written (DiskFull, DataDirNotWritable).
+    """
     root = run_dir / "checkpoints"
     final = root / f"step_{step:06d}"
     staging = root / f".staging_{step:06d}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     flat = {
         f"{owner}.{key}": value.detach().to("cpu").contiguous()
         for owner, state in adapters.items()
         for key, value in state.items()
     }
-    save_file(flat, str(staging / "adapter.safetensors"))
-    torch.save(
-        {
-            "step": step,
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(),
-            "scaler": None if scaler is None else scaler.state_dict(),
-        },
-        staging / "state.pt",
-    )
-    if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
+    state = {
+        "step": step,
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "scaler": None if scaler is None else scaler.state_dict(),
+    }
+    try:
+        with storage_errors(staging):
+            staging.mkdir(parents=True)
+            (staging / "adapter.safetensors").write_bytes(serialise(flat))
+            with (staging / "state.pt").open("wb") as out:
+                torch.save(state, out)
+            if final.exists():
+                shutil.rmtree(final)
+            staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return Checkpoint(step=step, folder=final)
 
 
@@ -119,7 +132,8 @@ def read_loss_log(path: Path) -> list[dict[str, float]]:
 def truncate_loss_log(path: Path, step: int) -> None:
     """Drop lines past ``step`` (steps redone after a resume are logged again)."""
     kept = [row for row in read_loss_log(path) if row["step"] <= step]
-    path.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
+    with storage_errors(path):
+        path.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
 
 
 def diverged(run_dir: Path, name: str, step: int, total: int, loss: float) -> TrainingDiverged:

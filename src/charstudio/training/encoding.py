@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from charstudio.errors import storage_errors
 from charstudio.training.data import Example, image_tensor
 from charstudio.training.families import Family
 
@@ -103,8 +104,10 @@ def latent_cache(
                 "cpu", torch.float32
             )
     if disk is not None:
-        disk.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(cache, disk)
+        with storage_errors(disk):
+            disk.parent.mkdir(parents=True, exist_ok=True)
+            with disk.open("wb") as out:  # a Python file: a full disk is an OSError
+                torch.save(cache, out)
     return cache
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save as serialise
 
+from charstudio.errors import FULL_DISK_ERRNOS, storage_error_from, storage_errors
 from charstudio.training.families import Family
 from charstudio.training.types import DiskFull
 
@@ -110,8 +111,9 @@ def write_safetensors(
         DiskFull: the disk filled up (or the write failed) while saving.
     """
     blob = serialise(tensors, metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
+    with storage_errors(path):  # a folder it cannot make or write: DataDirNotWritable ...
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         try:
@@ -122,7 +124,9 @@ def write_safetensors(
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        reason = "the disk is full" if exc.errno == errno.ENOSPC else f"the write failed ({exc})"
+        if exc.errno not in FULL_DISK_ERRNOS:
+            raise storage_error_from(exc, path) from exc
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else "the quota is used up"
         raise DiskFull(
             f"could not save {path.name}: {reason}; nothing partial was kept. Free space in "
             f"{path.parent} and run the command again (training resumes from its checkpoint "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from charstudio.errors import storage_errors
 from charstudio.training.checkpoints import (
     Checkpoint,
     latest_checkpoint,
@@ -57,8 +58,9 @@ def restore(
         The step the run continues from (0 for a new run).
     """
     if checkpoint is None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        log_path.write_text("", encoding="utf-8")
+        with storage_errors(log_path):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            log_path.write_text("", encoding="utf-8")
         return 0
     adapters, state = load_checkpoint(checkpoint)
     load_adapter_states(base, config, adapters)

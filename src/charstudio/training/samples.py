@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from charstudio.errors import storage_errors
 from charstudio.training.config import SamplingSection
 from charstudio.training.families import Family
 
@@ -52,7 +53,8 @@ def write_samples(
     trained = [m for m in (pipe.unet, pipe.text_encoder) if m.training]
     for module in trained:
         module.eval()
-    folder.mkdir(parents=True, exist_ok=True)
+    with storage_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     written = []
     try:
         for p, prompt in enumerate(sample_prompts(sampling, trigger_word)):
@@ -68,7 +70,8 @@ def write_samples(
                     generator=generator,
                 ).images[0]
                 path = folder / f"p{p}_s{seed}.png"
-                image.save(path)
+                with storage_errors(path):
+                    image.save(path)
                 written.append(path)
     finally:
         for module in trained:

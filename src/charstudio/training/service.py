@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from charstudio.errors import InvalidParameter
+from charstudio.errors import InvalidParameter, storage_errors
 from charstudio.library import AssetStore, Library
 from charstudio.library.models import Character, LoraVersion, TrainingSet
 from charstudio.training import versions
@@ -149,8 +149,9 @@ class TrainingService:
             row.path = self._stored_path(self.lora_file(name, row.version))
             run_dir = self.run_dir(name, row.version)
         shutil.rmtree(run_dir, ignore_errors=True)
-        run_dir.mkdir(parents=True)
-        (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+        with storage_errors(run_dir):
+            run_dir.mkdir(parents=True)
+            (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
         return row.id, row.version, run_dir, config
 
     def _run_trainer(
@@ -302,16 +303,17 @@ class TrainingService:
             )
             trigger, folder = character.trigger_word, Path(training_set.path)
         out = self.store.character_data / "training_runs" / stored / "kohya_export"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
-        return export_kohya(
-            config,
-            set_folder=folder if folder.is_absolute() else self.store.home / folder,
-            trigger_word=trigger,
-            out=out,
-            output_name=f"{stored}_v{(newest or 0) + 1}",
-            lora_dir=self.store.lora_dir,
-        )
+        with storage_errors(out):  # the export only writes under ``out``
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+            return export_kohya(
+                config,
+                set_folder=folder if folder.is_absolute() else self.store.home / folder,
+                trigger_word=trigger,
+                out=out,
+                output_name=f"{stored}_v{(newest or 0) + 1}",
+                lora_dir=self.store.lora_dir,
+            )
 
     # -- versions ---------------------------------------------------------------------
     def list_versions(self, name: str) -> list[LoraVersionInfo]:

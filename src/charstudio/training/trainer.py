@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from charstudio.errors import storage_errors
 from charstudio.training import adapters as lora_layers
 from charstudio.training.checkpoints import diverged, save_checkpoint
 from charstudio.training.config import TrainingConfig
@@ -302,16 +303,16 @@ class _Loop:
     def _log(self, step: int, loss: float, **extra: float) -> None:
         self.losses.append(loss)
         row = {"step": step, "loss": loss, "lr": self.schedule.get_last_lr()[0], **extra}
-        with self.t.log_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row) + "\n")
+        with storage_errors(self.t.log_path), self.t.log_path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(row) + "\n")
 
     def _fixed_loss(self) -> None:
         """Measure the fixed-noise loss at ``self.done`` and log it."""
         with self._autocast():
             value = fixed_loss(self.base, self.cfg, self.batches, self.device)
         self.fixed_losses[self.done] = value
-        with self.t.log_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"step": self.done, "fixed_loss": value}) + "\n")
+        with storage_errors(self.t.log_path), self.t.log_path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"step": self.done, "fixed_loss": value}) + "\n")
 
     def _checkpoint(self, *, with_samples: bool) -> str:
         if self.done == 0:

@@ -90,7 +90,7 @@ async def check_post(request: Request) -> None:
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and _is_form(request):
         settings = request.app.state.services.settings
-        form = await parse_form(request, max_files=settings.api_max_files)
+        form = await parse_form(request, home=settings.home, max_files=settings.api_max_files)
         field = form.get(CSRF_FIELD)
         sent = field if isinstance(field, str) else None
     expected = csrf_value(request, session)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from charstudio.errors import StorageError
+from charstudio.errors import storage_error_from
 from charstudio.library.profile import METHOD_DEFAULTS, Method
 from charstudio.workflows.builders import build_workflow
 from charstudio.workflows.families import ModelFamilyName
@@ -224,10 +224,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-    except OSError as exc:
-        raise StorageError(
-            f"cannot write {path}: {exc.strerror or exc}; check that the folder is writable"
-        ) from exc
+    except OSError as exc:  # DiskFull, DataDirNotWritable ... by errno
+        raise storage_error_from(exc, path) from exc
 
 
 def _to_placeholders(graph: Graph) -> Graph:

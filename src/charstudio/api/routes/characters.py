@@ -8,7 +8,14 @@ from fastapi import APIRouter, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from charstudio.api.schemas import Page
-from charstudio.http import CharacterUpdate, Limit, Offset, ServicesDep, receive_upload
+from charstudio.http import (
+    CharacterUpdate,
+    Limit,
+    Offset,
+    ServicesDep,
+    read_now,
+    receive_upload,
+)
 from charstudio.library import (
     CharacterConsistencyProfile,
     CharacterDetail,
@@ -47,14 +54,12 @@ FILES_BODY = multipart_body(["files"], files=_FILES)
 
 
 @router.get("")
-def list_characters(
+async def list_characters(
     services: ServicesDep, limit: Limit = 50, offset: Offset = 0
 ) -> Page[CharacterSummary]:
     """Every character with its method and counts."""
-    everyone = services.library.list_characters()
-    return Page(
-        items=everyone[offset : offset + limit], total=len(everyone), limit=limit, offset=offset
-    )
+    page = await read_now(services, services.library.page, limit=limit, offset=offset)
+    return Page[CharacterSummary](items=page.items, total=page.total, limit=limit, offset=offset)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=_UPLOAD_BODY)

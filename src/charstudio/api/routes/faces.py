@@ -18,13 +18,14 @@ router = APIRouter(prefix="/characters/{name}", tags=["faces"])
 
 
 @router.post("/faces/extract", status_code=status.HTTP_202_ACCEPTED)
-def extract_faces(
+async def extract_faces(
     name: str, services: ServicesDep, queue: QueueDep, backend: BackendName | None = None
 ) -> JobInfo:
     """Queue face identity extraction; follow it at ``/api/v1/jobs/{id}``. ``backend``
     (``dlib``, ``insightface``, ``ccip`` for a drawn character) is the character's from
     now on; without it, the one its identity was made with, else the default."""
-    return submit_faces_extract(services, queue, name, backend=backend)
+    # One thread hop for the writes; a sync route would take a second for its answer.
+    return await run_in_threadpool(submit_faces_extract, services, queue, name, backend=backend)
 
 
 @router.get("/faces/reference")
@@ -47,13 +48,17 @@ async def score_images(
     settings = services.settings
     stored = await run_in_threadpool(services.library.get_name, name)
     kept = settings.home / "uploads" / "scores" / uuid.uuid4().hex
-    async with receive_upload(
-        request, home=settings.home, max_files=settings.api_max_files
-    ) as form:
-        kept.mkdir(parents=True)
-        paths: list[Path] = []
-        for path in form.files:
-            target = kept / f"{len(paths):04d}-{path.name}"
-            shutil.move(path, target)
-            paths.append(target)
-    return submit_faces_score(services, queue, stored, paths)
+    try:
+        async with receive_upload(
+            request, home=settings.home, max_files=settings.api_max_files
+        ) as form:
+            kept.mkdir(parents=True)
+            paths: list[Path] = []
+            for path in form.files:
+                target = kept / f"{len(paths):04d}-{path.name}"
+                shutil.move(path, target)  # a rename: both are under the data root
+                paths.append(target)
+        return await run_in_threadpool(submit_faces_score, services, queue, stored, paths)
+    except BaseException:  # the images of a job that was not queued are not kept
+        shutil.rmtree(kept, ignore_errors=True)
+        raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Path, status
+from starlette.concurrency import run_in_threadpool
 
 from charstudio.api.schemas import LegacyGenerateResponse
 from charstudio.backends import GenerateRequest
@@ -32,7 +33,9 @@ EXPECTED = {
 @router.post(
     "/api/v1/characters/{name}/generate", status_code=status.HTTP_202_ACCEPTED, tags=["generation"]
 )
-def generate(name: str, body: GenerateRequest, services: ServicesDep, queue: QueueDep) -> JobInfo:
+async def generate(
+    name: str, body: GenerateRequest, services: ServicesDep, queue: QueueDep
+) -> JobInfo:
     """Queue a generation by the best method the character's assets allow.
 
     Unset controls keep the character's profile; everything is checked before the job is
@@ -41,7 +44,8 @@ def generate(name: str, body: GenerateRequest, services: ServicesDep, queue: Que
     """
     if body.pose is not None and not body.pose.is_absolute():
         body = body.model_copy(update={"pose": services.store.home / body.pose})
-    return submit_generate(services, queue, name, body)
+    # One thread hop for the planning and the writes (a sync route takes a second one).
+    return await run_in_threadpool(submit_generate, services, queue, name, body)
 
 
 @router.post("/character/{character_id}/generate_consistent")

@@ -17,8 +17,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from charstudio.backends import GenerateRequest
 from charstudio.backends.accepted import accept_generated
-from charstudio.errors import CharstudioError, InvalidParameter
-from charstudio.http import QueueDep, ServicesDep, safe_name
+from charstudio.errors import InvalidParameter
+from charstudio.http import QueueDep, ServicesDep, parse_form, safe_name
 from charstudio.jobs import JobInfo, JobQueue, submit_faces_score, submit_generate
 from charstudio.library.profile import RECOMMENDED_RANGES
 from charstudio.services import Services
@@ -74,16 +74,19 @@ def generate_page(request: Request, name: str, services: ServicesDep, queue: Que
 @router.post("/studio/characters/{name}/generate")
 async def generate(request: Request, name: str, services: ServicesDep, queue: QueueDep) -> Response:
     """Check the form (field errors re-show it, 422), then queue the job and follow it."""
-    async with request.form(max_files=1, max_fields=40) as form:
+    form = await parse_form(request, home=services.settings.home, max_files=1)
+    try:
         values = {k: str(form.get(k) or "").strip() for k in _FIELDS}
         given: dict[str, Any] = {k: v for k, v in values.items() if v}
         pose = form.get("pose")
         folder = None
         if isinstance(pose, UploadFile) and pose.filename:
+            # Streamed into the data root's tmp/ already: kept for the job by a rename.
+            await pose.close()
             folder = services.settings.home / "uploads" / "poses" / uuid.uuid4().hex
             folder.mkdir(parents=True)
             target = folder / safe_name(pose.filename, 0)
-            target.write_bytes(await pose.read())
+            shutil.move(pose.file.name, target)
             given["pose"] = str(target)
         try:
             body = GenerateRequest.model_validate(given)
@@ -94,11 +97,13 @@ async def generate(request: Request, name: str, services: ServicesDep, queue: Qu
             return await run_in_threadpool(
                 _page, request, services, queue, name, status=422, errors=errors, values=values
             )
+    finally:
+        await form.close()
     # The service reads the database and checks images: off the event loop.
     try:
         job = await run_in_threadpool(submit_generate, services, queue, name, body)
-    except CharstudioError:
-        if folder is not None:  # a refused pose image is not kept
+    except BaseException:
+        if folder is not None:  # the pose of a job that was not queued is not kept
             shutil.rmtree(folder, ignore_errors=True)
         raise
     return RedirectResponse(_here(job), status_code=303)

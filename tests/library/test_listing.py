@@ -1,0 +1,125 @@
+"""The character listing (``Library.page``, behind ``GET /api/v1/characters``): one query
+for any number of characters, no reference row loaded to be counted, and the same answer
+as each character's full profile."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import event, select, update
+
+from charstudio.library.models import FaceEmbedding, LoraVersion, ReferenceImage
+from charstudio.services import Services
+
+
+@contextmanager
+def statements(services: Services) -> Iterator[list[str]]:
+    """The SQL statements run on the library database inside the block."""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+        seen.append(sql)
+
+    event.listen(services.db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(services.db.engine, "before_cursor_execute", record)
+
+
+def _give_assets(services: Services, name: str, *, lora: bool, identity: bool) -> None:
+    with services.db.sessions.begin() as session:
+        character_id = session.scalar(
+            select(ReferenceImage.character_id)
+            .join(ReferenceImage.character)
+            .where(ReferenceImage.character.has(name=name))
+        )
+        if lora:
+            path = services.store.lora_dir / f"{name}_v1.safetensors"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"lora")
+            session.add(LoraVersion(character_id=character_id, version=1, path=str(path)))
+        if identity:
+            session.add(
+                FaceEmbedding(
+                    character_id=character_id,
+                    kind="identity",
+                    backend="dlib",
+                    model="m",
+                    dim=2,
+                    vector=b"\0" * 8,
+                )
+            )
+
+
+def test_listing_is_one_query_whatever_the_count(services: Services, refs: Path) -> None:
+    for i in range(12):
+        services.library.create(f"c{i:02d}", [refs])  # four references each
+    with statements(services) as seen:
+        page = services.library.page()
+    assert len(page.items) == page.total == 12
+    assert len(seen) == 1, seen
+    # References are counted and chosen by the database, not loaded row by row.
+    assert "reference_images.original_name" not in seen[0]
+    # With a ready LoRA, one more query reads the LoRA versions (for all characters at once).
+    _give_assets(services, "c03", lora=True, identity=False)
+    _give_assets(services, "c07", lora=True, identity=True)
+    with statements(services) as seen:
+        page = services.library.page()
+    assert len(seen) == 2, seen
+
+
+def test_summaries_agree_with_each_profile(services: Services, refs: Path) -> None:
+    services.library.create("plain", [refs])
+    services.library.create("lora", [refs / "yuki_1.png", refs / "yuki_2.png"])
+    services.library.create("both", [refs])
+    services.library.create("pinned", [refs / "yuki_3.jpg"])
+    _give_assets(services, "lora", lora=True, identity=False)
+    _give_assets(services, "both", lora=True, identity=True)
+    _give_assets(services, "pinned", lora=True, identity=False)
+    services.library.update("pinned", overrides={"method": "img2img"})
+    # The face engine's choice of reference beats the first one added.
+    with services.db.sessions.begin() as session:
+        session.execute(
+            update(ReferenceImage)
+            .where(
+                ReferenceImage.original_name == "yuki_2.png",
+                ReferenceImage.character.has(name="both"),
+            )
+            .values(ipadapter_reference="auto")
+        )
+    summaries = {s.name: s for s in services.library.list_characters()}
+    assert [s.method for s in summaries.values()] == [
+        "lora_ipadapter",  # both
+        "lora_only",  # lora
+        "img2img",  # pinned
+        "img2img",  # plain
+    ]
+    for name, summary in summaries.items():
+        profile = services.library.profile(name)
+        assert (summary.method, summary.has_lora, summary.has_embedding) == (
+            profile.method,
+            profile.has_lora,
+            profile.has_embedding,
+        )
+        assert summary.reference_images == profile.reference_images_count
+    chosen = next(
+        r.stored_path for r in services.library.show("both").references
+        if r.original_name == "yuki_2.png"
+    )  # fmt: skip
+    assert services.library.profile("both").reference_image == chosen
+    assert services.library.profile("plain").reference_image == (
+        services.library.show("plain").references[0].stored_path
+    )
+
+
+def test_a_page_and_the_total(services: Services, refs: Path) -> None:
+    for name in ["d", "B", "a", "c"]:
+        services.library.create(name, [refs / "yuki_0.png"])
+    page = services.library.page(limit=2, offset=1)
+    assert ([s.name for s in page.items], page.total) == (["B", "c"], 4)
+    past_the_end = services.library.page(limit=2, offset=10)
+    assert (past_the_end.items, past_the_end.total) == ([], 4)
+    assert [s.name for s in services.library.list_characters()] == ["a", "B", "c", "d"]
