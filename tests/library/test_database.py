@@ -28,6 +28,7 @@ def lock_the_database(services: Services) -> sqlite3.Connection:
     return holder
 
 
+@pytest.mark.sqlite_only  # about the SQLite file
 def test_a_locked_database_is_a_database_error_in_services_that_did_not_wrap(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -48,6 +49,7 @@ def test_a_locked_database_is_a_database_error_in_services_that_did_not_wrap(
         holder.close()
 
 
+@pytest.mark.sqlite_only  # about the SQLite file
 def test_the_api_answers_503_for_a_locked_database(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -34,6 +34,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _possible_id(job_id: str) -> bool:
+    """Whether ``job_id`` could be in the ``id`` column at all: PostgreSQL refuses a NUL in
+    any text, so an id from a request is checked here instead of failing the query."""
+    return len(job_id) <= _ID_LENGTH and "\x00" not in job_id
+
+
+_ID_LENGTH = 36
+
+
 class JobStore:
     """Create, claim, update and finish job records."""
 
@@ -65,11 +74,13 @@ class JobStore:
     def get(self, job_id: str) -> JobInfo:
         """Raises :class:`JobNotFound`."""
         with self.db.sessions() as session:
-            row = session.execute(
-                select(Job, Character.name)
-                .outerjoin(Character, Job.character_id == Character.id)
-                .where(Job.id == job_id)
-            ).first()
+            row = None
+            if _possible_id(job_id):
+                row = session.execute(
+                    select(Job, Character.name)
+                    .outerjoin(Character, Job.character_id == Character.id)
+                    .where(Job.id == job_id)
+                ).first()
             if row is None:
                 raise JobNotFound(
                     f"no job with id {job_id!r}; list jobs with GET /api/v1/jobs "
