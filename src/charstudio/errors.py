@@ -28,8 +28,11 @@ the HTTP status the API uses, so both surfaces map errors in exactly one place::
     ├── StorageError                      exit 1, HTTP 503   data dir unwritable, disk trouble
     │   ├── DataDirNotWritable                               no permission, read-only mount
     │   ├── DiskFull                      exit 1, HTTP 507   disk or quota full; nothing kept
+    │   ├── DataRootMismatch                                 data root not the library's (marker)
+    │   ├── QueueUnavailable                                 the job queue (Redis) unreachable
     │   └── DatabaseError                                    any SQLAlchemy error, wrapped
-    │       └── SchemaTooNew                                 database made by a newer version
+    │       ├── SchemaTooNew                                 database made by a newer version
+    │       └── SchemaOutdated                               older schema: run `db upgrade`
     ├── BackendError                      exit 1, HTTP 502   ComfyUI, models, face backends
     │   ├── BackendUnavailable            exit 1, HTTP 503   optional backend not installed
     │   │   └── OptimizerUnavailable                         8-bit AdamW without bitsandbytes
@@ -78,6 +81,7 @@ __all__ = [
     "ComfyUIUnavailable",
     "Conflict",
     "DataDirNotWritable",
+    "DataRootMismatch",
     "DatabaseError",
     "DiskFull",
     "Forbidden",
@@ -102,6 +106,8 @@ __all__ = [
     "NothingToResume",
     "OptimizerUnavailable",
     "PayloadTooLarge",
+    "QueueUnavailable",
+    "SchemaOutdated",
     "SchemaTooNew",
     "ServerLost",
     "StorageError",
@@ -231,6 +237,21 @@ class DatabaseError(StorageError):
 
 class SchemaTooNew(DatabaseError):
     """The database was made by a newer charstudio than this one."""
+
+
+class SchemaOutdated(DatabaseError):
+    """The database is at an older schema (or empty) and this process may not migrate it:
+    a worker never does; ``charstudio db upgrade`` does, once, from one machine."""
+
+
+class DataRootMismatch(StorageError):
+    """The data root's library marker is missing or names another library than the
+    database: the shared mount is not there, or the settings point at two libraries."""
+
+
+class QueueUnavailable(StorageError):
+    """The job queue (Redis, or the SQLite queue file) cannot be reached; nothing was
+    queued."""
 
 
 class BackendError(CharstudioError):

@@ -60,7 +60,7 @@ def test_submit_then_run_records_every_state(obama: Services) -> None:
     queue = JobQueue(obama)
     job = submit_faces_extract(obama, queue, "obama")
     assert (job.state, job.character, job.kind) == ("queued", "obama", "faces_extract")
-    assert len(queue.huey) == 1  # one message waiting for a worker
+    assert queue.mailboxes.pending() == [("faces_extract", job.id)]  # waiting for a worker
     done = queue.run(job.id, worker="test:1:1")
     assert done.state == "succeeded", done.error
     assert done.result["inliers"] == 3 and done.attempts == 1
@@ -150,7 +150,7 @@ def test_unknown_kind_and_job(obama: Services) -> None:
         queue.submit(impostor, character="obama", params=NoParams())
     with pytest.raises(InvalidParameter, match="faces_extract jobs take NoParams, not TrainParams"):
         queue.submit(FACES_EXTRACT, character="obama", params=TrainParams())
-    assert len(queue.huey) == 0 and queue.store.page().total == 0  # nothing recorded
+    assert queue.mailboxes.pending_count() == 0 and queue.store.page().total == 0
     # A stored record of a kind this worker does not run fails when its message arrives.
     stray = queue.store.create("nope", character=None, params={})
     failed = queue.run(stray.id)
@@ -276,14 +276,14 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again(obama: Services) -> N
     queue = JobQueue(tuned(obama, job_heartbeat_s=0.05))
     waiting = submit_faces_extract(obama, queue, "obama")
     lost = submit_faces_extract(obama, queue, "obama")
-    queue.huey.flush()  # the queue store is reset: both messages are gone
+    queue.mailboxes.flush()  # the queue store is reset: both messages are gone
     time.sleep(0.1)
     first = queue.recover()  # what every worker runs at start and periodically
     assert sorted(first) == sorted([waiting.id, lost.id])
-    assert queue.huey.pending_count() == 2
+    assert queue.mailboxes.pending_count() == 2
     assert queue.resend_lost() == []  # held by huey now: not sent twice
     # Each message runs its job once; a duplicate delivery finds it claimed.
-    for task in queue.huey.pending():
-        queue.huey.execute(task)
+    while (message := queue.mailboxes.take(["faces_extract"], wait_s=1)) is not None:
+        queue.mailboxes.execute(message)
     assert [queue.store.get(j.id).state for j in (waiting, lost)] == ["succeeded"] * 2
     assert queue.run(waiting.id).attempts == 1

@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, func, select, text
 
-from charstudio.errors import DatabaseError, SchemaTooNew
+from charstudio.errors import DatabaseError, SchemaOutdated, SchemaTooNew
 from charstudio.library.database import alembic_config, head_revision, open_database
 from charstudio.library.models import Base, Character, Generation, ReferenceImage
 
@@ -80,8 +80,8 @@ def test_a_database_at_the_first_schema_upgrades_in_place_keeping_its_data(
         " size_bytes, width, height, added_at) VALUES (1, 'ab', 'a.png', 'PNG', 'png', 10,"
         " 64, 64, '2026-01-01 00:00:00')",
     )
-    db = open_database(empty_database_url)
-    assert db.revision == head_revision()
+    db = open_database(empty_database_url, migrate="always")
+    assert db.revision == head_revision() and db.found == FIRST and db.library_id
     with db.sessions() as session:
         yuki = session.scalars(select(Character)).one()
         assert (yuki.name, yuki.overrides) == ("yuki", {"cfg": 6.0})
@@ -138,7 +138,7 @@ def test_generation_seeds_become_integers_up_to_2_64_minus_1(empty_database_url:
             id=row_id,
             seed=seed,
         )
-    db = open_database(database)
+    db = open_database(database, migrate="always")
     with db.sessions() as session:
         seeds = session.scalars(select(Generation.seed).order_by(Generation.seed)).all()
     assert seeds == [0, 42, 2**63, 2**64 - 1]
@@ -149,3 +149,27 @@ def test_generation_seeds_become_integers_up_to_2_64_minus_1(empty_database_url:
         texts = list(conn.scalars(text("SELECT seed FROM generations ORDER BY id")))
     engine.dispose()
     assert texts == ["0", "42", str(2**63), str(2**64 - 1)]
+
+
+def test_who_may_migrate(empty_database_url: str) -> None:
+    """A worker (``never``) changes no schema; every command (``auto``) upgrades a SQLite
+    file but not a PostgreSQL library several machines share; ``db upgrade`` does."""
+    with pytest.raises(
+        SchemaOutdated, match=r"holds no charstudio library yet: run `charstudio init`"
+    ):
+        open_database(empty_database_url, migrate="never")
+    command.upgrade(alembic_config(empty_database_url), FIRST)
+    with pytest.raises(SchemaOutdated) as info:
+        open_database(empty_database_url, migrate="never")
+    assert f"is at schema revision '{FIRST}' and this charstudio needs '{head_revision()}'" in str(
+        info.value
+    )
+    assert "run `charstudio db upgrade` once" in str(info.value)
+    if empty_database_url.startswith("sqlite"):
+        db = open_database(empty_database_url)  # one box: upgraded, after a backup copy
+    else:
+        with pytest.raises(SchemaOutdated, match="run `charstudio db upgrade`"):
+            open_database(empty_database_url)
+        db = open_database(empty_database_url, migrate="always")
+    assert db.revision == head_revision()
+    db.engine.dispose()

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from charstudio.jobs.types import JobFinished, JobInfo, JobNotFound, JobPage, JobState
 from charstudio.library.database import Database
-from charstudio.library.jobs_table import insert_job, update_job
+from charstudio.library.jobs_table import delete_job, insert_job, update_job
 from charstudio.library.models import Character, Job
 
 __all__ = ["JobStore"]
@@ -110,12 +110,22 @@ class JobStore:
             items = [self._info(job, name) for job, name in rows]
         return JobPage(items=items, total=total, limit=limit, offset=offset)
 
-    def queued_ids(self, *, older_than_s: float = 0.0) -> list[str]:
-        """Queued jobs, oldest first; with ``older_than_s``, only those queued before then."""
+    def queued_kinds(self, *, older_than_s: float = 0.0) -> list[tuple[str, str]]:
+        """Queued jobs as ``(id, kind)``, oldest first; with ``older_than_s``, only those
+        queued before then."""
         cutoff = _now() - timedelta(seconds=older_than_s)
         with self.db.sessions() as session:
-            query = select(Job.id).where(Job.state == "queued", Job.created_at <= cutoff)
-            return list(session.scalars(query.order_by(Job.created_at)))
+            query = select(Job.id, Job.kind).where(Job.state == "queued", Job.created_at <= cutoff)
+            return [(row[0], row[1]) for row in session.execute(query.order_by(Job.created_at))]
+
+    def delete_queued(self, job_id: str) -> None:
+        """Remove a job whose message could not be sent (submitting failed as a whole)."""
+        with self.db.sessions.begin() as session:
+            delete_job(session, job_id, Job.state == "queued")
+
+    def fail_queued(self, job_id: str, error: str) -> None:
+        """Fail a queued job that cannot be sent to any worker."""
+        self._update(job_id, Job.state == "queued", state="failed", finished_at=_now(), error=error)
 
     # -- state changes: each one conditional UPDATE ----------------------------------------
     def claim(self, job_id: str, worker: str) -> bool:
