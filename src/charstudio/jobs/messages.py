@@ -53,7 +53,7 @@ class Mailboxes:
     def __init__(
         self, settings: Settings, kinds: Iterable[str], handler: Callable[[str], None]
     ) -> None:
-        self.url = _display(settings.queue_url) if settings.queue_url else "sqlite (queue.db)"
+        self.url = self.describe(settings.queue_url)
         self._redis_pool: Any = None
         self.hueys: dict[str, Huey] = {}
         self._tasks: dict[str, Any] = {}  # huey's TaskWrapper: calling it enqueues
@@ -90,6 +90,11 @@ class Mailboxes:
             f"queue_url {url!r} is neither sqlite:///PATH nor redis://HOST:PORT/DB; fix "
             "CHARSTUDIO_QUEUE_URL"
         )
+
+    @staticmethod
+    def describe(queue_url: str | None) -> str:
+        """The queue setting as shown to people: no password."""
+        return _display(queue_url) if queue_url else "sqlite:///<home>/queue.db"
 
     @property
     def on_redis(self) -> bool:
