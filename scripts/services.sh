@@ -10,7 +10,9 @@
 #   scripts/services.sh clean    stop both and delete their data
 #
 # Settings (environment): CHARSTUDIO_SERVICES_DIR (default ./.services),
-# CHARSTUDIO_PG_PORT (55432), CHARSTUDIO_REDIS_PORT (56379), CHARSTUDIO_APT_LOCK_WAIT_S (120).
+# CHARSTUDIO_PG_PORT (55432), CHARSTUDIO_REDIS_PORT (56379), CHARSTUDIO_APT_LOCK_WAIT_S (120),
+# CHARSTUDIO_PG_BIN (a PostgreSQL bin folder; default Debian's newest under
+# /usr/lib/postgresql), CHARSTUDIO_REDIS_SERVER (default redis-server on PATH).
 # The cluster trusts every loopback connection and runs with fsync off: it is for tests,
 # never for a library you keep (README, "Several machines", says how to set up real ones).
 #
@@ -39,6 +41,10 @@ queue_url="redis://127.0.0.1:$redis_port/0"
 
 pg_bin() {
   local found
+  if [ -n "${CHARSTUDIO_PG_BIN:-}" ]; then # a PostgreSQL of your own (its bin folder)
+    [ -x "$CHARSTUDIO_PG_BIN/initdb" ] && echo "$CHARSTUDIO_PG_BIN"
+    return 0
+  fi
   found=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -n "$found" ] && [ -x "$found/initdb" ]; then
     echo "$found"
@@ -48,6 +54,10 @@ pg_bin() {
 }
 
 redis_bin() {
+  if [ -n "${CHARSTUDIO_REDIS_SERVER:-}" ]; then # a redis-server of your own
+    [ -x "$CHARSTUDIO_REDIS_SERVER" ] && echo "$CHARSTUDIO_REDIS_SERVER"
+    return 0
+  fi
   command -v redis-server 2>/dev/null || { [ -x /usr/bin/redis-server ] && echo /usr/bin/redis-server; } || true
 }
 
