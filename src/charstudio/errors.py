@@ -58,7 +58,6 @@ beside its types in ``workflows/types.py``; the packages re-export the ones they
 :func:`invalid_parameter_from` turns pydantic's ``ValidationError`` into
 ``InvalidParameter`` the same way everywhere, and :func:`storage_error_from` turns an
 ``OSError`` of a write (no space, quota, permission, name too long) into a ``StorageError``.
-
 Third-party exceptions are wrapped where they enter (``raise ... from exc``) so callers
 never need to know which library raised.
 """
@@ -240,18 +239,15 @@ class SchemaTooNew(DatabaseError):
 
 
 class SchemaOutdated(DatabaseError):
-    """The database is at an older schema (or empty) and this process may not migrate it:
-    a worker never does; ``charstudio db upgrade`` does, once, from one machine."""
+    """An older (or empty) schema this process may not migrate: run ``db upgrade``."""
 
 
 class DataRootMismatch(StorageError):
-    """The data root's library marker is missing or names another library than the
-    database: the shared mount is not there, or the settings point at two libraries."""
+    """The data root's ``library.json`` is missing or names another library."""
 
 
 class QueueUnavailable(StorageError):
-    """The job queue (Redis, or the SQLite queue file) cannot be reached; nothing was
-    queued."""
+    """The job queue (Redis, or the SQLite queue file) cannot be reached."""
 
 
 class BackendError(CharstudioError):

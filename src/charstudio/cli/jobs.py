@@ -57,9 +57,7 @@ def show(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False) -> 
     console = Console(json_mode=json_output)
     services = services_of(ctx)
     job = JobStore(services.db).get(job_id)
-    note = waiting_note(
-        WorkerRegistry(services.db), job, within_s=services.settings.job_stale_s
-    )
+    note = waiting_note(WorkerRegistry(services.db), job, within_s=services.settings.job_stale_s)
     if json_output:
         console.json(job)
         if note:

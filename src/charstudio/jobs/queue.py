@@ -152,7 +152,11 @@ class JobQueue:
                 raise JobCancelled(f"job {job.id} cancelled at step {step} of {total}")
 
         return JobContext(
-            job_id=job.id, character=job.character, params=job.params, progress=progress
+            job_id=job.id,
+            character=job.character,
+            params=job.params,
+            progress=progress,
+            attempt=job.attempts,
         )
 
     def _beat(self, job_id: str, stop: threading.Event) -> None:
