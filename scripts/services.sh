@@ -165,7 +165,8 @@ EOF
 }
 
 redis_pid() { cat "$dir/redis/redis.pid" 2>/dev/null || true; }
-redis_running() { local pid; pid=$(redis_pid); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+# A pid file left by a killed run may name a pid reused since: it must answer PING too.
+redis_running() { local pid; pid=$(redis_pid); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && redis_ping 2>/dev/null; }
 
 redis_ping() {
   local reply=""

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from charstudio.backends import ComfyUIPool, GenerationRequest, ProgressEvent, run_request
+from charstudio.backends import (
+    ComfyUIPool,
+    GenerationRequest,
+    PoolOptions,
+    ProgressEvent,
+    run_request,
+)
 from charstudio.errors import ComfyUIUnavailable, ServerLost
 from charstudio.workflows import ModelMissing
 from tests.backends.conftest import FAST, RequestMaker
@@ -131,25 +137,25 @@ def test_another_workers_prompts_count_as_load(
     """Two workers, two pools: the load is the server's own queue count, so a worker that
     never used a server still sees the other worker's prompts there and goes elsewhere."""
     busy, idle = fakes
-    busy.step_s = 0.1  # the other worker's two prompts keep it busy for a while
+    busy.step_s = 0.2  # the other worker's prompts keep it busy while this one chooses
 
     async def go() -> Any:
         async with (
             ComfyUIPool([busy.url], options=FAST) as other_worker,
             ComfyUIPool([busy.url, idle.url], options=FAST) as this_worker,
         ):
-            theirs = asyncio.create_task(run_request(other_worker, make_request(seeds=(1, 2))))
-            while len(busy.prompts_received) < 2:
+            theirs = asyncio.create_task(run_request(other_worker, make_request(seeds=(1, 2, 3))))
+            while len(busy.prompts_received) < 3:
                 await asyncio.sleep(0.01)
-            # Default options, as a worker has them: the count is read for this choice.
-            assert this_worker.options.probe_interval_s == FAST.probe_interval_s == 0.0
-            ours = [await run_request(this_worker, make_request(seeds=(s,))) for s in (3, 4)]
+            # Read for this choice (probe_interval_s 0, the default a worker has).
+            assert this_worker.options.probe_interval_s == PoolOptions().probe_interval_s == 0
+            ours = await run_request(this_worker, make_request(seeds=(4,)))
             await theirs
             return ours
 
     ours = asyncio.run(go())
-    assert {image[0].server for image in ours} == {idle.url}
-    assert len(busy.prompts_received) == 2
+    assert ours[0].server == idle.url
+    assert len(busy.prompts_received) == 3
 
 
 def test_choices_at_the_same_moment_spread_and_each_counts_until_submitted(

@@ -190,7 +190,13 @@ class JobQueue:
     def resend_lost(self) -> list[str]:
         """Send again the message of each job queued for over ``job_heartbeat_s`` that huey
         does not hold; returns their ids."""
-        waiting = self.store.queued_kinds(older_than_s=self.settings.job_heartbeat_s)
+        # A kind this charstudio does not know (a newer one queued it) is left for a worker
+        # that knows it: its queue is not read here, so its message would look lost.
+        waiting = [
+            (job_id, kind)
+            for job_id, kind in self.store.queued_kinds(older_than_s=self.settings.job_heartbeat_s)
+            if kind in self.mailboxes.hueys
+        ]
         if not waiting:
             return []
         held = {job_id for _, job_id in self.mailboxes.pending()}
@@ -201,13 +207,12 @@ class JobQueue:
         return [job_id for job_id, _ in lost]
 
     def _send(self, job_id: str, kind: str) -> None:
-        """Send a recovered job's message; a kind this charstudio does not know fails it."""
+        """Send a recovered job's message (a kind this charstudio does not know waits, as
+        queued, for a worker that knows it)."""
         if kind in self.mailboxes.hueys:
             self.mailboxes.send(kind, job_id)
-            return
-        self.store.fail_queued(
-            job_id, f"job {job_id} is of kind {kind!r}, which no worker of this charstudio runs"
-        )
+        else:
+            log.warning("job %s is of kind %r, unknown here: left for another worker", job_id, kind)
 
     def recover_if_due(self) -> None:
         """:meth:`recover`, at most once per heartbeat interval: for readers (the API) that

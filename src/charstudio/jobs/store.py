@@ -123,10 +123,6 @@ class JobStore:
         with self.db.sessions.begin() as session:
             delete_job(session, job_id, Job.state == "queued")
 
-    def fail_queued(self, job_id: str, error: str) -> None:
-        """Fail a queued job that cannot be sent to any worker."""
-        self._update(job_id, Job.state == "queued", state="failed", finished_at=_now(), error=error)
-
     # -- state changes: each one conditional UPDATE ----------------------------------------
     def claim(self, job_id: str, worker: str) -> bool:
         """``queued -> running`` for this worker; False if it was not queued any more."""
