@@ -146,19 +146,33 @@ def refused(home: Path, settings: Settings) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_worker_never_upgrades_an_older_schema(services: Services, home: Path) -> None:
+def test_a_worker_never_upgrades_an_older_schema(
+    services: Services, home: Path, cli: CliRunner
+) -> None:
+    import json
+
     from alembic import command
 
-    from charstudio.library.database import alembic_config
+    from charstudio.library.database import alembic_config, head_revision
 
     services.init()
     services.close()
     command.downgrade(alembic_config(services.settings.db_url), "0006")
+    (home / "library.json").unlink()  # a library from before there were markers
     result = refused(home, services.settings)
     assert result.returncode == 1, result
     assert "is at schema revision '0006' and this charstudio needs" in result.stderr
     assert "run `charstudio db upgrade` once" in result.stderr
     assert "Traceback" not in result.stderr
+    # The command it names does it; `db status` then shows the library, and no worker.
+    upgraded = cli("db", "upgrade")
+    assert upgraded.code == 0, upgraded.err
+    assert f"upgraded the library from schema revision 0006 to {head_revision()}" in upgraded.out
+    status = json.loads(cli("db", "status", "--json").out)
+    assert status["schema_revision"] == head_revision() and status["workers"] == []
+    assert status["library_id"] and status["data_root"] == str(home)
+    marker = json.loads((home / "library.json").read_text())  # written by the upgrade
+    assert marker["library_id"] == status["library_id"]
 
 
 def test_a_worker_whose_data_root_is_not_the_librarys_is_refused(

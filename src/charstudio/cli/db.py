@@ -81,12 +81,20 @@ def upgrade(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
     On PostgreSQL this is the one way an existing library is upgraded: several machines
     share it, so no serve or worker does it by itself. A SQLite file is copied to
-    charstudio.db.bak-<revision> first.
+    charstudio.db.bak-<revision> first. Run it where the data root is mounted: a library
+    from before data-root markers gets its library.json here.
     """
+    from charstudio.errors import DataRootMismatch
+    from charstudio.library.marker import check_data_root
+
     console = Console(json_mode=json_output)
     services = services_of(ctx)
     services.migrate = "always"
     db = services.db
+    try:  # a library from before markers gets its library.json here, where it is mounted
+        check_data_root(services.store, db, may_write=True)
+    except DataRootMismatch as exc:
+        console.warning(str(exc))
     if json_output:
         console.json({"schema_revision": db.revision, "was": db.found})
         return
