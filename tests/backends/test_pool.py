@@ -32,8 +32,10 @@ def test_job_of_a_dead_server_is_retried_on_another(
     fakes: list[FakeComfyUI], make_request: RequestMaker
 ) -> None:
     first, second = fakes
-    second.step_s = 0.05  # busier: the first server is chosen first
-    second.pending.append((99, "someone-else", {}, {}))
+    second.step_s = 0.05
+    # Busier, so the first server is chosen first: another client's prompt runs there. (A
+    # pending one could be taken by the server's loop before the choice, leaving a tie.)
+    second.running = "someone-else"
     first.die_at = "KSampler"
     first.on_die = lambda: first.stop()
     events: list[ProgressEvent] = []
