@@ -61,19 +61,25 @@ def serve_bare(port: int) -> None:
 
 
 def run_worker(home: Path, ran_file: Path) -> None:
+    from pydantic import BaseModel
+
     from charstudio.config import load_settings
-    from charstudio.jobs import JobContext, JobQueue
-    from charstudio.jobs.kinds import FACES_EXTRACT, JobKind, NoParams
+    from charstudio.jobs import KINDS, JobContext, JobKind, JobQueue
+    from charstudio.jobs.kinds import NoParams
+    from charstudio.jobs.worker import Worker
     from charstudio.services import Services, build_services
 
-    def record(services: Services, ctx: JobContext, params: NoParams) -> NoParams:
+    class Nothing(BaseModel):
+        pass
+
+    def record(services: Services, ctx: JobContext, params: NoParams) -> Nothing:
         with ran_file.open("a") as out:  # O_APPEND: one whole line per write
             out.write(ctx.job_id + "\n")
-        return NoParams()
+        return Nothing()
 
-    kind = JobKind(name=FACES_EXTRACT.name, params=NoParams, result=NoParams, handler=record)
-    queue = JobQueue(build_services(load_settings(home=home)), kinds={kind.name: kind})
-    queue.consumer(workers=4).run()
+    kinds = {**KINDS, "faces_extract": JobKind("faces_extract", NoParams, Nothing, record)}
+    queue = JobQueue(build_services(load_settings(home=home)), kinds=kinds)
+    Worker(queue, concurrency=4).run()
 
 
 # -- load --------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
+import os
 import struct
 import sys
 import zlib
@@ -13,17 +13,96 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from sqlalchemy import create_engine, inspect, text
 
 from charstudio.config import Settings, load_settings
 from charstudio.services import Services, build_services
+from tests.servers import Servers
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("charstudio", "charstudio's back ends")
+    group.addoption(
+        "--database-url",
+        default=os.environ.get("CHARSTUDIO_TEST_DATABASE_URL"),
+        help="Run on PostgreSQL: a database URL (scripts/services.sh env) under which each "
+        "test gets a database of its own; default SQLite in each test's data root.",
+    )
+    group.addoption(
+        "--queue-url",
+        default=os.environ.get("CHARSTUDIO_TEST_QUEUE_URL"),
+        help="Run the job queue on Redis (redis://HOST:PORT/DB), emptied before each test.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--database-url", None):
+        # Tests build Services for a moment (another setting, a second process's view) and
+        # leave their engines to the garbage collector; psycopg says so where sqlite3 is
+        # silent. Each test's database is dropped with its connections after it.
+        config.addinivalue_line(
+            "filterwarnings", "ignore:.*was deleted while still open:ResourceWarning"
+        )
+
+
+@pytest.fixture(scope="session")
+def servers(request: pytest.FixtureRequest) -> Iterator[Servers | None]:
+    """PostgreSQL + Redis when the run was given them (both or neither), else None."""
+    database_url = request.config.getoption("--database-url")
+    queue_url = request.config.getoption("--queue-url")
+    if not database_url and not queue_url:
+        yield None
+        return
+    if not (database_url and queue_url):
+        raise pytest.UsageError("give both --database-url and --queue-url, or neither")
+    found = Servers(database_url, queue_url)
+    yield found
+    found.close()
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test reads the developer's environment or a charstudio.toml in the work tree."""
-    for var in [v for v in list(__import__("os").environ) if v.startswith("CHARSTUDIO_")]:
+def _isolated_env(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    servers: Servers | None,
+) -> Iterator[None]:
+    """No test reads the developer's environment or a charstudio.toml in the work tree.
+
+    On the servers' run, each test's ``CHARSTUDIO_DATABASE_URL`` is a new PostgreSQL
+    database and its ``CHARSTUDIO_QUEUE_URL`` an empty Redis: every ``load_settings()``
+    in the test, and every process it starts, uses them. ``@pytest.mark.sqlite_only``
+    tests (about the SQLite file itself) skip there; ``@pytest.mark.servers_only`` ones
+    skip on the SQLite run.
+    """
+    for var in [v for v in list(os.environ) if v.startswith("CHARSTUDIO_")]:
         monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
+    if servers is None:
+        if request.node.get_closest_marker("servers_only"):
+            pytest.skip("needs PostgreSQL and Redis (scripts/test.sh runs it with them)")
+        yield
+        return
+    if request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("about SQLite itself (runs on the SQLite run)")
+    url = servers.new_database()
+    servers.flush_queue()
+    with pytest.MonkeyPatch.context() as own:  # kept when a test undoes its monkeypatch
+        own.setenv("CHARSTUDIO_DATABASE_URL", url)
+        own.setenv("CHARSTUDIO_QUEUE_URL", servers.queue_url)
+        yield
+    servers.drop(url)
+
+
+@pytest.fixture
+def empty_database_url(tmp_path: Path, servers: Servers | None) -> Iterator[str]:
+    """An empty database of the run's kind: a new PostgreSQL database, or a SQLite file."""
+    if servers is None:
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    url = servers.new_database(empty=True)
+    yield url
+    servers.drop(url)
 
 
 @pytest.fixture
@@ -86,18 +165,23 @@ def decompression_bomb(path: Path, width: int = 20_000, height: int = 20_000) ->
 
 
 def snapshot(home: Path) -> dict[str, object]:
-    """Everything a library holds: each table's rows and each file's hash (temp files too)."""
+    """Everything a library holds: each table's rows and each file's hash (temp files too).
+
+    The database is the test's (``CHARSTUDIO_DATABASE_URL`` on the servers' run), else the
+    SQLite file in ``home``."""
     state: dict[str, object] = {}
-    db = home / "charstudio.db"
-    if db.exists():
-        with sqlite3.connect(db) as conn:
-            tables = [
-                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            ]
-            for table in sorted(tables):
-                state[f"table:{table}"] = sorted(
-                    map(repr, conn.execute(f"SELECT * FROM {table}").fetchall())
-                )
+    url = os.environ.get("CHARSTUDIO_DATABASE_URL")
+    if url is None and (home / "charstudio.db").exists():
+        url = f"sqlite:///{home / 'charstudio.db'}"
+    if url is not None:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                for table in sorted(inspect(conn).get_table_names()):
+                    rows = conn.execute(text(f'SELECT * FROM "{table}"')).all()
+                    state[f"table:{table}"] = sorted(repr(tuple(row)) for row in rows)
+        finally:
+            engine.dispose()
     for path in sorted(home.rglob("*")):
         if path.is_file() and not path.name.startswith("charstudio.db") and path.suffix != ".lock":
             state[str(path.relative_to(home))] = hashlib.sha256(path.read_bytes()).hexdigest()

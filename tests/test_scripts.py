@@ -41,13 +41,13 @@ def scratch_repo(tmp_path: Path) -> Path:
     return repo
 
 
-def run(script: Path, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def run(script: Path, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     if not (tmp_path / "bin").exists():
         fake_tools(tmp_path)
     full_env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", **env}
     full_env["PYTHON"] = sys.executable
     return subprocess.run(
-        ["bash", str(script)], env=full_env, capture_output=True, text=True, timeout=120
+        ["bash", str(script), *args], env=full_env, capture_output=True, text=True, timeout=120
     )
 
 
@@ -92,3 +92,54 @@ def test_the_browser_setup_waits_for_the_lock_then_says_what_to_do(tmp_path: Pat
         assert "DPkg::Lock::Timeout=1" in calls
         assert "could not install chromium" in result.stderr
     assert "setup-browser.sh" in (repo / "scripts" / "test.sh").read_text()
+
+
+def test_the_services_script_installs_what_is_missing_or_says_how(tmp_path: Path) -> None:
+    """scripts/services.sh (PostgreSQL + Redis for the second test run): with neither
+    installed it asks apt for Debian's packages, waiting for a held lock, and says what to
+    run when that fails."""
+    repo = scratch_repo(tmp_path)
+    result = run(
+        repo / "scripts" / "services.sh",
+        tmp_path,
+        "start",
+        CHARSTUDIO_PG_BIN=str(tmp_path / "no-postgresql"),
+        CHARSTUDIO_REDIS_SERVER=str(tmp_path / "no-redis-server"),
+        CHARSTUDIO_SERVICES_DIR=str(tmp_path / "services"),
+        CHARSTUDIO_APT_LOCK_WAIT_S="1",
+    )
+    assert result.returncode == 1
+    assert "sudo apt-get update && sudo apt-get install -y postgresql redis-server" in (
+        result.stderr
+    )
+    if os.geteuid() == 0:
+        calls = (tmp_path / "apt-calls").read_text()
+        assert "DPkg::Lock::Timeout=1" in calls and "could not install" in result.stderr
+    else:
+        assert "this user cannot install packages" in result.stderr or "could not" in (
+            result.stderr
+        )
+
+
+def test_the_services_script_usage_and_urls(tmp_path: Path) -> None:
+    repo = scratch_repo(tmp_path)
+    script = repo / "scripts" / "services.sh"
+    urls = subprocess.run(
+        ["bash", str(script), "env"],
+        env={**os.environ, "CHARSTUDIO_PG_PORT": "6543", "CHARSTUDIO_REDIS_PORT": "7654"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert urls.stdout.splitlines() == [
+        "CHARSTUDIO_TEST_DATABASE_URL=postgresql+psycopg://charstudio@127.0.0.1:6543/charstudio",
+        "CHARSTUDIO_TEST_QUEUE_URL=redis://127.0.0.1:7654/0",
+    ]
+    usage = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "start|stop|status|env|clean" in usage.stderr
+    test_sh = (ROOT / "scripts" / "test.sh").read_text()
+    assert "scripts/services.sh start" in test_sh and "services.sh stop" in test_sh
+    assert "tests/library tests/jobs tests/api" in test_sh
+    # The demo needs neither server.
+    assert "services.sh" not in (ROOT / "scripts" / "demo.sh").read_text()
+    assert "services.sh" not in (ROOT / "scripts" / "setup.sh").read_text()

@@ -28,8 +28,11 @@ the HTTP status the API uses, so both surfaces map errors in exactly one place::
     ├── StorageError                      exit 1, HTTP 503   data dir unwritable, disk trouble
     │   ├── DataDirNotWritable                               no permission, read-only mount
     │   ├── DiskFull                      exit 1, HTTP 507   disk or quota full; nothing kept
+    │   ├── DataRootMismatch                                 data root not the library's (marker)
+    │   ├── QueueUnavailable                                 the job queue (Redis) unreachable
     │   └── DatabaseError                                    any SQLAlchemy error, wrapped
-    │       └── SchemaTooNew                                 database made by a newer version
+    │       ├── SchemaTooNew                                 database made by a newer version
+    │       └── SchemaOutdated                               older schema: run `db upgrade`
     ├── BackendError                      exit 1, HTTP 502   ComfyUI, models, face backends
     │   ├── BackendUnavailable            exit 1, HTTP 503   optional backend not installed
     │   │   └── OptimizerUnavailable                         8-bit AdamW without bitsandbytes
@@ -50,14 +53,9 @@ the HTTP status the API uses, so both surfaces map errors in exactly one place::
     │   └── LoginRequired                                    studio: no valid session cookie
     └── Forbidden                         exit 1, HTTP 403   studio: cross-site or tokenless POST
 
-Every class is defined here except (a), which carry ComfyUI's error data and are defined
-beside its types in ``workflows/types.py``; the packages re-export the ones they raise.
-:func:`invalid_parameter_from` turns pydantic's ``ValidationError`` into
-``InvalidParameter`` the same way everywhere, and :func:`storage_error_from` turns an
-``OSError`` of a write (no space, quota, permission, name too long) into a ``StorageError``.
-
-Third-party exceptions are wrapped where they enter (``raise ... from exc``) so callers
-never need to know which library raised.
+Every class is defined here except (a), beside ComfyUI's types in ``workflows/types.py``.
+:func:`invalid_parameter_from` (pydantic) and :func:`storage_errors` (an ``OSError`` of a
+write) convert alike everywhere; others are wrapped where they enter (``from exc``).
 """
 
 from __future__ import annotations
@@ -80,6 +78,7 @@ __all__ = [
     "ComfyUIUnavailable",
     "Conflict",
     "DataDirNotWritable",
+    "DataRootMismatch",
     "DatabaseError",
     "DiskFull",
     "Forbidden",
@@ -104,6 +103,8 @@ __all__ = [
     "NothingToResume",
     "OptimizerUnavailable",
     "PayloadTooLarge",
+    "QueueUnavailable",
+    "SchemaOutdated",
     "SchemaTooNew",
     "ServerLost",
     "StorageError",
@@ -146,8 +147,7 @@ class UnsupportedImage(UsageError):
 
 
 class BaseModelInvalid(UsageError):
-    """The base checkpoint is corrupt, not a base model, of another family, or holds NaN/inf
-    weights."""
+    """The base checkpoint is corrupt, not a base model, of another family, or NaN/inf."""
 
 
 class NothingToResume(UsageError):
@@ -177,7 +177,7 @@ class NothingToImport(UsageError):
 class PayloadTooLarge(UsageError):
     """Too many files or bytes in one request."""
 
-    http_status = 413
+    http_status = 413  # Content Too Large
 
 
 class NotFound(CharstudioError):
@@ -236,6 +236,18 @@ class SchemaTooNew(DatabaseError):
     """The database was made by a newer charstudio than this one."""
 
 
+class SchemaOutdated(DatabaseError):
+    """An older (or empty) schema this process may not migrate: run ``db upgrade``."""
+
+
+class DataRootMismatch(StorageError):
+    """The data root's ``library.json`` is missing or names another library."""
+
+
+class QueueUnavailable(StorageError):
+    """The job queue (Redis, or the SQLite queue file) cannot be reached."""
+
+
 class BackendError(CharstudioError):
     """A generation, face or model backend failed."""
 
@@ -291,8 +303,7 @@ class TrainingOutOfMemory(JobFailed):
 
 
 class TrainingDiverged(JobFailed):
-    """The loss became NaN or infinite; the last finite checkpoint is kept, nothing is
-    registered or copied."""
+    """The loss became NaN or infinite; the last finite checkpoint is kept, nothing else."""
 
 
 class TrainingInterrupted(JobFailed):
@@ -317,8 +328,7 @@ class LoginRequired(Unauthorized):
 
     def __init__(self, message: str, *, next_url: str, expired: bool) -> None:
         super().__init__(message)
-        self.next_url = next_url
-        self.expired = expired
+        self.next_url, self.expired = next_url, expired
 
     @property
     def login_url(self) -> str:
@@ -335,20 +345,16 @@ class Forbidden(CharstudioError):
     http_status = 403
 
 
+# Errnos only a write meets: the surfaces map them to DiskFull wherever they come from.
 FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-"""Errnos that only a write can meet: the surfaces map them to ``DiskFull`` wherever they
-come from, even from code that does not write through the store."""
 _FULL, _DENIED = FULL_DISK_ERRNOS, {errno.EACCES, errno.EPERM, errno.EROFS}
 _STORAGE = frozenset(_FULL | _DENIED | {errno.ENAMETOOLONG})  # the root cannot take a write
 
 
 def storage_error_from(exc: OSError, path: object | None = None) -> StorageError:
-    """The ``StorageError`` for an ``OSError`` met while writing ``path``, with advice by errno.
-
-    ENOSPC and EDQUOT become :class:`DiskFull`; EACCES, EPERM and EROFS
-    :class:`DataDirNotWritable`; ENAMETOOLONG and anything else a plain
-    :class:`StorageError`. Raise it ``from exc``.
-    """
+    """The ``StorageError`` for an ``OSError`` met writing ``path`` (raise it ``from exc``):
+    ENOSPC/EDQUOT :class:`DiskFull`, EACCES/EPERM/EROFS :class:`DataDirNotWritable`, else
+    a plain :class:`StorageError`, each with advice."""
     where, reason = f" writing {path}" if path is not None else "", exc.strerror or str(exc)
     if exc.errno in _FULL:
         return DiskFull(
@@ -371,10 +377,8 @@ def storage_error_from(exc: OSError, path: object | None = None) -> StorageError
 
 @contextlib.contextmanager
 def storage_errors(path: object | None = None) -> Iterator[None]:
-    """In the block, an ``OSError`` of a full disk or quota, a permission or a name too long
-    becomes :func:`storage_error_from`'s error for the file it names (else ``path``); any
-    other passes. How writers outside the asset store (outputs, sheets, reports,
-    ``rejected/``, training sets, checkpoints) report storage trouble: exit 1, HTTP 507/503."""
+    """A full disk or quota, a permission or a name too long met in the block becomes
+    :func:`storage_error_from`'s error for its file (else ``path``); other errors pass."""
     try:
         yield
     except OSError as exc:
@@ -384,12 +388,8 @@ def storage_errors(path: object | None = None) -> Iterator[None]:
 
 
 def invalid_parameter_from(exc: ValidationError, what: str) -> InvalidParameter:
-    """One ``InvalidParameter`` for a pydantic ``ValidationError``, every problem named by key.
-
-    ``what`` says what was being checked (``"invalid training config (train.yaml)"``); the
-    message is ``"<what>: <key>: <problem>; <key>: <problem>"``, with an unknown key
-    explained. Raise it ``from exc``.
-    """
+    """One ``InvalidParameter`` for a pydantic ``ValidationError`` (raise it ``from exc``):
+    ``"<what>: <key>: <problem>; ..."``, an unknown key explained."""
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"])

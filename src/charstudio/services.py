@@ -6,7 +6,7 @@ down; nothing else constructs services or reads settings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,8 @@ from charstudio.library import (
     head_revision,
     open_database,
 )
+from charstudio.library.database import Migrate
+from charstudio.library.marker import check_data_root
 from charstudio.qc import QCService
 from charstudio.training import TrainingService
 
@@ -54,20 +56,29 @@ class InitResult(BaseModel):
     folders: list[str]
     api_token_file: str
     templates: list[str] = []
+    library_id: str = ""
 
 
 @dataclass
 class Services:
-    """charstudio's services; the database opens on first use, not at start-up."""
+    """charstudio's services; the database opens on first use, not at start-up.
+
+    ``migrate`` says whether opening the database may create or upgrade its schema
+    (:func:`~charstudio.library.database.open_database`): a worker sets ``"never"``,
+    ``charstudio init`` and ``charstudio db upgrade`` ``"always"``.
+    """
 
     settings: Settings
+    migrate: Migrate = field(default="auto")
 
     @cached_property
     def store(self) -> AssetStore:
+        timeout = self.settings.lock_timeout_s
         return AssetStore(
             self.settings.home,
-            lock_timeout_s=self.settings.lock_timeout_s,
+            lock_timeout_s=timeout,
             file_mode=self.settings.file_mode,
+            shared_lock=lambda key: self.db.lock(key, timeout_s=timeout),
         )
 
     @cached_property
@@ -75,7 +86,9 @@ class Services:
         if self.settings.database_url is None:
             # The default SQLite file lives in the data root, so the root must exist first.
             self.store.ensure_writable()
-        return open_database(self.settings.db_url, file_mode=self.store.file_mode)
+        return open_database(
+            self.settings.db_url, file_mode=self.store.file_mode, migrate=self.migrate
+        )
 
     @cached_property
     def library(self) -> Library:
@@ -217,10 +230,23 @@ class Services:
         return DiffusersBackend(options, cache=self._pipelines)
 
     def init(self) -> InitResult:
-        """Create the data root's folders and the database at the newest schema."""
+        """Create the data root's folders and the database at the newest schema, and mark
+        the root as this library's (``library.json``; a root of another library is
+        refused)."""
+        return self._set_up(may_mark=True)
+
+    def start(self) -> InitResult:
+        """:meth:`init` for ``serve`` and ``worker``: first refuse a data root that is not
+        the database's library (no marker, or another library's), so a machine whose
+        shared mount is missing writes nothing."""
+        return self._set_up(may_mark=False)
+
+    def _set_up(self, *, may_mark: bool) -> InitResult:
+        db = self.db
+        # A library this call created has no marker yet: that one may be written.
+        check_data_root(self.store, db, may_write=may_mark or db.found is None)
         self.store.create_layout()
         self.store.ensure_api_token()
-        db = self.db
         return InitResult(
             home=str(self.store.home),
             database=db.engine.url.render_as_string(hide_password=True),
@@ -228,6 +254,7 @@ class Services:
             folders=[str(p) for p in self.store.layout()],
             api_token_file=str(self.store.api_token_file),
             templates=[str(p) for p in self.generation.write_templates()],
+            library_id=db.library_id,
         )
 
     def close(self) -> None:

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from charstudio.backends import ComfyUIPool, GenerationRequest, ProgressEvent, run_request
+from charstudio.backends import (
+    ComfyUIPool,
+    GenerationRequest,
+    PoolOptions,
+    ProgressEvent,
+    run_request,
+)
 from charstudio.errors import ComfyUIUnavailable, ServerLost
 from charstudio.workflows import ModelMissing
 from tests.backends.conftest import FAST, RequestMaker
@@ -26,8 +32,10 @@ def test_job_of_a_dead_server_is_retried_on_another(
     fakes: list[FakeComfyUI], make_request: RequestMaker
 ) -> None:
     first, second = fakes
-    second.step_s = 0.05  # busier: the first server is chosen first
-    second.pending.append((99, "someone-else", {}, {}))
+    second.step_s = 0.05
+    # Busier, so the first server is chosen first: another client's prompt runs there. (A
+    # pending one could be taken by the server's loop before the choice, leaving a tie.)
+    second.running = "someone-else"
     first.die_at = "KSampler"
     first.on_die = lambda: first.stop()
     events: list[ProgressEvent] = []
@@ -123,3 +131,54 @@ def test_polling_jobs_share_queue_reads_and_none_is_taken_for_lost(
     history_polls = sum(n for k, n in fake.requests.items() if k.startswith("GET /history/"))
     assert history_polls > 24
     assert fake.requests["GET /queue"] * 4 < history_polls
+
+
+def test_another_workers_prompts_count_as_load(
+    fakes: list[FakeComfyUI], make_request: RequestMaker
+) -> None:
+    """Two workers, two pools: the load is the server's own queue count, so a worker that
+    never used a server still sees the other worker's prompts there and goes elsewhere."""
+    busy, idle = fakes
+    busy.step_s = 0.2  # the other worker's prompts keep it busy while this one chooses
+
+    async def go() -> Any:
+        async with (
+            ComfyUIPool([busy.url], options=FAST) as other_worker,
+            ComfyUIPool([busy.url, idle.url], options=FAST) as this_worker,
+        ):
+            theirs = asyncio.create_task(run_request(other_worker, make_request(seeds=(1, 2, 3))))
+            while len(busy.prompts_received) < 3:
+                await asyncio.sleep(0.01)
+            # Read for this choice (probe_interval_s 0, the default a worker has).
+            assert this_worker.options.probe_interval_s == PoolOptions().probe_interval_s == 0
+            ours = await run_request(this_worker, make_request(seeds=(4,)))
+            await theirs
+            return ours
+
+    ours = asyncio.run(go())
+    assert ours[0].server == idle.url
+    assert len(busy.prompts_received) == 3
+
+
+def test_choices_at_the_same_moment_spread_and_each_counts_until_submitted(
+    fakes: list[FakeComfyUI], make_request: RequestMaker
+) -> None:
+    async def go() -> tuple[list[str], list[int]]:
+        async with ComfyUIPool([s.url for s in fakes], options=FAST) as pool:
+            states = await asyncio.gather(*(pool.choose(_graph(make_request())) for _ in range(4)))
+            reserved = [s.reserved for s in pool.servers]
+            for state in states:
+                pool.release(state)
+            assert [s.reserved for s in pool.servers] == [0, 0]
+            return [s.client.url for s in states], reserved
+
+    chosen, reserved = asyncio.run(go())
+    assert sorted(chosen) == sorted([fakes[0].url, fakes[1].url] * 2)
+    assert reserved == [2, 2]
+
+
+def _graph(request: GenerationRequest) -> Any:
+    from charstudio.backends import ServerNames
+    from charstudio.workflows import build_workflow
+
+    return build_workflow(request.workflow_request(0, ServerNames()))

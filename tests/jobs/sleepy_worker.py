@@ -1,13 +1,12 @@
 """A worker process for the kill test: the real consumer and queue, plus one slow job kind.
 
-``python -m tests.jobs.sleepy_worker HOME`` runs huey's consumer exactly as ``charstudio
+``python -m tests.jobs.sleepy_worker HOME`` runs the worker exactly as ``charstudio
 worker`` does, with a ``sleep`` kind added so a test can kill it mid-job.
 """
 
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from charstudio.config import load_settings
 from charstudio.jobs import KINDS, JobContext, JobKind, JobQueue
+from charstudio.jobs.worker import Worker
 from charstudio.services import Services, build_services
 
 
@@ -47,6 +47,4 @@ def queue_for(home: Path, **settings: Any) -> JobQueue:
 
 if __name__ == "__main__":
     queue = queue_for(Path(sys.argv[1]), job_heartbeat_s=0.2, job_stale_s=2.0)
-    stop = threading.Event()
-    queue.recover_periodically(stop)
-    queue.consumer(workers=int(sys.argv[2]) if len(sys.argv) > 2 else 1).run()
+    Worker(queue, concurrency=int(sys.argv[2]) if len(sys.argv) > 2 else 1).run()

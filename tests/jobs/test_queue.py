@@ -60,7 +60,7 @@ def test_submit_then_run_records_every_state(obama: Services) -> None:
     queue = JobQueue(obama)
     job = submit_faces_extract(obama, queue, "obama")
     assert (job.state, job.character, job.kind) == ("queued", "obama", "faces_extract")
-    assert len(queue.huey) == 1  # one message waiting for a worker
+    assert queue.mailboxes.pending() == [("faces_extract", job.id)]  # waiting for a worker
     done = queue.run(job.id, worker="test:1:1")
     assert done.state == "succeeded", done.error
     assert done.result["inliers"] == 3 and done.attempts == 1
@@ -152,7 +152,7 @@ def test_unknown_kind_and_job(obama: Services) -> None:
         InvalidParameter, match="faces_extract jobs take FacesExtractParams, not TrainParams"
     ):
         queue.submit(FACES_EXTRACT, character="obama", params=TrainParams())
-    assert len(queue.huey) == 0 and queue.store.page().total == 0  # nothing recorded
+    assert queue.mailboxes.pending_count() == 0 and queue.store.page().total == 0
     # A stored record of a kind this worker does not run fails when its message arrives.
     stray = queue.store.create("nope", character=None, params={})
     failed = queue.run(stray.id)
@@ -278,15 +278,15 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again(obama: Services) -> N
     queue = JobQueue(tuned(obama, job_heartbeat_s=0.05))
     waiting = submit_faces_extract(obama, queue, "obama")
     lost = submit_faces_extract(obama, queue, "obama")
-    queue.huey.flush()  # the queue store is reset: both messages are gone
+    queue.mailboxes.flush()  # the queue store is reset: both messages are gone
     time.sleep(0.1)
     first = queue.recover()  # what every worker runs at start and periodically
     assert sorted(first) == sorted([waiting.id, lost.id])
-    assert queue.huey.pending_count() == 2
+    assert queue.mailboxes.pending_count() == 2
     assert queue.resend_lost() == []  # held by huey now: not sent twice
     # Each message runs its job once; a duplicate delivery finds it claimed.
-    for task in queue.huey.pending():
-        queue.huey.execute(task)
+    while (message := queue.mailboxes.take(["faces_extract"], wait_s=1)) is not None:
+        queue.mailboxes.execute(message)
     assert [queue.store.get(j.id).state for j in (waiting, lost)] == ["succeeded"] * 2
     assert queue.run(waiting.id).attempts == 1
 
@@ -296,8 +296,9 @@ def test_the_sqlite_queue_does_not_fsync_each_message(obama: Services) -> None:
     one at a time under its lock; the job row is the source of truth and a lost message is
     sent again (the test above), so the queue runs at NORMAL like the library database."""
     queue = JobQueue(obama)
-    storage = queue.huey.storage
+    huey = queue.mailboxes.hueys["faces_extract"]  # one queue per job kind
+    storage = huey.storage
     assert storage.conn.execute("pragma synchronous").fetchone()[0] == 1  # NORMAL
     assert storage.conn.execute("pragma journal_mode").fetchone()[0] == "wal"
     job = submit_faces_extract(obama, queue, "obama")
-    assert [task.args[0] for task in queue.huey.pending()] == [job.id]
+    assert [task.args[0] for task in huey.pending()] == [job.id]

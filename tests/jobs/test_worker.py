@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from charstudio.config import Settings
 from charstudio.dataset import DatasetConfig
 from charstudio.jobs import JobInfo, JobQueue, submit_dataset_prepare, submit_faces_extract
 from charstudio.services import Services
+from tests.conftest import CliRunner
 from tests.faces.conftest import DATA
 from tests.jobs.sleepy_worker import SLEEP, SleepParams, queue_for
 
@@ -120,3 +122,135 @@ def test_a_job_killed_twice_fails_with_the_reason(
     failed = queue.store.get(job.id)
     assert failed.state == "failed"
     assert "stopped while running it" in failed.error and "attempt 2 of 2" in failed.error
+
+
+def worker_env(home: Path, settings: Settings) -> dict[str, str]:
+    path = [str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    return {
+        **os.environ,
+        "CHARSTUDIO_HOME": str(home),
+        "CHARSTUDIO_DATABASE_URL": settings.db_url,
+        "PYTHONPATH": os.pathsep.join(path),
+    }
+
+
+def refused(home: Path, settings: Settings) -> subprocess.CompletedProcess[str]:
+    """`charstudio worker` that must stop at start (a hang fails the test after 60 s)."""
+    return subprocess.run(
+        [sys.executable, "-m", "charstudio", "worker"],
+        cwd=ROOT,
+        env=worker_env(home, settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_worker_never_upgrades_an_older_schema(
+    services: Services, home: Path, cli: CliRunner
+) -> None:
+    import json
+
+    from alembic import command
+
+    from charstudio.library.database import alembic_config, head_revision
+
+    services.init()
+    services.close()
+    command.downgrade(alembic_config(services.settings.db_url), "0006")
+    (home / "library.json").unlink()  # a library from before there were markers
+    result = refused(home, services.settings)
+    assert result.returncode == 1, result
+    assert "is at schema revision '0006' and this charstudio needs" in result.stderr
+    assert "run `charstudio db upgrade` once" in result.stderr
+    assert "Traceback" not in result.stderr
+    # The command it names does it; `db status` then shows the library, and no worker.
+    upgraded = cli("db", "upgrade")
+    assert upgraded.code == 0, upgraded.err
+    assert f"upgraded the library from schema revision 0006 to {head_revision()}" in upgraded.out
+    status = json.loads(cli("db", "status", "--json").out)
+    assert status["schema_revision"] == head_revision() and status["workers"] == []
+    assert status["library_id"] and status["data_root"] == str(home)
+    marker = json.loads((home / "library.json").read_text())  # written by the upgrade
+    assert marker["library_id"] == status["library_id"]
+
+
+def test_a_worker_whose_data_root_is_not_the_librarys_is_refused(
+    services: Services, home: Path, tmp_path: Path
+) -> None:
+    services.init()
+    library = services.db.library_id
+    elsewhere = tmp_path / "not-mounted"  # the shared mount is missing: an empty folder
+    elsewhere.mkdir()
+    result = refused(elsewhere, services.settings)
+    assert result.returncode == 1, result
+    assert f"the data root {elsewhere} has no library.json" in result.stderr
+    assert f"(library {library})" in result.stderr and "Traceback" not in result.stderr
+    assert list(elsewhere.iterdir()) == []  # nothing written there
+    # Another library's data root is refused too, naming both libraries.
+    (elsewhere / "library.json").write_text('{"library_id": "0123456789abcdef"}')
+    other = refused(elsewhere, services.settings)
+    assert other.returncode == 1
+    assert "belongs to library 0123456789abcdef" in other.stderr
+    assert f"holds library {library}" in other.stderr
+
+
+def test_a_worker_takes_only_its_kinds_and_a_kind_nobody_takes_says_so(
+    services: Services,
+    home: Path,
+    processes: list[subprocess.Popen[bytes]],
+    cli: CliRunner,
+) -> None:
+    services.init()
+    services.library.create("obama", [DATA / f"obama_{y}.jpg" for y in (2009, 2010, 2012)])
+    queue = JobQueue(services)
+    faces = submit_faces_extract(services, queue, "obama")
+    dataset = submit_dataset_prepare(
+        services, queue, "obama", DatasetConfig(resolution=512, max_upscale=2.0)
+    )
+    shown = cli("jobs", "show", dataset.id)
+    assert "no worker is running: start one with `charstudio worker`" in shown.out
+    processes.append(
+        start([sys.executable, "-m", "charstudio", "worker", "--kinds", "faces_extract"], home)
+    )
+    done = wait_for(lambda: queue.store.get(faces.id), lambda i: i.finished, 60)
+    assert done.state == "succeeded", (done, (home / "worker-0.log").read_text())
+    waiting = queue.store.get(dataset.id)
+    assert waiting.state == "queued"  # nobody takes dataset_prepare: it waits
+    shown = cli("jobs", "show", dataset.id)
+    assert shown.code == 0, shown.err
+    assert "no running worker takes dataset_prepare jobs" in shown.out
+    assert "takes faces_extract" in shown.out
+    assert "charstudio worker --kinds dataset_prepare" in shown.out
+    # A worker that takes it arrives: the job runs, and the note is gone.
+    processes.append(
+        start([sys.executable, "-m", "charstudio", "worker", "--kinds", "dataset_prepare"], home)
+    )
+    finished = wait_for(lambda: queue.store.get(dataset.id), lambda i: i.finished, 60)
+    assert finished.state == "succeeded", finished
+    assert "waiting" not in cli("jobs", "show", dataset.id).out
+    assert cli("worker", "--kinds", "generate,nope").err.startswith(
+        "error: unknown job kind 'nope' in --kinds; choose from "
+    )
+
+
+def test_one_worker_runs_several_jobs_at_once(
+    home: Path, processes: list[subprocess.Popen[bytes]], services: Services
+) -> None:
+    services.init()
+    queue = queue_for(home)
+    jobs = [queue.submit(SLEEP, character=None, params=SleepParams(seconds=3)) for _ in range(3)]
+    processes.append(
+        start([sys.executable, "-m", "tests.jobs.sleepy_worker", str(home), "3"], home)
+    )
+    first = wait_for(
+        lambda: queue.store.get(jobs[0].id),
+        lambda _: sum(queue.store.get(j.id).state == "running" for j in jobs) == 3,
+        30,
+    )
+    assert sum(queue.store.get(j.id).state == "running" for j in jobs) == 3, first
+    for job in jobs:
+        done = wait_for(lambda j=job: queue.store.get(j.id), lambda i: i.finished, 30)
+        assert done.state == "succeeded", done
+    pids = {queue.store.get(j.id).worker.split(":")[1] for j in jobs}  # type: ignore[union-attr]
+    assert pids == {str(processes[0].pid)}

@@ -14,6 +14,8 @@ from charstudio.errors import DatabaseError
 from charstudio.jobs import JobQueue, JobStore
 from charstudio.server import create_app
 from charstudio.services import Services
+from tests.backends.fake_comfyui import free_port
+from tests.conftest import CliRunner
 from tests.faces.conftest import DATA
 
 SRC = Path(charstudio.__file__).parent
@@ -28,6 +30,7 @@ def lock_the_database(services: Services) -> sqlite3.Connection:
     return holder
 
 
+@pytest.mark.sqlite_only  # about the SQLite file
 def test_a_locked_database_is_a_database_error_in_services_that_did_not_wrap(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -48,6 +51,7 @@ def test_a_locked_database_is_a_database_error_in_services_that_did_not_wrap(
         holder.close()
 
 
+@pytest.mark.sqlite_only  # about the SQLite file
 def test_the_api_answers_503_for_a_locked_database(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -83,3 +87,23 @@ def test_one_module_writes_the_jobs_table() -> None:
             if name == "Job" or (name in {"update", "insert", "delete", "get"} and "Job" in args):
                 writers.add(str(path.relative_to(SRC)))
     assert writers == {"library/jobs_table.py"}
+
+
+def test_a_database_that_does_not_answer_is_named_with_its_host_and_the_reason(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()  # nothing listens there
+    url = f"postgresql+psycopg://charstudio:secret@127.0.0.1:{port}/library"
+    monkeypatch.setenv("CHARSTUDIO_DATABASE_URL", url)
+    result = cli("character", "list")
+    assert result.code == 1
+    assert result.err.startswith("error: cannot connect to the database library at ")
+    assert f"127.0.0.1:{port}" in result.err and "Connection refused" in result.err
+    assert "secret" not in result.err and "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    # postgresql:// (no driver named) means psycopg 3, the driver charstudio installs.
+    monkeypatch.setenv("CHARSTUDIO_DATABASE_URL", f"postgresql://u@127.0.0.1:{port}/library")
+    assert "Connection refused" in cli("character", "list").err
+    monkeypatch.setenv("CHARSTUDIO_DATABASE_URL", "mysql+nodriver://u@127.0.0.1/library")
+    odd = cli("character", "list")
+    assert odd.code == 1 and odd.err.startswith("error: cannot use the database mysql+nodriver")

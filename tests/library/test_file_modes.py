@@ -41,6 +41,7 @@ def _init_and_import(home: Path, refs: Path, **settings: str) -> dict[str, int]:
     return _modes(home)
 
 
+@pytest.mark.sqlite_only  # about the SQLite file
 @pytest.mark.usefixtures("open_umask")
 def test_private_by_default(tmp_path: Path, refs: Path) -> None:
     modes = _init_and_import(tmp_path / "data", refs)
@@ -54,6 +55,7 @@ def test_private_by_default(tmp_path: Path, refs: Path) -> None:
     assert {k: oct(m) for k, m in modes.items() if m & 0o007} == {}
 
 
+@pytest.mark.sqlite_only  # about the SQLite file
 @pytest.mark.usefixtures("open_umask")
 def test_group_mode(tmp_path: Path, refs: Path) -> None:
     modes = _init_and_import(tmp_path / "data", refs, file_mode="group")

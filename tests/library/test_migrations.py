@@ -1,4 +1,7 @@
-"""The schema: migrations agree with the models, upgrade in place, refuse the future."""
+"""The schema: migrations agree with the models, upgrade in place, refuse the future.
+
+The tests taking ``empty_database_url`` run on SQLite and, in the servers' run, on
+PostgreSQL: every revision up and down, old rows converted, the models' schema exact."""
 
 from __future__ import annotations
 
@@ -10,11 +13,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 
-from charstudio.errors import DatabaseError, SchemaTooNew
+from charstudio.errors import DatabaseError, SchemaOutdated, SchemaTooNew
 from charstudio.library.database import alembic_config, head_revision, open_database
-from charstudio.library.models import Base, Generation
+from charstudio.library.models import Base, Character, Generation, ReferenceImage
 
 FIRST = "0001"
 
@@ -23,16 +26,18 @@ def url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def test_migrations_create_exactly_the_models_schema(tmp_path: Path) -> None:
-    db = open_database(url(tmp_path / "x.db"))
+def test_migrations_create_exactly_the_models_schema(empty_database_url: str) -> None:
+    db = open_database(empty_database_url)
     with db.engine.connect() as conn:
         diff = compare_metadata(
             MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
         )
     assert diff == []
     assert db.revision == head_revision()
+    db.engine.dispose()
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
     db = open_database(url(tmp_path / "x.db"))
     with db.engine.connect() as conn:
@@ -40,9 +45,9 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
-def test_every_revision_upgrades_and_downgrades(tmp_path: Path) -> None:
+def test_every_revision_upgrades_and_downgrades(empty_database_url: str) -> None:
     """The stairway: each revision up, down and up again on an empty database."""
-    config = alembic_config(url(tmp_path / "stairs.db"))
+    config = alembic_config(empty_database_url)
     revisions = list(reversed(list(ScriptDirectory.from_config(config).walk_revisions())))
     assert revisions[0].revision == FIRST
     for rev in revisions:
@@ -51,32 +56,42 @@ def test_every_revision_upgrades_and_downgrades(tmp_path: Path) -> None:
         command.upgrade(config, rev.revision)
 
 
-def test_a_database_at_the_first_schema_upgrades_in_place_keeping_its_data(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    command.upgrade(alembic_config(url(path)), FIRST)
-    with sqlite3.connect(path) as conn:
-        conn.execute(
-            "INSERT INTO characters (id, name, name_key, trigger_word, description, overrides,"
-            " created_at, updated_at) VALUES (1, 'yuki', 'yuki', 'yukicharacter', '',"
-            " '{\"cfg\": 6.0}', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
-        )
-        conn.execute(
-            "INSERT INTO reference_images (character_id, sha256, original_name, format, suffix,"
-            " size_bytes, width, height, added_at) VALUES (1, 'ab', 'a.png', 'PNG', 'png', 10,"
-            " 64, 64, '2026-01-01 00:00:00')"
-        )
-    db = open_database(url(path))
-    assert db.revision == head_revision()
-    with db.engine.connect() as conn:
-        assert conn.execute(text("SELECT name, overrides FROM characters")).one() == (
-            "yuki",
-            '{"cfg": 6.0}',
-        )
-        assert conn.execute(text("SELECT count(*) FROM reference_images")).scalar() == 1
-    if head_revision() != FIRST:
-        assert (tmp_path / f"old.db.bak-{FIRST}").is_file()
+def execute(database_url: str, *statements: str, **params: object) -> None:
+    """Raw SQL on the database, as an older charstudio (or a person) would have written."""
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement), params)
+    finally:
+        engine.dispose()
 
 
+def test_a_database_at_the_first_schema_upgrades_in_place_keeping_its_data(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    command.upgrade(alembic_config(empty_database_url), FIRST)
+    execute(
+        empty_database_url,
+        "INSERT INTO characters (id, name, name_key, trigger_word, description, overrides,"
+        " created_at, updated_at) VALUES (1, 'yuki', 'yuki', 'yukicharacter', '',"
+        " '{\"cfg\": 6.0}', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        "INSERT INTO reference_images (character_id, sha256, original_name, format, suffix,"
+        " size_bytes, width, height, added_at) VALUES (1, 'ab', 'a.png', 'PNG', 'png', 10,"
+        " 64, 64, '2026-01-01 00:00:00')",
+    )
+    db = open_database(empty_database_url, migrate="always")
+    assert db.revision == head_revision() and db.found == FIRST and db.library_id
+    with db.sessions() as session:
+        yuki = session.scalars(select(Character)).one()
+        assert (yuki.name, yuki.overrides) == ("yuki", {"cfg": 6.0})
+        assert session.scalar(select(func.count()).select_from(ReferenceImage)) == 1
+    db.engine.dispose()
+    if head_revision() != FIRST and empty_database_url.startswith("sqlite"):
+        assert (tmp_path / f"empty.db.bak-{FIRST}").is_file()
+
+
+@pytest.mark.sqlite_only
 def test_a_database_from_the_future_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     open_database(url(path)).engine.dispose()
@@ -91,45 +106,70 @@ def test_a_database_from_the_future_is_refused(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
-def test_a_database_of_something_else_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "other.db"
-    engine = create_engine(url(path))
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE invoices (id INTEGER)"))
-    engine.dispose()
+def test_a_database_of_something_else_is_refused(empty_database_url: str) -> None:
+    execute(empty_database_url, "CREATE TABLE invoices (id INTEGER)")
     with pytest.raises(DatabaseError, match="holds tables that are not a charstudio library"):
-        open_database(url(path))
+        open_database(empty_database_url)
 
 
+@pytest.mark.sqlite_only
 def test_an_unopenable_database_names_the_problem(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
     with pytest.raises(DatabaseError, match="cannot open the database"):
         open_database(url(tmp_path / "dir.db"))
 
 
-def test_generation_seeds_become_integers_up_to_2_64_minus_1(tmp_path: Path) -> None:
+def test_generation_seeds_become_integers_up_to_2_64_minus_1(empty_database_url: str) -> None:
     """Revision 0006 turns the old decimal-text seeds into integers, keeping every value."""
-    path = tmp_path / "seeds.db"
-    command.upgrade(alembic_config(url(path)), "0005")
-    with sqlite3.connect(path) as conn:
-        conn.execute(
-            "INSERT INTO characters (id, name, name_key, trigger_word, description, overrides,"
-            " created_at, updated_at) VALUES (1, 'yuki', 'yuki', 'yukicharacter', '', '{}',"
-            " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+    database = empty_database_url
+    command.upgrade(alembic_config(database), "0005")
+    execute(
+        database,
+        "INSERT INTO characters (id, name, name_key, trigger_word, description, overrides,"
+        " created_at, updated_at) VALUES (1, 'yuki', 'yuki', 'yukicharacter', '', '{}',"
+        " '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+    )
+    for row_id, seed in enumerate(["0", "42", str(2**63), str(2**64 - 1)], start=1):
+        execute(
+            database,
+            "INSERT INTO generations (id, character_id, backend, method, prompt, seed,"
+            " params, path, sha256, accepted, created_at) VALUES (:id, 1, 'comfyui',"
+            " 'img2img', 'x', :seed, '{}', 'p.png', '', false, '2026-01-01 00:00:00')",
+            id=row_id,
+            seed=seed,
         )
-        for row_id, seed in enumerate(["0", "42", str(2**63), str(2**64 - 1)], start=1):
-            conn.execute(
-                "INSERT INTO generations (id, character_id, backend, method, prompt, seed,"
-                " params, path, sha256, accepted, created_at) VALUES (?, 1, 'comfyui',"
-                " 'img2img', 'x', ?, '{}', 'p.png', '', 0, '2026-01-01 00:00:00')",
-                (row_id, seed),
-            )
-    db = open_database(url(path))
+    db = open_database(database, migrate="always")
     with db.sessions() as session:
         seeds = session.scalars(select(Generation.seed).order_by(Generation.seed)).all()
     assert seeds == [0, 42, 2**63, 2**64 - 1]
     db.engine.dispose()
-    command.downgrade(alembic_config(url(path)), "0005")
-    with sqlite3.connect(path) as conn:
-        texts = [r[0] for r in conn.execute("SELECT seed FROM generations ORDER BY id")]
+    command.downgrade(alembic_config(database), "0005")
+    engine = create_engine(database)
+    with engine.connect() as conn:
+        texts = list(conn.scalars(text("SELECT seed FROM generations ORDER BY id")))
+    engine.dispose()
     assert texts == ["0", "42", str(2**63), str(2**64 - 1)]
+
+
+def test_who_may_migrate(empty_database_url: str) -> None:
+    """A worker (``never``) changes no schema; every command (``auto``) upgrades a SQLite
+    file but not a PostgreSQL library several machines share; ``db upgrade`` does."""
+    with pytest.raises(
+        SchemaOutdated, match=r"holds no charstudio library yet: run `charstudio init`"
+    ):
+        open_database(empty_database_url, migrate="never")
+    command.upgrade(alembic_config(empty_database_url), FIRST)
+    with pytest.raises(SchemaOutdated) as info:
+        open_database(empty_database_url, migrate="never")
+    assert f"is at schema revision '{FIRST}' and this charstudio needs '{head_revision()}'" in str(
+        info.value
+    )
+    assert "run `charstudio db upgrade` once" in str(info.value)
+    if empty_database_url.startswith("sqlite"):
+        db = open_database(empty_database_url)  # one box: upgraded, after a backup copy
+    else:
+        with pytest.raises(SchemaOutdated, match="run `charstudio db upgrade`"):
+            open_database(empty_database_url)
+        db = open_database(empty_database_url, migrate="always")
+    assert db.revision == head_revision()
+    db.engine.dispose()

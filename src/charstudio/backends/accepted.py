@@ -47,7 +47,9 @@ def accept_generated(
     """
     try:
         with db.sessions.begin() as session:
-            row = session.get(Generation, generation_id)
+            # Ids are INTEGER columns: 32-bit on PostgreSQL, so a larger id is nobody's.
+            fits = 1 <= generation_id <= 2**31 - 1
+            row = session.get(Generation, generation_id) if fits else None
             if row is None:
                 raise NotFound(f"no generated image with id {generation_id}")
             character = session.get(Character, row.character_id)

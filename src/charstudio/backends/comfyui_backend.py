@@ -153,7 +153,7 @@ async def _run(work: Callable[[ComfyUIPool], Awaitable[T]], pool: ComfyUIPool) -
 async def _check(pool: ComfyUIPool, request: GenerationRequest) -> str:
     graph = build_workflow(request.workflow_request(0, ServerNames()))
     state = await pool.choose(graph, family=request.family)
-    state.inflight -= 1  # chosen, not run
+    pool.release(state)  # chosen, not run
     return state.client.url
 
 
@@ -165,7 +165,7 @@ async def _upload(pool: ComfyUIPool, request: GenerationRequest) -> str:
             if path is not None:
                 await state.client.upload_image(path)
     finally:
-        state.inflight -= 1  # chosen, not run
+        pool.release(state)  # chosen, not run
     return state.client.url
 
 

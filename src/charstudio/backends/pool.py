@@ -3,13 +3,20 @@ the shortest queue; a server lost mid-job has the job retried once on another.
 
 Choosing a server (:meth:`ComfyUIPool.choose`):
 
-1. probe every candidate (``GET /prompt``, at most once per ``probe_interval_s``): a
-   server that does not answer as ComfyUI is skipped, with its reason kept;
+1. probe every candidate (``GET /prompt``: health, and the server's own count of prompts
+   running and pending, the count ``GET /queue`` lists), for every choice unless
+   ``probe_interval_s`` says otherwise; choices made at the same moment share one probe
+   per server. A server that does not answer as ComfyUI is skipped, with its reason kept;
 2. validate the job's graph against each server's ``/object_info`` (its node packs and
    model files) and, for IP-Adapter presets resolved at run time, its ``/models/*``
    listings: a server lacking a node or a model is skipped, with the rejection kept;
-3. of the rest, take the one with the least work: our own prompts in flight there plus
-   what else its queue holds.
+3. of the rest, take the one with the least work: the server's own count plus the prompts
+   this process chose it for and has not submitted yet; between equals, any one at random.
+
+The load signal is the server's count, not this process's: workers on several machines
+each keep a pool, and each sees the prompts the others queued, so they spread over the
+servers instead of each believing the servers it has not used are idle (the random pick
+between equals keeps workers that choose at the same moment from all taking the first).
 
 If no server qualifies, the error names every server and why it was skipped.
 """
@@ -17,6 +24,7 @@ If no server qualifies, the error names every server and why it was skipped.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,22 +49,31 @@ class PoolOptions:
 
     Attributes:
         client: Timeouts of each server's client.
-        probe_interval_s: How long a probe (health and queue length) stays fresh.
+        probe_interval_s: How long a probe (health and queue count) stays fresh; 0: read
+            for every choice (the default: other workers' prompts show at once).
         down_for_s: How long a server that failed stays out of the choice.
     """
 
     client: ClientOptions = field(default_factory=ClientOptions)
-    probe_interval_s: float = 1.0
+    probe_interval_s: float = 0.0
     down_for_s: float = 10.0
 
 
 @dataclass
 class ServerState:
-    """What the pool knows about one server."""
+    """What the pool knows about one server.
+
+    Attributes:
+        inflight: This process's prompts there, from the choice to the end.
+        reserved: Those chosen but not submitted yet (the server cannot count them).
+        queued: The server's own count of prompts running and pending, at the last probe
+            (every worker's, this one's submitted prompts included).
+    """
 
     client: ComfyUIClient
     inflight: int = 0
-    others_queued: int = 0
+    reserved: int = 0
+    queued: int = 0
     probed_at: float = float("-inf")
     down_until: float = float("-inf")
     down_reason: str = ""
@@ -155,8 +172,9 @@ class ComfyUIPool:
                 if lost_on is None:
                     raise
                 raise ServerLost(f"{lost_on}; no other ComfyUI server to retry on ({exc})") from exc
+            reservation = [True]  # until the prompt is submitted (or the try ends)
             try:
-                outcome, graph = await self._run_on(state, job, on_event, cancel)
+                outcome, graph = await self._run_on(state, job, on_event, cancel, reservation)
                 return PoolOutcome(outcome, state.client.url, graph, lost_url)
             except ComfyUIUnavailable as exc:
                 self._mark_down(state, str(exc))
@@ -170,6 +188,8 @@ class ComfyUIPool:
                     on_retry(state.client.url, exc)
             finally:
                 state.inflight -= 1
+                if reservation[0]:
+                    state.reserved -= 1
 
     async def choose(
         self, graph: Graph, *, family: ModelFamilyName = "sd15", exclude: set[str] | None = None
@@ -185,10 +205,12 @@ class ComfyUIPool:
         verdicts = await asyncio.gather(*(self._assess(s, graph, family) for s in candidates))
         usable = [s for s, reason in zip(candidates, verdicts, strict=True) if reason is None]
         if usable:
-            best = min(usable, key=lambda s: s.inflight + s.others_queued)
+            least = min(_load(s) for s in usable)
+            best = random.choice([s for s in usable if _load(s) == least])
             # Counted before the next await: jobs choosing at the same moment must see
             # each other, or they would all pick the same "empty" server.
             best.inflight += 1
+            best.reserved += 1
             return best
         failed = [(s, r) for s, r in zip(candidates, verdicts, strict=True) if r is not None]
         reasons = [r for _, r in failed]
@@ -204,6 +226,11 @@ class ComfyUIPool:
         if len(candidates) == 1 and isinstance(reasons[0], ComfyUIUnavailable):
             raise reasons[0]
         raise ComfyUIUnavailable(f"no ComfyUI server is usable: {summary}")
+
+    def release(self, state: ServerState) -> None:
+        """Give back a choice that ran nothing (``workflow --check``, an upload only)."""
+        state.inflight -= 1
+        state.reserved -= 1
 
     async def _assess(
         self, state: ServerState, graph: Graph, family: ModelFamilyName
@@ -232,12 +259,12 @@ class ComfyUIPool:
         return None
 
     async def _probe(self, state: ServerState) -> None:
-        """Refresh health and queue length; jobs choosing at once share one probe."""
+        """Refresh health and the server's queue count; jobs choosing at once share one
+        probe."""
         # Without sharing, a burst of N jobs sends N probes per server at the same moment.
         if state.probing is None or state.probing.done():
             state.probing = asyncio.ensure_future(state.client.probe())
-        queued = await asyncio.shield(state.probing)
-        state.others_queued = max(0, queued - state.inflight)
+        state.queued = await asyncio.shield(state.probing)
         state.probed_at = time.monotonic()
 
     async def _run_on(
@@ -246,12 +273,16 @@ class ComfyUIPool:
         job: PoolJob,
         on_event: Callable[[str, Event], None] | None,
         cancel: CancelToken | None,
+        reservation: list[bool],
     ) -> tuple[PromptOutcome, Graph]:
         client = state.client
         names = {path: await client.upload_image(path) for path in job.uploads}
         graph = job.build(names)
         extra = job.extra_pnginfo(graph) if job.extra_pnginfo is not None else None
         prompt_id = await client.submit(graph, extra_pnginfo=extra)
+        # Submitted: the server's own count holds it from now on.
+        reservation[0] = False
+        state.reserved -= 1
         if on_event is not None:
             on_event(client.url, Event("queued", {"prompt_id": prompt_id}))
         sink = (lambda event: on_event(client.url, event)) if on_event is not None else None
@@ -262,6 +293,11 @@ class ComfyUIPool:
         state.down_until = time.monotonic() + self.options.down_for_s
         state.down_reason = _one_line(reason)
         state.probed_at = float("-inf")
+
+
+def _load(state: ServerState) -> int:
+    """A server's work: its own count, plus what this process is about to send it."""
+    return state.queued + state.reserved
 
 
 def _one_line(error: object) -> str:

@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from charstudio.backends.outputs import StoredImage
@@ -18,7 +18,13 @@ from charstudio.library.jobs_table import insert_job, update_job
 from charstudio.library.models import Character, Generation, utcnow
 from charstudio.library.names import name_key
 
-__all__ = ["finish_job", "record_generations", "start_job", "update_generation"]
+__all__ = [
+    "discard_generations",
+    "finish_job",
+    "record_generations",
+    "start_job",
+    "update_generation",
+]
 
 
 def start_job(db: Database, *, job_id: str, character: str, params: dict[str, Any]) -> None:
@@ -102,6 +108,14 @@ def update_generation(
             row.path = path
         if qc is not None:
             row.params = {**(row.params or {}), "qc": qc}
+
+
+def discard_generations(db: Database, job_id: str) -> int:
+    """Forget the ``generations`` rows of a job (an attempt that died before finishing:
+    the next attempt records its own); returns how many there were."""
+    with _transaction(db) as session:
+        result = session.execute(delete(Generation).where(Generation.job_id == job_id))
+        return int(result.rowcount)  # type: ignore[attr-defined]  # CursorResult
 
 
 def _character_id(session: Session, name: str) -> int:

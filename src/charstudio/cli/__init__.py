@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from charstudio import __version__
-from charstudio.cli import character, dataset, faces, jobs, lora, qc, setup
+from charstudio.cli import character, dataset, db, faces, jobs, lora, qc, setup
 from charstudio.cli.accept import accept
 from charstudio.cli.console import Console
 from charstudio.cli.context import CliState
@@ -52,6 +52,7 @@ app.add_typer(lora.app, name="lora")
 app.command("serve")(serve)
 app.command("worker")(worker)
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(db.app, name="db")
 
 
 def _version(value: bool) -> None:

@@ -50,15 +50,23 @@ def list_jobs(
 
 @app.command("show")
 def show(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False) -> None:
-    """One job: state, progress, result or error."""
+    """One job: state, progress, result or error; a queued job that no running worker
+    takes says so."""
+    from charstudio.jobs.worker import WorkerRegistry, waiting_note
+
     console = Console(json_mode=json_output)
-    job = JobStore(services_of(ctx).db).get(job_id)
+    services = services_of(ctx)
+    job = JobStore(services.db).get(job_id)
+    note = waiting_note(WorkerRegistry(services.db), job, within_s=services.settings.job_stale_s)
     if json_output:
         console.json(job)
+        if note:
+            console.warning(note)
         return
     labels = ["kind", "character", "state", "progress", "message"]
     values = list(zip(labels, _row(job)[1:], strict=True))
-    console.fields(f"job {job.id}", [*values, ("error", job.error or "-")])
+    waiting = [("waiting", note)] if note else []
+    console.fields(f"job {job.id}", [*values, *waiting, ("error", job.error or "-")])
 
 
 @app.command("cancel")

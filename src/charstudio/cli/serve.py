@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated
 
 import typer
@@ -29,7 +28,7 @@ def serve(
     from charstudio.server import create_app
 
     services = services_of(ctx)
-    services.init()
+    services.start()  # refuses a data root that is not the database's library
     settings = services.settings
     # An empty or short token would let anyone in (the empty password logs into the studio).
     check_token_strength(settings.api_token or services.store.ensure_api_token())
@@ -54,21 +53,46 @@ def serve(
 
 def worker(
     ctx: typer.Context,
-    workers: Annotated[
-        int | None, typer.Option(help="Jobs run at once (default: setting job_workers, 1).")
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "--workers",
+            min=1,
+            max=64,
+            help="Jobs run at once (default: setting job_workers, 1).",
+        ),
+    ] = None,
+    kinds: Annotated[
+        str | None,
+        typer.Option(
+            help="Take only these job kinds, comma-separated (e.g. generate,faces_score on a "
+            "ComfyUI box, train on a training GPU); default: every kind.",
+        ),
     ] = None,
 ) -> None:
-    """Run queued jobs (training, generation, faces, datasets) until interrupted."""
+    """Run queued jobs (training, generation, faces, datasets) until interrupted.
+
+    Run one on each machine that should work: every worker needs the library's database
+    and queue settings and the shared data root. The first Ctrl-C (or SIGTERM) lets the
+    running jobs finish; a second stops at once.
+    """
     from charstudio.jobs import JobQueue
+    from charstudio.jobs.worker import Worker, parse_kinds
 
     services = services_of(ctx)
-    services.init()
+    services.migrate = "never"  # a worker never changes the library's schema
+    services.start()  # refuses an older schema, and a data root of another library
     queue = JobQueue(services)
-    stop = threading.Event()
-    queue.recover_periodically(stop)
-    count = workers or services.settings.job_workers
-    Console().success(f"charstudio worker: {count} at a time, queue {queue.huey.storage.name}")
+    queue_kinds = parse_kinds(kinds, list(queue.kinds))
+    runner = Worker(
+        queue, kinds=queue_kinds, concurrency=concurrency or services.settings.job_workers
+    )
+    Console().success(
+        f"charstudio worker {runner.id}: {runner.concurrency} at a time, "
+        f"kinds {', '.join(runner.kinds)}, queue {queue.mailboxes.url}"
+    )
     try:
-        queue.consumer(workers=count).run()
+        runner.run()
     finally:
-        stop.set()
+        queue.mailboxes.close()

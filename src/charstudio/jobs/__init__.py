@@ -5,7 +5,7 @@ queues them after the checks that can be made first; ``queue`` runs and recovers
 """
 
 from charstudio.jobs.kinds import KINDS, JobKind
-from charstudio.jobs.queue import JobQueue, build_huey, worker_id
+from charstudio.jobs.queue import JobQueue, worker_id
 from charstudio.jobs.store import JobStore
 from charstudio.jobs.submit import (
     submit_dataset_prepare,
@@ -42,7 +42,6 @@ __all__ = [
     "JobQueue",
     "JobState",
     "JobStore",
-    "build_huey",
     "submit_dataset_prepare",
     "submit_faces_extract",
     "submit_faces_score",

@@ -10,6 +10,7 @@ the handler. Adding a kind is one :class:`JobKind` here plus a ``submit_*`` func
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from charstudio.backends import GenerateRequest, GenerationResult
+from charstudio.backends.records import discard_generations
 from charstudio.backends.service_types import describe
 from charstudio.backends.types import CancelToken, ProgressEvent
 from charstudio.dataset import DatasetConfig, PrepareResult
@@ -171,6 +173,8 @@ def _score_faces(services: Services, ctx: JobContext, params: FacesScoreParams) 
 
 
 def _generate(services: Services, ctx: JobContext, params: GenerateRequest) -> GenerationResult:
+    if ctx.attempt > 1:
+        _discard_earlier_attempt(services, ctx)
     token = CancelToken()
     try:
         return generate_gated(
@@ -184,6 +188,14 @@ def _generate(services: Services, ctx: JobContext, params: GenerateRequest) -> G
         )
     except GenerationCancelled as exc:
         raise JobCancelled(str(exc)) from exc
+
+
+def _discard_earlier_attempt(services: Services, ctx: JobContext) -> None:
+    """An attempt whose worker died may have stored images and rows: the job starts over
+    (its outputs folder and its ``generations`` rows), so outputs and rows stay one for one
+    and no image is counted twice."""
+    discard_generations(services.db, ctx.job_id)
+    shutil.rmtree(services.store.outputs_dir(character_of(ctx)) / ctx.job_id, ignore_errors=True)
 
 
 class _StepCounter:

@@ -1,9 +1,12 @@
 """The job queue: records in the library, "run job <id>" messages on huey.
 
 :class:`JobQueue` is built once per process (API, worker, CLI) from the services. Submitting
-writes a queued :class:`~charstudio.library.models.Job` row and enqueues its id on huey —
-SQLite storage next to the database by default (one box), Redis when ``queue_url`` says so
-(workers on several machines). A worker (``charstudio worker``) runs huey's consumer; each
+writes a queued :class:`~charstudio.library.models.Job` row and enqueues its id on its
+kind's huey queue (:mod:`charstudio.jobs.messages`) — SQLite storage next to the database
+by default (one box), Redis when ``queue_url`` says so (workers on several machines). If
+the message cannot be sent (Redis down), the row is removed again and the caller gets
+:class:`~charstudio.errors.QueueUnavailable`: nothing half-written. A worker (``charstudio
+worker``, :mod:`charstudio.jobs.worker`) takes messages of the kinds it serves; each
 message goes through :meth:`JobQueue.run`:
 
 1. Claim the job (``queued -> running`` in one UPDATE; a second delivery finds it claimed
@@ -32,61 +35,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from huey import Huey, RedisHuey  # type: ignore[import-untyped]
-from huey.consumer import Consumer  # type: ignore[import-untyped]
-from huey.storage import SqliteStorage  # type: ignore[import-untyped]
 from pydantic import BaseModel
 
-from charstudio.config import Settings
-from charstudio.errors import BackendUnavailable, CharstudioError, InvalidParameter
+from charstudio.errors import CharstudioError, InvalidParameter, QueueUnavailable
 from charstudio.jobs.kinds import KINDS, JobKind
+from charstudio.jobs.messages import Mailboxes
 from charstudio.jobs.store import JobStore
 from charstudio.jobs.types import JobCancelled, JobContext, JobInfo
 from charstudio.services import Services
 
-__all__ = ["JobQueue", "build_huey", "worker_id"]
+__all__ = ["JobQueue", "worker_id"]
 
 log = logging.getLogger(__name__)
-_TASK_NAME = "charstudio.run_job"
-
-
-def build_huey(settings: Settings) -> Huey:
-    """huey on SQLite (``<home>/queue.db``) by default, on Redis for a ``redis://`` URL."""
-    url = settings.queue_url
-    if url is None or url.startswith("sqlite:///"):
-        path = settings.home / "queue.db" if url is None else url.removeprefix("sqlite:///")
-        settings.home.mkdir(parents=True, exist_ok=True)
-        return Huey(
-            name="charstudio", storage_class=_QueueStorage, filename=str(path), results=False
-        )
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        try:
-            import redis  # type: ignore[import-not-found]  # noqa: F401
-        except ImportError as exc:
-            raise BackendUnavailable(
-                "queue_url names Redis but the redis client is not installed: "
-                "pip install 'charstudio[redis]'"
-            ) from exc
-        return RedisHuey(name="charstudio", url=url, results=False)
-    raise InvalidParameter(
-        f"queue_url {url!r} is neither sqlite:///PATH nor redis://HOST:PORT/DB; fix "
-        "CHARSTUDIO_QUEUE_URL"
-    )
-
-
-class _QueueStorage(SqliteStorage):  # type: ignore[misc]
-    """huey's SQLite storage at ``synchronous=NORMAL``, as the library database is.
-
-    huey leaves SQLite's default (FULL: an fsync per message, 6 ms here, one at a time under
-    huey's lock) — the slowest step of submitting a job. The job row is the source of truth
-    and is written first; a message lost to a power cut is sent again by
-    :meth:`JobQueue.resend_lost`, so the fsync bought nothing.
-    """
-
-    def _create_connection(self) -> Any:
-        connection = super()._create_connection()
-        connection.execute("pragma synchronous=NORMAL")
-        return connection
 
 
 def worker_id() -> str:
@@ -98,18 +58,13 @@ class JobQueue:
     """Submit, run, cancel and recover jobs."""
 
     def __init__(
-        self,
-        services: Services,
-        *,
-        huey: Huey | None = None,
-        kinds: Mapping[str, JobKind[Any, Any]] | None = None,
+        self, services: Services, *, kinds: Mapping[str, JobKind[Any, Any]] | None = None
     ) -> None:
         self.services = services
         self.settings = services.settings
         self.store = JobStore(services.db)
-        self.huey = huey or build_huey(services.settings)
         self.kinds = dict(kinds or KINDS)
-        self._enqueue = self.huey.task(name=_TASK_NAME)(self._run_message)
+        self.mailboxes = Mailboxes(services.settings, self.kinds, self._run_message)
         self._last_recovery = float("-inf")
 
     # -- submitting ---------------------------------------------------------------------
@@ -141,7 +96,11 @@ class JobQueue:
             params=params.model_dump(mode="json"),
             message=message,
         )
-        self._enqueue(info.id)
+        try:
+            self.mailboxes.send(kind.name, info.id)
+        except QueueUnavailable:
+            self.store.delete_queued(info.id)  # nothing half-written: no row without a message
+            raise
         return info
 
     def cancel(self, job_id: str) -> JobInfo:
@@ -193,7 +152,11 @@ class JobQueue:
                 raise JobCancelled(f"job {job.id} cancelled at step {step} of {total}")
 
         return JobContext(
-            job_id=job.id, character=job.character, params=job.params, progress=progress
+            job_id=job.id,
+            character=job.character,
+            params=job.params,
+            progress=progress,
+            attempt=job.attempts,
         )
 
     def _beat(self, job_id: str, stop: threading.Event) -> None:
@@ -220,22 +183,36 @@ class JobQueue:
             if self.store.requeue_or_fail(
                 job, max_attempts=self.settings.job_max_attempts, why=why
             ):
-                self._enqueue(job.id)
+                self._send(job.id, job.kind)
                 requeued.append(job.id)
         return requeued + self.resend_lost()
 
     def resend_lost(self) -> list[str]:
         """Send again the message of each job queued for over ``job_heartbeat_s`` that huey
         does not hold; returns their ids."""
-        waiting = self.store.queued_ids(older_than_s=self.settings.job_heartbeat_s)
+        # A kind this charstudio does not know (a newer one queued it) is left for a worker
+        # that knows it: its queue is not read here, so its message would look lost.
+        waiting = [
+            (job_id, kind)
+            for job_id, kind in self.store.queued_kinds(older_than_s=self.settings.job_heartbeat_s)
+            if kind in self.mailboxes.hueys
+        ]
         if not waiting:
             return []
-        held = {str(task.args[0]) for task in self.huey.pending() if task.args}
-        lost = [job_id for job_id in waiting if job_id not in held]
-        for job_id in lost:
+        held = {job_id for _, job_id in self.mailboxes.pending()}
+        lost = [(job_id, kind) for job_id, kind in waiting if job_id not in held]
+        for job_id, kind in lost:
             log.warning("job %s was queued but its message was lost; sending it again", job_id)
-            self._enqueue(job_id)
-        return lost
+            self._send(job_id, kind)
+        return [job_id for job_id, _ in lost]
+
+    def _send(self, job_id: str, kind: str) -> None:
+        """Send a recovered job's message (a kind this charstudio does not know waits, as
+        queued, for a worker that knows it)."""
+        if kind in self.mailboxes.hueys:
+            self.mailboxes.send(kind, job_id)
+        else:
+            log.warning("job %s is of kind %r, unknown here: left for another worker", job_id, kind)
 
     def recover_if_due(self) -> None:
         """:meth:`recover`, at most once per heartbeat interval: for readers (the API) that
@@ -244,12 +221,6 @@ class JobQueue:
         if now - self._last_recovery >= self.settings.job_heartbeat_s:
             self._last_recovery = now
             self.recover()
-
-    def consumer(self, *, workers: int) -> Consumer:
-        """huey's consumer for this queue, polling at least once a second when idle."""
-        return self.huey.create_consumer(
-            workers=workers, worker_type="thread", periodic=False, max_delay=1.0
-        )
 
     def recover_periodically(self, stop: threading.Event) -> threading.Thread:
         """Run :meth:`recover` now and every ``job_stale_s / 2`` seconds until ``stop``."""

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from charstudio.jobs.types import JobFinished, JobInfo, JobNotFound, JobPage, JobState
 from charstudio.library.database import Database
-from charstudio.library.jobs_table import insert_job, update_job
+from charstudio.library.jobs_table import delete_job, insert_job, update_job
 from charstudio.library.models import Character, Job
 from charstudio.library.names import name_key
 
@@ -33,6 +33,15 @@ __all__ = ["JobStore"]
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _possible_id(job_id: str) -> bool:
+    """Whether ``job_id`` could be in the ``id`` column at all: PostgreSQL refuses a NUL in
+    any text, so an id from a request is checked here instead of failing the query."""
+    return len(job_id) <= _ID_LENGTH and "\x00" not in job_id
+
+
+_ID_LENGTH = 36
 
 
 class JobStore:
@@ -66,11 +75,13 @@ class JobStore:
     def get(self, job_id: str) -> JobInfo:
         """Raises :class:`JobNotFound`."""
         with self.db.sessions() as session:
-            row = session.execute(
-                select(Job, Character.name)
-                .outerjoin(Character, Job.character_id == Character.id)
-                .where(Job.id == job_id)
-            ).first()
+            row = None
+            if _possible_id(job_id):
+                row = session.execute(
+                    select(Job, Character.name)
+                    .outerjoin(Character, Job.character_id == Character.id)
+                    .where(Job.id == job_id)
+                ).first()
             if row is None:
                 raise JobNotFound(
                     f"no job with id {job_id!r}; list jobs with GET /api/v1/jobs "
@@ -100,12 +111,18 @@ class JobStore:
             items = [self._info(job, name) for job, name in rows]
         return JobPage(items=items, total=total, limit=limit, offset=offset)
 
-    def queued_ids(self, *, older_than_s: float = 0.0) -> list[str]:
-        """Queued jobs, oldest first; with ``older_than_s``, only those queued before then."""
+    def queued_kinds(self, *, older_than_s: float = 0.0) -> list[tuple[str, str]]:
+        """Queued jobs as ``(id, kind)``, oldest first; with ``older_than_s``, only those
+        queued before then."""
         cutoff = _now() - timedelta(seconds=older_than_s)
         with self.db.sessions() as session:
-            query = select(Job.id).where(Job.state == "queued", Job.created_at <= cutoff)
-            return list(session.scalars(query.order_by(Job.created_at)))
+            query = select(Job.id, Job.kind).where(Job.state == "queued", Job.created_at <= cutoff)
+            return [(row[0], row[1]) for row in session.execute(query.order_by(Job.created_at))]
+
+    def delete_queued(self, job_id: str) -> None:
+        """Remove a job whose message could not be sent (submitting failed as a whole)."""
+        with self.db.sessions.begin() as session:
+            delete_job(session, job_id, Job.state == "queued")
 
     # -- state changes: each one conditional UPDATE ----------------------------------------
     def claim(self, job_id: str, worker: str) -> bool:

@@ -86,3 +86,6 @@ class JobContext(BaseModel):
     character: str | None
     params: dict[str, Any]
     progress: Callable[[int, int, str], None]
+    # Which try this is: above 1, an earlier one died mid-job (its worker was killed)
+    # and may have left part of its work behind.
+    attempt: int = 1

@@ -3,7 +3,7 @@
 Two callers record jobs: the durable queue (:class:`charstudio.jobs.JobStore`: queued jobs,
 claims, progress, cancel, recovery) and a generation run outside the queue
 (``backends/records.py``: a ``charstudio generate`` call records itself as a running job, then
-finishes it). Both write through these two functions, so what a job row may hold and how a
+finishes it). Both write through these functions, so what a job row may hold and how a
 state change is made (one conditional UPDATE that says whether it won) is decided here once.
 """
 
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from charstudio.library.models import Job
 
-__all__ = ["insert_job", "update_job"]
+__all__ = ["delete_job", "insert_job", "update_job"]
 
 
 def insert_job(
@@ -48,4 +48,10 @@ def update_job(session: Session, job_id: str, *conditions: Any, **values: Any) -
     """One conditional UPDATE of a job; True if it changed the row (the conditions held).
     Two processes racing for the same change can never both win."""
     result = session.execute(update(Job).where(Job.id == job_id, *conditions).values(**values))
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult
+
+
+def delete_job(session: Session, job_id: str, *conditions: Any) -> bool:
+    """Delete a job if the conditions hold (a queued job whose message was never sent)."""
+    result = session.execute(delete(Job).where(Job.id == job_id, *conditions))
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult

@@ -37,10 +37,12 @@ __all__ = [
     "FaceEmbedding",
     "Generation",
     "Job",
+    "LibraryInfo",
     "LoraVersion",
     "ReferenceImage",
     "Score",
     "TrainingSet",
+    "WorkerRecord",
     "utcnow",
 ]
 
@@ -305,3 +307,32 @@ class Score(Base):
     passed: Mapped[bool | None] = mapped_column(Boolean)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LibraryInfo(Base):
+    """The library's identity (revision 0010): one row, made with the database.
+
+    The data root holds the same id in ``library.json``; ``serve`` and ``worker`` refuse a
+    data root whose id differs, so a machine whose shared mount is missing (or that points
+    at another library's folder) stops before it writes anywhere.
+    """
+
+    __tablename__ = "library"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkerRecord(Base):
+    """A running ``charstudio worker`` (revision 0010): which job kinds it takes, and its
+    last sign of life, so ``jobs show`` can say when no running worker takes a job's kind."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # host:pid
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    kinds: Mapped[list[str]] = mapped_column(JSON)
+    concurrency: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -29,7 +29,8 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Literal
 
@@ -38,7 +39,7 @@ from filelock import FileLock, Timeout
 from charstudio.errors import Conflict, DataDirNotWritable, storage_error_from
 from charstudio.library.names import validate_name
 
-__all__ = ["AssetStore", "FileMode", "atomic_write_bytes", "file_modes"]
+__all__ = ["AssetStore", "FileMode", "SharedLock", "atomic_write_bytes", "file_modes"]
 
 _TMP_PREFIX = ".tmp-"
 
@@ -46,6 +47,10 @@ FileMode = Literal["private", "group"]
 """Who may read the data root: its owner only, or its owner and group."""
 
 _MODES: dict[str, tuple[int, int]] = {"private": (0o700, 0o600), "group": (0o750, 0o640)}
+
+
+SharedLock = Callable[[str], AbstractContextManager[None]]
+"""A lock by name that every machine sees (the database's, :meth:`Database.lock`)."""
 
 
 def file_modes(file_mode: FileMode) -> tuple[int, int]:
@@ -57,11 +62,19 @@ class AssetStore:
     """Paths of the data root, and safe ways to write into it."""
 
     def __init__(
-        self, home: Path, *, lock_timeout_s: float = 60.0, file_mode: FileMode = "private"
+        self,
+        home: Path,
+        *,
+        lock_timeout_s: float = 60.0,
+        file_mode: FileMode = "private",
+        shared_lock: SharedLock | None = None,
     ) -> None:
         self.home = home.absolute()
         self.lock_timeout_s = lock_timeout_s
         self.dir_mode, self.file_mode = file_modes(file_mode)
+        # Held inside the lock file: a lock file is seen by one machine only, so a library
+        # on PostgreSQL adds the database's lock, which every machine sees.
+        self.shared_lock = shared_lock
 
     # -- layout -----------------------------------------------------------------------
     @property
@@ -199,7 +212,8 @@ class AssetStore:
 
     @contextlib.contextmanager
     def character_lock(self, name: str) -> Iterator[None]:
-        """Hold the per-character lock: one process at a time changes a character's files.
+        """Hold the per-character lock: one process at a time changes a character's files
+        (its lock file, and the shared lock of a library on several machines).
 
         The name is checked first (:func:`~charstudio.library.names.validate_name`): it
         becomes the lock file's name, so ``../../x`` or a NUL must never reach the path.
@@ -212,8 +226,13 @@ class AssetStore:
         with _storage_errors(self.locks_dir):
             self.make_dirs(self.locks_dir)
         lock = FileLock(self.locks_dir / f"{name.lower()}.lock", mode=self.file_mode)
+        shared = (
+            self.shared_lock(f"character {name.lower()!r}")
+            if self.shared_lock is not None
+            else contextlib.nullcontext()
+        )
         try:
-            with lock.acquire(timeout=self.lock_timeout_s):
+            with lock.acquire(timeout=self.lock_timeout_s), shared:
                 yield
         except Timeout as exc:
             raise Conflict(
