@@ -182,8 +182,19 @@ def snapshot(home: Path) -> dict[str, object]:
                     state[f"table:{table}"] = sorted(repr(tuple(row)) for row in rows)
         finally:
             engine.dispose()
+    queue = home / "queue.db"  # huey's SQLite queue (WAL): compared by its rows, not bytes
+    if queue.exists():
+        engine = create_engine(f"sqlite:///{queue}")
+        try:
+            with engine.connect() as conn:
+                for table in sorted(inspect(conn).get_table_names()):
+                    rows = conn.execute(text(f'SELECT * FROM "{table}"')).all()
+                    state[f"queue:{table}"] = sorted(repr(tuple(row)) for row in rows)
+        finally:
+            engine.dispose()
     for path in sorted(home.rglob("*")):
-        if path.is_file() and not path.name.startswith("charstudio.db") and path.suffix != ".lock":
+        skip = path.name.startswith(("charstudio.db", "queue.db")) or path.suffix == ".lock"
+        if path.is_file() and not skip:
             state[str(path.relative_to(home))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return state
 

@@ -38,7 +38,7 @@ def test_a_locked_database_is_a_database_error_in_services_that_did_not_wrap(
     # through, which the CLI and the API showed as "internal error".
     services.init()
     services.library.create("yuki", [DATA / "obama_2009.jpg"])
-    monkeypatch.setattr("charstudio.library.database._SQLITE_BUSY_TIMEOUT_MS", 0)
+    monkeypatch.setattr("charstudio.library.engines._SQLITE_BUSY_TIMEOUT_MS", 0)
     services.db.engine.dispose()  # new connections take the 0 ms busy timeout
     holder = lock_the_database(services)
     try:
@@ -59,7 +59,7 @@ def test_the_api_answers_503_for_a_locked_database(
     token = "t" * 32
     services.settings = services.settings.model_copy(update={"api_token": token})
     app = create_app(services, queue=JobQueue(services))
-    monkeypatch.setattr("charstudio.library.database._SQLITE_BUSY_TIMEOUT_MS", 0)
+    monkeypatch.setattr("charstudio.library.engines._SQLITE_BUSY_TIMEOUT_MS", 0)
     services.db.engine.dispose()
     services.library.create("yuki", [DATA / "obama_2009.jpg"])
     job = JobStore(services.db).create("faces_extract", character="yuki", params={})
