@@ -291,6 +291,7 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again(obama: Services) -> N
     assert queue.run(waiting.id).attempts == 1
 
 
+@pytest.mark.sqlite_only  # the SQLite queue file itself (Redis has no such file)
 def test_the_sqlite_queue_does_not_fsync_each_message(obama: Services) -> None:
     """huey's SQLite default (synchronous=FULL) spent 6 ms of fsync on every submitted job,
     one at a time under its lock; the job row is the source of truth and a lost message is
