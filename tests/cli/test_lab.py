@@ -4,31 +4,11 @@ photographs by seed and strength (tests/backends/photo_outputs.py), the real dli
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import PHOTOS
-from tests.backends.fake_comfyui import FakeComfyUI
-from tests.backends.photo_outputs import PhotoScenario
 from tests.conftest import CliRunner
-
-
-@pytest.fixture(scope="module")
-def comfy() -> Iterator[FakeComfyUI]:
-    fake = FakeComfyUI(photos=PhotoScenario()).start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def obama(cli: CliRunner, comfy: FakeComfyUI, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("CHARSTUDIO_COMFYUI_URLS", comfy.url)
-    monkeypatch.setenv("CHARSTUDIO_COMFYUI_CHECKPOINT", "rand_sd15.safetensors")
-    assert cli("character", "add", "obama", "--images", *map(str, PHOTOS)).code == 0
-    assert cli("faces", "extract", "obama").code == 0
-    return "obama"
 
 
 @pytest.fixture
