@@ -260,6 +260,8 @@ class Services:
     def close(self) -> None:
         if "comfyui" in self.__dict__:
             self.comfyui.close()
+        if "library" in self.__dict__:
+            self.library.listing.close()
         if "db" in self.__dict__:
             self.db.engine.dispose()
 

@@ -4,10 +4,13 @@ as each character's full profile."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from sqlalchemy import event, select, update
 
 from charstudio.library.models import FaceEmbedding, LoraVersion, ReferenceImage
@@ -123,3 +126,38 @@ def test_a_page_and_the_total(services: Services, refs: Path) -> None:
     past_the_end = services.library.page(limit=2, offset=10)
     assert (past_the_end.items, past_the_end.total) == ([], 4)
     assert [s.name for s in services.library.list_characters()] == ["a", "B", "c", "d"]
+
+
+@pytest.mark.sqlite_only  # PostgreSQL has no change counter: it runs the query every time
+def test_an_unchanged_library_is_listed_without_a_query(services: Services, refs: Path) -> None:
+    services.library.create("alpha", [refs / "yuki_0.png"])
+    services.library.create("beta", [refs / "yuki_1.png"])
+    _give_assets(services, "beta", lora=True, identity=False)
+    first = services.library.page()
+    with statements(services) as seen:
+        again = services.library.page()
+    assert seen == [] and again == first
+    assert again.items is not first.items  # each caller gets its own list
+
+    # A commit by another process (sqlite3 on the file, not through this engine) is seen.
+    database = services.db.engine.url.database
+    script = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "c.execute(\"UPDATE characters SET trigger_word = 'changed_tw' WHERE name = 'alpha'\"); "
+        "c.commit()"
+    )
+    subprocess.run([sys.executable, "-c", script, str(database)], check=True, timeout=120)
+    with statements(services) as seen:
+        changed = services.library.page()
+    assert len(seen) == 2, seen  # the page, and beta's LoRA versions
+    assert changed.items[0].trigger_word == "changed_tw"
+
+    # A LoRA file deleted behind the library's back drops that LoRA with no commit at all.
+    assert changed.items[1].has_lora and changed.items[1].method == "lora_only"
+    for file in services.store.lora_dir.glob("beta_v1.safetensors"):
+        file.unlink()
+    with statements(services) as seen:
+        without = services.library.page()
+    assert seen == []
+    assert (without.items[1].has_lora, without.items[1].method) == (False, "img2img")
+    assert services.library.profile("beta").method == "img2img"  # the profile agrees

@@ -40,7 +40,10 @@ from charstudio.library.store import AssetStore
 
 __all__ = [
     "ASSET_COLUMNS",
+    "LoraCandidates",
     "assets_of_rows",
+    "lora_candidates",
+    "pick_usable_loras",
     "profile_with",
     "read_assets",
     "resolve_stored_path",
@@ -152,11 +155,25 @@ def usable_loras(
     """The LoRA each character of ``rows`` (holding :data:`ASSET_COLUMNS`) generates with,
     as (version, file), for those that have one: the promoted version, else the newest
     ready one, whose file exists. One query, and none when no row has a ready version."""
+    return pick_usable_loras(store, lora_candidates(connection, rows))
+
+
+LoraCandidates = dict[int, list[tuple[int, str]]]
+"""Ready LoRA versions by character id, as (version, stored path), best first."""
+
+
+def lora_candidates(connection: Connection, rows: Sequence[Row[Any]]) -> LoraCandidates:
+    """The ready LoRA versions of the characters of ``rows`` that have one (one query)."""
     ids = [row.id for row in rows if row.ready_loras]
-    candidates: dict[int, list[tuple[int, str]]] = {}
+    candidates: LoraCandidates = {}
     if ids:
         for character_id, version, stored in connection.execute(_LORAS, {"ids": ids}):
             candidates.setdefault(character_id, []).append((version, stored))
+    return candidates
+
+
+def pick_usable_loras(store: AssetStore, candidates: LoraCandidates) -> dict[int, tuple[int, Path]]:
+    """Each character's first candidate whose file exists (a ``stat`` per file tried)."""
     usable = {}
     for character_id, versions in candidates.items():
         for version, stored in versions:

@@ -26,7 +26,7 @@ from charstudio.library.assets import profile_with, read_assets
 from charstudio.library.database import Database
 from charstudio.library.images import ImageInfo
 from charstudio.library.importer import scan_images
-from charstudio.library.listing import list_page
+from charstudio.library.listing import Listing
 from charstudio.library.models import Character
 from charstudio.library.names import (
     default_trigger_word,
@@ -69,6 +69,7 @@ class Library:
         self.db = db
         self.store = store
         self.limits = limits
+        self.listing = Listing(db, store)
 
     # -- create and import ------------------------------------------------------------
     def create(
@@ -184,8 +185,8 @@ class Library:
 
     def page(self, *, limit: int | None = None, offset: int = 0) -> CharacterPage:
         """Characters by name: ``limit`` of them (all: ``None``) after the first ``offset``,
-        and how many there are (:func:`~charstudio.library.listing.list_page`)."""
-        return list_page(self.db, self.store, limit=limit, offset=offset)
+        and how many there are (:class:`~charstudio.library.listing.Listing`)."""
+        return self.listing.page(limit=limit, offset=offset)
 
     def get_name(self, name: str) -> str:
         """The stored spelling of a character's name.

@@ -7,22 +7,37 @@ its overrides, and the total as a window over every row. No reference row is loa
 counted and no full profile is built; the LoRA versions are read (one more query) only when
 some character has a ready one. ``tests/library/test_listing.py`` holds it to one query and
 to the same method as each character's profile.
+
+On a SQLite library the answer is kept while the database is unchanged
+(:class:`~charstudio.library.changes.ChangeCounter`: any commit, by any process, is seen):
+a repeated listing then runs no query, only a ``stat`` of each LoRA file it relied on,
+so a file deleted behind the library's back still drops that LoRA at once. PostgreSQL has
+no such counter and runs the query every time.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Row, bindparam, func, select
 
-from charstudio.library.assets import ASSET_COLUMNS, usable_loras
+from charstudio.library.assets import (
+    ASSET_COLUMNS,
+    LoraCandidates,
+    lora_candidates,
+    pick_usable_loras,
+)
+from charstudio.library.changes import ChangeCounter
 from charstudio.library.database import Database
 from charstudio.library.models import Character
 from charstudio.library.profile import choose_method
 from charstudio.library.store import AssetStore
 from charstudio.library.types import CharacterPage, CharacterSummary
 
-__all__ = ["list_page"]
+__all__ = ["Listing"]
 
 _SUMMARY_ROWS = (
     select(
@@ -48,19 +63,71 @@ class _Held(NamedTuple):
     has_embedding: bool
 
 
-def list_page(
-    db: Database, store: AssetStore, *, limit: int | None = None, offset: int = 0
-) -> CharacterPage:
-    """Characters by name: ``limit`` of them (all: ``None``) after the first ``offset``,
-    and how many there are."""
-    window = {"limit": _ALL if limit is None else limit, "offset": offset}
-    with db.sessions.reading() as connection:
-        rows = connection.execute(_SUMMARY_ROWS, window).all()
-        loras = usable_loras(connection, store, rows)
-        total = rows[0].total if rows else connection.execute(_COUNT).scalar_one()
+@dataclass(frozen=True)
+class _Answer:
+    """One page as read: its rows and LoRA candidates, and the summaries made of them."""
+
+    version: int | None
+    rows: Sequence[Row[Any]]
+    candidates: LoraCandidates
+    usable: frozenset[int]  # characters whose LoRA file existed
+    page: CharacterPage
+
+
+class Listing:
+    """Pages of character summaries, each read in one query and kept while unchanged."""
+
+    _KEPT = 16  # pages kept (by limit and offset), the oldest dropped first
+
+    def __init__(self, db: Database, store: AssetStore) -> None:
+        self.db = db
+        self.store = store
+        self.changes = ChangeCounter(db.engine)
+        self._answers: OrderedDict[tuple[int | None, int], _Answer] = OrderedDict()
+
+    def page(self, *, limit: int | None = None, offset: int = 0) -> CharacterPage:
+        """Characters by name: ``limit`` of them (all: ``None``) after the first
+        ``offset``, and how many there are."""
+        key = (limit, offset)
+        version = self.changes.value()  # before the read: a commit during it is seen next time
+        kept = self._answers.get(key)
+        if version is not None and kept is not None and kept.version == version:
+            usable = pick_usable_loras(self.store, kept.candidates)
+            if frozenset(usable) == kept.usable:
+                return kept.page.model_copy(update={"items": list(kept.page.items)})
+            answer = _summarise(version, kept.rows, kept.candidates, self.store, kept.page.total)
+        else:
+            answer = self._read(version, limit, offset)
+        if version is not None:
+            self._answers[key] = answer
+            self._answers.move_to_end(key)
+            while len(self._answers) > self._KEPT:
+                self._answers.popitem(last=False)
+        return answer.page.model_copy(update={"items": list(answer.page.items)})
+
+    def close(self) -> None:
+        self.changes.close()
+
+    def _read(self, version: int | None, limit: int | None, offset: int) -> _Answer:
+        window = {"limit": _ALL if limit is None else limit, "offset": offset}
+        with self.db.sessions.reading() as connection:
+            rows = connection.execute(_SUMMARY_ROWS, window).all()
+            candidates = lora_candidates(connection, rows)
+            total = rows[0].total if rows else connection.execute(_COUNT).scalar_one()
+        return _summarise(version, rows, candidates, self.store, total)
+
+
+def _summarise(
+    version: int | None,
+    rows: Sequence[Row[Any]],
+    candidates: LoraCandidates,
+    store: AssetStore,
+    total: int,
+) -> _Answer:
+    usable = pick_usable_loras(store, candidates)
     items = []
     for row in rows:
-        held = _Held(has_lora=row.id in loras, has_embedding=bool(row.identities))
+        held = _Held(has_lora=row.id in usable, has_embedding=bool(row.identities))
         method, _ = choose_method(held, row.pinned_method)
         items.append(
             CharacterSummary(
@@ -73,4 +140,5 @@ def list_page(
                 created_at=row.created_at,
             )
         )
-    return CharacterPage(items=items, total=total)
+    page = CharacterPage(items=items, total=total)
+    return _Answer(version, rows, candidates, frozenset(usable), page)
