@@ -65,19 +65,20 @@ def run_worker(home: Path, ran_file: Path) -> None:
 
     from charstudio.config import load_settings
     from charstudio.jobs import KINDS, JobContext, JobKind, JobQueue
-    from charstudio.jobs.kinds import NoParams
+    from charstudio.jobs.kinds import FacesExtractParams
     from charstudio.jobs.worker import Worker
     from charstudio.services import Services, build_services
 
     class Nothing(BaseModel):
         pass
 
-    def record(services: Services, ctx: JobContext, params: NoParams) -> Nothing:
+    def record(services: Services, ctx: JobContext, params: FacesExtractParams) -> Nothing:
         with ran_file.open("a") as out:  # O_APPEND: one whole line per write
             out.write(ctx.job_id + "\n")
         return Nothing()
 
-    kinds = {**KINDS, "faces_extract": JobKind("faces_extract", NoParams, Nothing, record)}
+    stand_in = JobKind("faces_extract", FacesExtractParams, Nothing, record)
+    kinds = {**KINDS, "faces_extract": stand_in}
     queue = JobQueue(build_services(load_settings(home=home)), kinds=kinds)
     Worker(queue, concurrency=4).run()
 
@@ -261,7 +262,17 @@ def main() -> None:
                     break
                 if worker.poll() is not None:
                     raise SystemExit(f"the worker exited with status {worker.returncode}")
-                time.sleep(0.2)
+                failed = httpx.get(
+                    f"{api}/api/v1/jobs",
+                    params={"state": "failed", "limit": 1},
+                    headers=auth,
+                    timeout=60,
+                ).json()
+                if failed["total"]:
+                    raise SystemExit(
+                        f"{failed['total']} job(s) failed, the first: {failed['items'][0]['error']}"
+                    )
+                time.sleep(0.5)
             drained = time.perf_counter() - started
             time.sleep(1.0)  # anything run twice would show up now
             ran = ran_file.read_text().splitlines()
