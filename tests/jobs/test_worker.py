@@ -254,3 +254,26 @@ def test_one_worker_runs_several_jobs_at_once(
         assert done.state == "succeeded", done
     pids = {queue.store.get(j.id).worker.split(":")[1] for j in jobs}  # type: ignore[union-attr]
     assert pids == {str(processes[0].pid)}
+
+
+def test_a_job_whose_message_was_lost_is_run_by_the_next_worker_once(
+    home: Path, processes: list[subprocess.Popen[bytes]], services: Services
+) -> None:
+    """Issue 15, finding 4: a queued row whose message is gone (the queue store reset, a
+    crash between row and message) used to stay queued forever; a starting worker's
+    recovery sends it again and it runs, once."""
+    services.init()
+    queue = queue_for(home)
+    job = queue.submit(SLEEP, character=None, params=SleepParams(seconds=0.2))
+    queue.mailboxes.flush()  # the message is lost; the row still says queued
+    assert queue.mailboxes.pending_count() == 0 and queue.store.get(job.id).state == "queued"
+    worker = start([sys.executable, "-m", "tests.jobs.sleepy_worker", str(home)], home)
+    processes.append(worker)
+    done = wait_for(lambda: queue.store.get(job.id), lambda i: i.finished, 60)
+    log = (home / "worker-0.log").read_text()
+    assert done.state == "succeeded", (done, log)
+    assert done.result == {"slept": 0.2}
+    assert done.attempts == 1 and done.worker is not None
+    assert done.worker.split(":")[1] == str(worker.pid)
+    assert log.count(f"job {job.id} was queued but its message was lost") == 1, log
+    assert queue.mailboxes.pending_count() == 0  # sent once, taken once
