@@ -181,3 +181,22 @@ def test_generate_with_controls(cli: CliRunner, yuki: str, server: FakeComfyUI) 
     sent = server.prompts_received[-1]["prompt"]
     latent = next(n["inputs"] for n in sent.values() if n["class_type"] in ("ImageScale",))
     assert (latent["width"], latent["height"]) == (768, 512)
+
+
+def test_a_pose_bomb_or_a_truncated_pose_exits_2_naming_it(
+    cli: CliRunner, yuki: str, server: FakeComfyUI, tmp_path: Path
+) -> None:
+    """Issue 15, finding 6: the CLI reported a decompression-bomb pose as an internal error
+    (exit 1); a pose gets the same full check as a reference, before anything is sent."""
+    from tests.conftest import decompression_bomb
+    from tests.faces.conftest import DATA
+
+    bomb = decompression_bomb(tmp_path / "bomb.png")
+    result = cli("generate", yuki, "waving", "--variation", "pose", "--pose", str(bomb))
+    assert result.code == 2, result.err
+    assert "bomb.png has too many pixels" in result.err and "internal error" not in result.err
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes((DATA / "obama_2009.jpg").read_bytes()[:5000])
+    result = cli("generate", yuki, "waving", "--variation", "pose", "--pose", str(cut))
+    assert result.code == 2 and "cut.jpg is corrupt or truncated" in result.err
+    assert server.prompts_received == []

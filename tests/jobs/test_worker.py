@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from charstudio.config import Settings
+from charstudio.config import Settings, load_settings
 from charstudio.dataset import DatasetConfig
 from charstudio.jobs import JobInfo, JobQueue, submit_dataset_prepare, submit_faces_extract
-from charstudio.services import Services
+from charstudio.services import Services, build_services
 from tests.conftest import CliRunner
 from tests.faces.conftest import DATA
 from tests.jobs.sleepy_worker import SLEEP, SleepParams, queue_for
@@ -254,3 +255,85 @@ def test_one_worker_runs_several_jobs_at_once(
         assert done.state == "succeeded", done
     pids = {queue.store.get(j.id).worker.split(":")[1] for j in jobs}  # type: ignore[union-attr]
     assert pids == {str(processes[0].pid)}
+
+
+def test_a_job_whose_message_was_lost_is_run_by_the_next_worker_once(
+    home: Path, processes: list[subprocess.Popen[bytes]], services: Services
+) -> None:
+    """Issue 15, finding 4: a queued row whose message is gone (the queue store reset, a
+    crash between row and message) used to stay queued forever; a starting worker's
+    recovery sends it again and it runs, once."""
+    services.init()
+    queue = queue_for(home)
+    job = queue.submit(SLEEP, character=None, params=SleepParams(seconds=0.2))
+    queue.mailboxes.flush()  # the message is lost; the row still says queued
+    assert queue.mailboxes.pending_count() == 0 and queue.store.get(job.id).state == "queued"
+    worker = start([sys.executable, "-m", "tests.jobs.sleepy_worker", str(home)], home)
+    processes.append(worker)
+    done = wait_for(lambda: queue.store.get(job.id), lambda i: i.finished, 60)
+    log = (home / "worker-0.log").read_text()
+    assert done.state == "succeeded", (done, log)
+    assert done.result == {"slept": 0.2}
+    assert done.attempts == 1 and done.worker is not None
+    assert done.worker.split(":")[1] == str(worker.pid)
+    assert log.count(f"job {job.id} was queued but its message was lost") == 1, log
+    assert queue.mailboxes.pending_count() == 0  # sent once, taken once
+
+
+def test_a_running_worker_resends_a_lost_message_and_the_job_runs_once(
+    home: Path, processes: list[subprocess.Popen[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15, finding 4, the periodic half: a `charstudio worker` that is already
+    running finds a job queued in the library with no message (the submitting process died
+    between the row and the message) at its next sweep (every ``job_stale_s / 2``, for rows
+    queued over ``job_heartbeat_s``), sends it again, and the generation runs once."""
+    from charstudio.backends import GenerateRequest
+    from charstudio.jobs import submit_generate
+    from charstudio.jobs.worker import WorkerRegistry
+    from charstudio.library.models import Generation
+    from tests.backends.fake_comfyui import FakeComfyUI
+
+    for var, value in {
+        "CHARSTUDIO_JOB_HEARTBEAT_S": "0.2",  # the grace before a queued row counts as lost
+        "CHARSTUDIO_JOB_STALE_S": "2",  # a sweep every second
+        "CHARSTUDIO_COMFYUI_CHECKPOINT": "rand_sd15.safetensors",
+    }.items():
+        monkeypatch.setenv(var, value)  # this process's settings and the worker's
+    comfy = FakeComfyUI().start()
+    monkeypatch.setenv("CHARSTUDIO_COMFYUI_URLS", comfy.url)
+    services = build_services(load_settings(home=home))
+    try:
+        services.init()
+        services.library.create("obama", [DATA / "obama_2009.jpg"])
+        queue = JobQueue(services)
+        worker = start([sys.executable, "-m", "charstudio", "worker", "--kinds", "generate"], home)
+        processes.append(worker)
+        request = GenerateRequest(prompt="a red dress", seed=1, width=64, height=64)
+        # A first job, sent as usual: the worker is up and past its start-up sweep.
+        first = submit_generate(services, queue, "obama", request)
+        done = wait_for(lambda: queue.store.get(first.id), lambda i: i.finished, 60)
+        log = home / "worker-0.log"
+        assert done.state == "succeeded", (done, log.read_text())
+        assert WorkerRegistry(services.db).live(within_s=60) != []
+        sent_before = len(comfy.prompts_received)
+        # The row is written, the message never sent.
+        crashed = JobQueue(services)
+        monkeypatch.setattr(crashed.mailboxes, "send", lambda kind, job_id: None)
+        lost = submit_generate(services, crashed, "obama", request.model_copy(update={"seed": 2}))
+        assert queue.store.get(lost.id).state == "queued"
+        assert queue.mailboxes.pending_count() == 0  # nothing for the worker to take
+        finished = wait_for(lambda: queue.store.get(lost.id), lambda i: i.finished, 60)
+        assert finished.state == "succeeded", (finished, log.read_text())
+        assert finished.attempts == 1 and finished.worker is not None
+        assert finished.worker.split(":")[1] == str(worker.pid)
+        images = finished.result["images"]
+        assert len(images) == 1 and (home / images[0]["path"]).is_file(), images
+        with services.db.sessions() as session:
+            rows = session.scalars(select(Generation).where(Generation.job_id == lost.id)).all()
+        assert len(rows) == 1  # one output, one row: it ran once
+        assert len(comfy.prompts_received) == sent_before + 1
+        assert log.read_text().count(f"job {lost.id} was queued but its message was lost") == 1
+        assert queue.mailboxes.pending_count() == 0
+    finally:
+        services.close()
+        comfy.stop()

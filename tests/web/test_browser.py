@@ -8,6 +8,9 @@ tablet widths. scripts/setup-browser.sh (run by scripts/test.sh) installs Chromi
 from __future__ import annotations
 
 import base64
+import http.server
+import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from charstudio.config import load_settings
 from charstudio.lab import LabPrompt, TuneSpec, write_html
 from charstudio.services import build_services
-from tests.backends.fake_comfyui import FakeComfyUI
+from tests.backends.fake_comfyui import FakeComfyUI, free_port
 from tests.backends.photo_outputs import PhotoScenario
 from tests.lab.conftest import make_lab
 from tests.web.conftest import PHOTOS, TOKEN, recorded_lora
@@ -237,3 +240,85 @@ def test_the_html_report_opens_and_shows_the_heatmap(page: Page, tmp_path: Path)
     assert heatmap.evaluate("image => image.naturalWidth") > 200
     expect(page.get_by_role("table").first).to_contain_text("lora_ipadapter")
     shot(page, "lab-report")
+
+
+class _HostilePage(http.server.BaseHTTPRequestHandler):
+    """What a ComfyUI custom node (or any other server on this host) may serve."""
+
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hostile(stack: Stack) -> Iterator[str]:
+    """A page on another port of 127.0.0.1 that POSTs to the studio's defaults form of
+    ``victim`` twice: a ``fetch`` with the cookies, then an auto-submitted form."""
+    action = f"{stack.url}/studio/characters/victim/defaults"
+    _HostilePage.body = f"""<!doctype html><title>cute nodes</title>
+<form id="f" method="post" action="{action}">
+<input name="cfg" value="3"><input name="steps" value="9"></form>
+<script>
+fetch("{action}", {{method: "POST", mode: "no-cors", credentials: "include",
+  headers: {{"Content-Type": "application/x-www-form-urlencoded"}}, body: "cfg=2&steps=5"}})
+  .finally(() => document.getElementById("f").submit());
+</script>""".encode()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _HostilePage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_page_on_another_port_cannot_change_a_character(
+    page: Page, stack: Stack, hostile: str
+) -> None:
+    """Issue 15, finding 1: SameSite=Strict sends the session cookie from any port of the
+    host, and a page on another port of 127.0.0.1 changed a character's cfg and steps. Now
+    the Origin check and the CSRF token refuse both the form and the fetch, and the
+    character keeps its defaults."""
+    services = build_services(load_settings(home=stack.root / "data"))
+    try:
+        if "victim" not in [c.name for c in services.library.list_characters()]:
+            services.library.create("victim", PHOTOS[:1])
+        log_in(page, stack)
+        # The studio's own form works in this session: cfg 6.5, steps 28.
+        page.goto(f"{stack.url}/studio/characters/victim#defaults")
+        page.get_by_label("CFG").fill("6.5")
+        page.get_by_label("Steps").fill("28")
+        page.get_by_role("button", name="Save defaults").click()
+        expect(page.get_by_role("status")).to_have_text("Generation defaults saved.")
+        params = services.library.profile("victim").params
+        assert (params.cfg, params.steps) == (6.5, 28)
+        # The hostile page, opened in the same browser (the user's session).
+        answers: list[tuple[str, int]] = []
+        page.on(
+            "response",
+            lambda r: (
+                answers.append((r.request.resource_type, r.status))
+                if r.request.method == "POST" and r.url.endswith("/victim/defaults")
+                else None
+            ),
+        )
+        page.goto(hostile)
+        # Both requests were answered once the form's answer is shown (the form is sent
+        # after the fetch settles); on the old code the attack landed (cfg 3, steps 9).
+        expect(page).to_have_url(re.compile(re.escape(f"{stack.url}/studio/")))
+        page.wait_for_load_state()
+        params = services.library.profile("victim").params
+        assert (params.cfg, params.steps) == (6.5, 28), answers  # unchanged
+        assert sorted(answers) == [("document", 403), ("fetch", 403)], answers
+        expect(page).to_have_url(f"{stack.url}/studio/characters/victim/defaults")
+        expect(page.get_by_role("heading", name="Refused", level=1)).to_be_visible()
+        expect(page.get_by_text("studio forms are accepted only from pages of")).to_be_visible()
+    finally:
+        services.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -130,8 +131,9 @@ def test_results_of_other_jobs_and_missing_images_are_refused(
 
 
 def test_pose_images_go_with_the_pose_variation_only(
-    analysed: TestClient, queue: JobQueue, web_services: Services
+    analysed: TestClient, queue: JobQueue, web_services: Services, tmp_path: Path
 ) -> None:
+    from tests.conftest import decompression_bomb
     from tests.web.conftest import PHOTOS
 
     pose = {"pose": ("pose.jpg", PHOTOS[0].read_bytes(), "image/jpeg")}
@@ -154,6 +156,28 @@ def test_pose_images_go_with_the_pose_variation_only(
     )
     kept = web_services.settings.home / "uploads" / "poses"
     assert not kept.exists() or list(kept.iterdir()) == []  # refused poses are not kept
+
+    # Issue 15, finding 6: a decompression bomb was a 500 and the file stayed.
+    bomb = decompression_bomb(tmp_path / "bomb.png").read_bytes()
+    refused = analysed.post(
+        "/studio/characters/obama/generate",
+        data={"prompt": "waving", "variation": "pose"},
+        files={"pose": ("bomb.png", bomb, "image/png")},
+    )
+    assert refused.status_code == 400 and "bomb.png has too many pixels" in refused.text
+    assert not kept.exists() or list(kept.iterdir()) == []
+    assert list((web_services.settings.home / "tmp").glob("upload-*")) == []
+    # ... and a truncated JPEG was queued, to fail later in ComfyUI.
+    cut = {"pose": ("cut.jpg", PHOTOS[0].read_bytes()[:5000], "image/jpeg")}
+    refused = analysed.post(
+        "/studio/characters/obama/generate",
+        data={"prompt": "waving", "variation": "pose"},
+        files=cut,
+    )
+    assert refused.status_code == 400 and "cut.jpg is corrupt or truncated" in refused.text
+    assert not kept.exists() or list(kept.iterdir()) == []
+    assert list((web_services.settings.home / "tmp").glob("upload-*")) == []
+    assert queue.store.queued_kinds() == []  # nothing was queued by any refusal
 
     queued = analysed.post(
         "/studio/characters/obama/generate",

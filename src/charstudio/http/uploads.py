@@ -127,10 +127,9 @@ async def parse_form(request: Request, *, home: Path, max_files: int) -> FormDat
             return await request.form(max_files=max_files, max_fields=100)
         folder = _new_upload_folder(home, request.scope)
         try:
-            parser = _IntoFolder(
-                request.headers, request.stream(), folder=folder, max_files=max_files
-            )
-            form = await parser.parse()
+            async with contextlib.aclosing(request.stream()) as stream:
+                parser = _IntoFolder(request.headers, stream, folder=folder, max_files=max_files)
+                form = await parser.parse()
         except BaseException:  # cut off at the cap, a client gone, a full disk, bad data
             shutil.rmtree(folder, ignore_errors=True)
             raise
