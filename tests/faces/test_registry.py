@@ -56,8 +56,12 @@ def test_check_models_finds_each_backends_files_without_loading(
     with pytest.raises(BackendUnavailable) as missing:
         check_models(BackendSpec(name="dlib", model_root=tmp_path))
     assert f"not found in {tmp_path}; install them" in str(missing.value)
-    with pytest.raises(BackendUnavailable, match="no InsightFace model pack found"):
+    with pytest.raises(BackendUnavailable) as no_pack:
         check_models(BackendSpec(name="insightface", model_root=tmp_path))
+    assert str(no_pack.value).startswith("no InsightFace model pack found")
+    assert "pass its root: CHARSTUDIO_FACE_MODEL_ROOT when CHARSTUDIO_FACE_BACKEND" in str(
+        no_pack.value
+    )
     with pytest.raises(ModelFileMissing) as info:
         check_models(BackendSpec(name="ccip"))
     assert str(info.value) == (

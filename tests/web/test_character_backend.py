@@ -45,6 +45,12 @@ def test_photographs_default_to_dlib_and_an_unset_ccip_is_shown_not_set_up(
         "ccip": ("CCIP: drawn characters (anime, illustration) (not set up)", False),
     }
     assert "No identity yet: analyse the references with the backend that fits" in page
+    refused = obama.post("/studio/characters/obama/faces", data={"backend": "insightface"})
+    assert refused.status_code == 422
+    shown = field_error(refused.text)
+    assert shown.startswith("no InsightFace model pack found: looked for one of det_10g.onnx")
+    assert f"{tmp_path}/.insightface/models/buffalo_l" in shown
+    assert "CHARSTUDIO_FACE_MODEL_ROOT when CHARSTUDIO_FACE_BACKEND is insightface" in shown
 
 
 def test_the_identity_says_which_backend_made_it(analysed: TestClient) -> None:
