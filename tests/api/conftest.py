@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from charstudio.jobs import JobQueue
 from charstudio.server import create_app
-from charstudio.services import Services
+from charstudio.services import Services, build_services
 from tests.backends.fake_comfyui import FakeComfyUI
 from tests.backends.photo_outputs import PhotoScenario
 from tests.faces.conftest import DATA
@@ -59,3 +59,24 @@ def comfy() -> Iterator[FakeComfyUI]:
     server = FakeComfyUI(photos=PhotoScenario()).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def studio(api_services: Services, comfy: FakeComfyUI) -> Iterator[tuple[TestClient, JobQueue]]:
+    """The API over services of its own that generate on the fake ComfyUI, with obama
+    created (no face identity yet); the client and the queue its jobs run from."""
+    settings = api_services.settings.model_copy(
+        update={
+            "api_token": TOKEN,
+            "comfyui_urls": [comfy.url],
+            "comfyui_checkpoint": "rand_sd15.safetensors",
+        }
+    )
+    services = build_services(settings)
+    queue = JobQueue(services)
+    app = create_app(services, queue=queue)
+    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        made = client.post("/api/v1/characters", data={"name": "obama"}, files=files(*PHOTOS))
+        assert made.status_code == 201, made.text
+        yield client, queue
+    services.close()

@@ -39,3 +39,19 @@ def test_extract_job_with_the_ccip_backend(
     # Without ?backend the character keeps the one its identity was made with.
     again = queue.run(client.post("/api/v1/characters/akane/faces/extract").json()["id"])
     assert again.result is not None and again.result["backend"] == "ccip"
+
+
+class TestWithoutCcipModels:
+    """No CCIP folder set: the choice is refused before anything is queued."""
+
+    @pytest.fixture
+    def settings(self, home: Path) -> Settings:
+        return load_settings(home=home)
+
+    def test_ccip_is_refused_naming_the_setting(self, obama: TestClient, queue: JobQueue) -> None:
+        refused = obama.post("/api/v1/characters/obama/faces/extract", params={"backend": "ccip"})
+        assert refused.status_code == 502, refused.text
+        assert refused.json()["detail"].startswith(
+            "the ccip backend needs its model folder: set CHARSTUDIO_CCIP_MODEL_DIR to the folder"
+        )
+        assert queue.store.page(character="obama", limit=10, offset=0).items == []

@@ -4,38 +4,23 @@ path), the rates, and the ``partial`` state when the extra attempts ran out."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import PurePosixPath
 
 import pytest
 from fastapi.testclient import TestClient
 
 from charstudio.jobs import JobQueue
-from charstudio.server import create_app
-from charstudio.services import Services, build_services
-from tests.api.conftest import PHOTOS, TOKEN, files
-from tests.backends.fake_comfyui import FakeComfyUI
+from charstudio.services import Services
 
 
 @pytest.fixture
-def gated(api_services: Services, comfy: FakeComfyUI) -> Iterator[tuple[TestClient, JobQueue]]:
-    settings = api_services.settings.model_copy(
-        update={
-            "api_token": TOKEN,
-            "comfyui_urls": [comfy.url],
-            "comfyui_checkpoint": "rand_sd15.safetensors",
-        }
-    )
-    services = build_services(settings)
-    queue = JobQueue(services)
-    app = create_app(services, queue=queue)
-    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-        made = client.post("/api/v1/characters", data={"name": "obama"}, files=files(*PHOTOS))
-        assert made.status_code == 201, made.text
-        faces = client.post("/api/v1/characters/obama/faces/extract").json()["id"]
-        assert queue.run(faces).state == "succeeded"
-        yield client, queue
-    services.close()
+def gated(studio: tuple[TestClient, JobQueue]) -> tuple[TestClient, JobQueue]:
+    """The generating API of tests/api/conftest.py, with obama's face identity (QC scores
+    every image against it)."""
+    client, queue = studio
+    faces = client.post("/api/v1/characters/obama/faces/extract").json()["id"]
+    assert queue.run(faces).state == "succeeded"
+    return studio
 
 
 def test_the_job_result_carries_qc_rejected_images_and_rates(

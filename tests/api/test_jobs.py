@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,8 @@ from sqlalchemy import func, select
 from charstudio.backends import read_parameters
 from charstudio.jobs import JobQueue
 from charstudio.library.models import Generation, Job
-from charstudio.server import create_app
-from charstudio.services import Services, build_services
-from tests.api.conftest import PHOTOS, TOKEN, files
-from tests.backends.fake_comfyui import FakeComfyUI
+from charstudio.services import Services
+from tests.api.conftest import PHOTOS, files
 from tests.conftest import CliRunner
 from tests.dataset.test_tagger import write_standin
 
@@ -101,30 +98,6 @@ def test_score_uploads_as_a_job(obama: TestClient, queue: JobQueue) -> None:
 
 
 # -- generation on a fake ComfyUI --------------------------------------------------------
-
-
-@pytest.fixture
-def studio(api_services: Services, comfy: FakeComfyUI) -> Iterator[tuple[TestClient, JobQueue]]:
-    settings = api_services.settings.model_copy(
-        update={
-            "api_token": TOKEN,
-            "comfyui_urls": [comfy.url],
-            "comfyui_checkpoint": "rand_sd15.safetensors",
-        }
-    )
-    services = build_services(settings)
-    queue = JobQueue(services)
-    with TestClient(
-        create_app(services, queue=queue), headers={"Authorization": f"Bearer {TOKEN}"}
-    ) as client:
-        assert (
-            client.post(
-                "/api/v1/characters", data={"name": "obama"}, files=files(*PHOTOS)
-            ).status_code
-            == 201
-        )
-        yield client, queue
-    services.close()
 
 
 def test_original_endpoint_generates_without_a_lora(

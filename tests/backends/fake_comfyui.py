@@ -16,7 +16,9 @@ node pack from ``/object_info`` and execution), ``models`` (files per ``models/`
 ``fail_at`` (class type whose execution raises ``fail_message``), ``die_at`` (class type at
 which the server dies: call :meth:`FakeComfyUI.stop`/``restart``), ``step_s`` (seconds
 per sampler step), ``history_delay_s`` (delay between ``execution_success`` and the
-history write: the race of Comfy-Org/ComfyUI#11540).
+history write: the race of Comfy-Org/ComfyUI#11540), ``hold_until`` (a predicate: nothing
+runs until it is true, so a test decides how long prompts stay queued, by what happened
+rather than by time).
 
 Images are flat colours by seed (:func:`png_for`, ``image_size`` pixels square) unless
 ``photos`` is a :class:`~tests.backends.photo_outputs.PhotoScenario`: then each SaveImage
@@ -93,6 +95,7 @@ class FakeComfyUI:
         self.on_die: Callable[[], None] | None = None
         self.step_s = 0.0
         self.history_delay_s = 0.0
+        self.hold_until: Callable[[], bool] | None = None  # checked every 10 ms
         self.image_size = 64
         self.prompts_received: list[dict[str, Any]] = []
         self.requests: Counter[str] = Counter()  # "GET /queue" -> how many
@@ -363,6 +366,9 @@ class FakeComfyUI:
             if not self.pending:
                 self._wake.clear()
                 await self._wake.wait()
+                continue
+            if self.hold_until is not None and not self.hold_until():
+                await asyncio.sleep(0.01)
                 continue
             number, prompt_id, graph, extra = self.pending.pop(0)
             self.running = prompt_id

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
-from charstudio.errors import BackendUnavailable, InvalidParameter
-from charstudio.faces.registry import BackendSpec, backend_from_spec, load_backend
+from charstudio.errors import BackendUnavailable, InvalidParameter, ModelFileMissing
+from charstudio.faces.registry import BackendSpec, backend_from_spec, check_models, load_backend
 
 
 def test_dlib_is_cached_per_process() -> None:
@@ -43,3 +44,31 @@ def test_insightface_not_installed(
         "the insightface face backend is not installed; install it with: "
         "pip install insightface==2.1 onnxruntime==1.32.0"
     )
+
+
+def test_check_models_finds_each_backends_files_without_loading(
+    tmp_path: Path, insightface_root: Path, ccip_folder: Path
+) -> None:
+    """The check an extract makes before it is queued (CLI, API, studio alike)."""
+    check_models(BackendSpec(name="dlib"))  # the installed face-recognition-models
+    check_models(BackendSpec(name="insightface", model_root=insightface_root))
+    check_models(BackendSpec(name="ccip", model_root=ccip_folder))
+    with pytest.raises(BackendUnavailable) as missing:
+        check_models(BackendSpec(name="dlib", model_root=tmp_path))
+    assert f"not found in {tmp_path}; install them" in str(missing.value)
+    with pytest.raises(BackendUnavailable) as no_pack:
+        check_models(BackendSpec(name="insightface", model_root=tmp_path))
+    assert str(no_pack.value).startswith("no InsightFace model pack found")
+    assert "pass its root: CHARSTUDIO_FACE_MODEL_ROOT when CHARSTUDIO_FACE_BACKEND" in str(
+        no_pack.value
+    )
+    with pytest.raises(ModelFileMissing) as info:
+        check_models(BackendSpec(name="ccip"))
+    assert str(info.value) == (
+        "the ccip backend needs its model folder: set CHARSTUDIO_CCIP_MODEL_DIR to the folder "
+        "holding model_feat.onnx, model_metrics.onnx, metrics.json (charstudio downloads nothing)"
+    )
+    with pytest.raises(ModelFileMissing, match=r"lacks model_feat\.onnx"):
+        check_models(BackendSpec(name="ccip", model_root=tmp_path))
+    with pytest.raises(InvalidParameter, match="unknown face backend 'arcface'"):
+        check_models(BackendSpec(name="arcface"))  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from charstudio.dataset import DatasetConfig
-from charstudio.errors import InvalidParameter
+from charstudio.errors import InvalidParameter, ModelFileMissing
 from charstudio.faces import ExtractReport
 from charstudio.jobs import (
     KINDS,
@@ -69,6 +69,16 @@ def test_submit_then_run_records_every_state(obama: Services) -> None:
     # A second delivery of the same message finds the job claimed: it does not run again.
     again = queue.run(job.id, worker="test:1:2")
     assert again.finished_at == done.finished_at and again.attempts == 1
+
+
+def test_an_extract_with_a_backend_not_set_up_is_refused_before_it_is_queued(
+    obama: Services,
+) -> None:
+    queue = JobQueue(obama)
+    with pytest.raises(ModelFileMissing, match="set CHARSTUDIO_CCIP_MODEL_DIR to the folder"):
+        submit_faces_extract(obama, queue, "obama", backend="ccip")
+    assert queue.mailboxes.pending() == []
+    assert queue.store.page(character="obama", limit=10, offset=0).items == []
 
 
 def test_dataset_job_with_settings_and_a_failing_job(obama: Services) -> None:

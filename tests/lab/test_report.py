@@ -11,7 +11,9 @@ import pytest
 from charstudio.errors import NotFound
 from charstudio.lab import Cell, Rates, ReportRow, TuneSpec, write_html
 from charstudio.lab.report import suggest_version
-from tests.lab.conftest import Lab
+from charstudio.library.assets import ready_lora_files
+from charstudio.library.models import LoraVersion
+from tests.lab.conftest import Lab, add_lora
 from tests.lab.test_tune import GRID
 
 SPEC = TuneSpec(seeds=2, backend="photos")
@@ -51,6 +53,28 @@ def test_the_report_measures_every_method_with_the_same_prompts_and_seeds(world:
     made = len(world.backend.made)
     again = world.lab.report("obama", SPEC)
     assert len(world.backend.made) == made and again.rows == report.rows
+
+
+def test_only_ready_lora_versions_with_their_file_get_a_row(world: Lab) -> None:
+    services = world.services
+    add_lora(services, 3, promoted=False)
+    with services.db.sessions.begin() as session:
+        session.query(LoraVersion).filter_by(version=3).update({"status": "training"})
+    with services.db.sessions() as session:
+        assert [v for v, _ in ready_lora_files(session, services.store, "Obama")] == [1, 2]
+    (services.store.lora_dir / "obama_v2.safetensors").unlink()
+    with services.db.sessions() as session:
+        assert ready_lora_files(session, services.store, "obama") == [
+            (1, services.store.lora_dir / "obama_v1.safetensors")
+        ]
+    report = world.lab.report("obama", SPEC)
+    assert report.versions == []  # one measurable version: nothing to compare
+    assert [r.label for r in report.rows] == [
+        "img2img",
+        "ipadapter_only",
+        "lora_only",
+        "lora_ipadapter",
+    ]
 
 
 def test_the_html_report_is_self_contained(world: Lab) -> None:

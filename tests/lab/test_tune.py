@@ -9,7 +9,7 @@ import pytest
 
 from charstudio.backends.types import CancelToken
 from charstudio.errors import GenerationCancelled, InvalidParameter, NotFound
-from charstudio.lab import Cell, LabPrompt, TuneSpec, read_provenance
+from charstudio.lab import Cell, LabPrompt, TuneSpec, parse_strengths, read_provenance
 from charstudio.lab.tune import MAX_TUNE_IMAGES
 from tests.lab.conftest import Lab, make_lab
 
@@ -156,3 +156,21 @@ def test_the_character_weight_is_an_axis_when_asked(world: Lab) -> None:
     assert result.applied["character_weight"] == 0.5
     with pytest.raises(ValueError, match="character weight must be within 0-1"):
         TuneSpec(character_weights=(1.5,))
+
+
+def test_strength_lists_are_parsed_once_for_the_cli_and_the_studio() -> None:
+    assert parse_strengths(None, "--lora-strengths") is None  # not given: the default axis
+    assert parse_strengths("0.5, 0.6,0.7,", "--lora-strengths") == (0.5, 0.6, 0.7)
+    assert parse_strengths("1", "LoRA strengths") == (1.0,)
+    with pytest.raises(InvalidParameter) as words:
+        parse_strengths("0.5,high", "--ipadapter-strengths")
+    assert str(words.value) == (
+        "--ipadapter-strengths takes numbers separated by commas, such as 0.5,0.6,0.7; "
+        "'high' is not a number"
+    )
+    for empty in ("", ",", " , "):
+        with pytest.raises(InvalidParameter, match=r"^IP-Adapter strengths is empty: give"):
+            parse_strengths(empty, "IP-Adapter strengths")
+    # The range is TuneSpec's to check, once, for every surface.
+    with pytest.raises(ValueError, match=r"a strength must be within 0-2, got 2\.5"):
+        TuneSpec(ipadapter_strengths=parse_strengths("0.5,2.5", "IP-Adapter strengths"))

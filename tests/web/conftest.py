@@ -15,8 +15,10 @@ from tests.api.conftest import PHOTOS, TOKEN, files
 from tests.backends.fake_comfyui import FakeComfyUI
 from tests.backends.photo_outputs import PhotoScenario
 from tests.conftest import write_image
+from tests.faces.conftest import ccip_folder
 
-__all__ = ["PHOTOS", "TOKEN", "files"]
+# ccip_folder: the stand-in CCIP model folder of tests/faces, shared (built once a session).
+__all__ = ["PHOTOS", "TOKEN", "ccip_folder", "files"]
 
 
 @pytest.fixture(scope="session")

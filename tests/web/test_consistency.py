@@ -16,7 +16,13 @@ from charstudio.lab import TuneSpec
 from charstudio.server import create_app
 from tests.lab.conftest import Lab, make_lab
 from tests.web.conftest import TOKEN, csrf_of, job_in
-from tests.web.test_character import message
+
+
+def field_error(page: str, field: str) -> str:
+    found = re.search(rf'<small class="error" id="t-{field}-error">(.*?)</small>', page, re.S)
+    assert found, page
+    return found.group(1)
+
 
 GRID = TuneSpec(
     lora_strengths=(0.6, 0.7), ipadapter_strengths=(0.5, 0.6), seeds=1, backend="photos"
@@ -69,10 +75,21 @@ def test_tune_and_report_start_as_jobs(studio: tuple[TestClient, JobQueue, Lab])
     job = queue.store.get(job_in(started.headers["location"]))
     assert job.kind == "tune" and job.params["spec"]["lora_strengths"] == [0.7]
     bad = client.post(
-        "/studio/characters/obama/consistency/tune", data={"lora": "high", "seeds": "1"}
+        "/studio/characters/obama/consistency/tune",
+        data={"lora": "0.6, high", "ipadapter": " , ", "seeds": "3", "yes": "on"},
     )
-    assert bad.status_code == 400
-    assert "LoRA strengths: numbers separated by commas" in html.unescape(message(bad.text))
+    assert bad.status_code == 422  # field errors on the form, what was typed kept
+    page = html.unescape(bad.text)
+    assert field_error(page, "lora") == (
+        "LoRA strengths takes numbers separated by commas, such as 0.5,0.6,0.7; "
+        "'high' is not a number"
+    )
+    assert field_error(page, "ipadapter") == (
+        "IP-Adapter strengths is empty: give strengths such as 0.5,0.6,0.7"
+    )
+    assert 'value="0.6, high"' in page and 'value="3"' in page
+    assert re.search(r'name="yes"\s+checked', page)
+    assert queue.store.page(character="obama", limit=10, offset=0).items[0].id == job.id
     report = client.post("/studio/characters/obama/consistency/report")
     assert report.status_code == 303
     assert queue.store.get(job_in(report.headers["location"])).kind == "report"

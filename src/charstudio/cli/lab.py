@@ -21,6 +21,7 @@ from charstudio.lab import (
     TuneResult,
     TuneSpec,
     load_prompts,
+    parse_strengths,
     write_html,
 )
 from charstudio.lab.types import Rates
@@ -41,18 +42,6 @@ SeedsOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="First seed (the same for all).")]
 BackendOpt = Annotated[str, typer.Option(help="comfyui (the server pool) or diffusers.")]
-
-
-def _strengths(text: str | None, option: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise InvalidParameter(f"{option} takes numbers separated by commas: {exc}") from exc
-    if not values:
-        raise InvalidParameter(f"{option} is empty: give strengths such as 0.5,0.6,0.7")
-    return values
 
 
 def _spec(prompts: Path | None, **values: Any) -> TuneSpec:
@@ -112,9 +101,9 @@ def tune(
     console = Console(json_mode=json_output)
     spec = _spec(
         prompts,
-        lora_strengths=_strengths(lora_strengths, "--lora-strengths"),
-        ipadapter_strengths=_strengths(ipadapter_strengths, "--ipadapter-strengths"),
-        character_weights=_strengths(character_weights, "--character-weights"),
+        lora_strengths=parse_strengths(lora_strengths, "--lora-strengths"),
+        ipadapter_strengths=parse_strengths(ipadapter_strengths, "--ipadapter-strengths"),
+        character_weights=parse_strengths(character_weights, "--character-weights"),
         seeds=seeds,
         base_seed=seed,
         backend=backend,

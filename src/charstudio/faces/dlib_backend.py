@@ -45,6 +45,7 @@ __all__ = [
     "DlibBackend",
     "DlibDetector",
     "default_dlib_model_dir",
+    "find_dlib_models",
 ]
 
 DlibDetector = Literal["hog", "cnn"]
@@ -70,6 +71,29 @@ def default_dlib_model_dir() -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
+def find_dlib_models(model_dir: Path | None, detector: DlibDetector = "hog") -> Path:
+    """The folder holding the ``.dat`` files ``detector`` needs (``None``: the installed
+    face-recognition-models); nothing is loaded.
+
+    Raises:
+        BackendUnavailable: the weights are not installed, or a file is missing (named).
+    """
+    folder = model_dir if model_dir is not None else default_dlib_model_dir()
+    if folder is None:
+        raise BackendUnavailable(
+            "the dlib face backend needs the weights in face-recognition-models; "
+            f"install them with: {DLIB_INSTALL}"
+        )
+    needed = ["shape", "recognition"] + (["cnn"] if detector == "cnn" else [])
+    missing = [DLIB_MODEL_FILES[k] for k in needed if not (folder / DLIB_MODEL_FILES[k]).is_file()]
+    if missing:
+        raise BackendUnavailable(
+            f"dlib model files {', '.join(missing)} not found in {folder}; "
+            f"install them with: {DLIB_INSTALL}, or pass the folder that holds them"
+        )
+    return folder
 
 
 def _import_dlib() -> Any:
@@ -132,21 +156,7 @@ class DlibBackend:
         self.min_confidence = min_confidence
         # 2. Find the weights.
         dlib = _import_dlib()
-        folder = model_dir if model_dir is not None else default_dlib_model_dir()
-        if folder is None:
-            raise BackendUnavailable(
-                "the dlib face backend needs the weights in face-recognition-models; "
-                f"install them with: {DLIB_INSTALL}"
-            )
-        needed = ["shape", "recognition"] + (["cnn"] if detector == "cnn" else [])
-        missing = [
-            DLIB_MODEL_FILES[k] for k in needed if not (folder / DLIB_MODEL_FILES[k]).is_file()
-        ]
-        if missing:
-            raise BackendUnavailable(
-                f"dlib model files {', '.join(missing)} not found in {folder}; "
-                f"install them with: {DLIB_INSTALL}, or pass the folder that holds them"
-            )
+        folder = find_dlib_models(model_dir, detector)
         self.model_dir = folder
         # 3. Load the models.
         self._dlib = dlib

@@ -13,12 +13,18 @@ from pathlib import Path
 
 from charstudio.errors import InvalidParameter, ModelFileMissing
 from charstudio.faces.base import FaceBackend
-from charstudio.faces.ccip_backend import CCIP_FILES, CcipBackend
-from charstudio.faces.dlib_backend import DlibBackend, DlibDetector
-from charstudio.faces.insightface_backend import InsightFaceBackend
+from charstudio.faces.ccip_backend import CCIP_FILES, CcipBackend, check_ccip_folder
+from charstudio.faces.dlib_backend import DlibBackend, DlibDetector, find_dlib_models
+from charstudio.faces.insightface_backend import InsightFaceBackend, find_pack
 from charstudio.faces.types import BackendName
 
-__all__ = ["BACKEND_NAMES", "DEFAULT_INSIGHTFACE_ROOT", "BackendSpec", "load_backend"]
+__all__ = [
+    "BACKEND_NAMES",
+    "DEFAULT_INSIGHTFACE_ROOT",
+    "BackendSpec",
+    "check_models",
+    "load_backend",
+]
 
 BACKEND_NAMES: tuple[BackendName, ...] = ("dlib", "insightface", "ccip")
 DEFAULT_INSIGHTFACE_ROOT = Path("~/.insightface")
@@ -90,9 +96,40 @@ def load_backend(
     return backend_from_spec(spec)
 
 
+def check_models(spec: BackendSpec) -> None:
+    """Check, without loading anything, that the backend's model files are where its
+    settings say: the first step of loading it, and what the CLI, the API and the studio
+    check before they queue an extraction (so each refuses with the same message).
+
+    Raises:
+        InvalidParameter: an unknown backend name; a CCIP ``metrics.json`` without a usable
+            ``threshold``.
+        ModelFileMissing: ccip: no model folder set (the message names
+            ``CHARSTUDIO_CCIP_MODEL_DIR``), or the folder or one of its files is missing.
+        BackendUnavailable: dlib's weights or an InsightFace pack are not found (the message
+            says where it looked and how to install them).
+    """
+    if spec.name == "dlib":
+        find_dlib_models(spec.model_root, spec.detector)
+    elif spec.name == "insightface":
+        find_pack(spec.model_root or DEFAULT_INSIGHTFACE_ROOT, spec.pack)
+    elif spec.name == "ccip":
+        if spec.model_root is None:
+            raise ModelFileMissing(
+                "the ccip backend needs its model folder: set CHARSTUDIO_CCIP_MODEL_DIR to "
+                f"the folder holding {', '.join(CCIP_FILES)} (charstudio downloads nothing)"
+            )
+        check_ccip_folder(spec.model_root)
+    else:
+        raise InvalidParameter(
+            f"unknown face backend {spec.name!r}; choose one of {', '.join(BACKEND_NAMES)}"
+        )
+
+
 @functools.lru_cache(maxsize=8)
 def backend_from_spec(spec: BackendSpec) -> FaceBackend:
-    """Build the backend a spec describes, once per process."""
+    """Build the backend a spec describes, once per process (after :func:`check_models`)."""
+    check_models(spec)
     if spec.name == "dlib":
         return DlibBackend(
             model_dir=spec.model_root,
@@ -105,13 +142,5 @@ def backend_from_spec(spec: BackendSpec) -> FaceBackend:
             pack=spec.pack,
             det_size=spec.det_size,
         )
-    if spec.name == "ccip":
-        if spec.model_root is None:
-            raise ModelFileMissing(
-                "the ccip backend needs its model folder: set CHARSTUDIO_CCIP_MODEL_DIR to "
-                f"the folder holding {', '.join(CCIP_FILES)} (charstudio downloads nothing)"
-            )
-        return CcipBackend(model_dir=spec.model_root, detector=spec.character_detector)
-    raise InvalidParameter(
-        f"unknown face backend {spec.name!r}; choose one of {', '.join(BACKEND_NAMES)}"
-    )
+    assert spec.model_root is not None  # ccip: check_models refuses a spec without one
+    return CcipBackend(model_dir=spec.model_root, detector=spec.character_detector)

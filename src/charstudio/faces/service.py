@@ -32,7 +32,7 @@ from charstudio.faces.records import (
     reference_rows,
 )
 from charstudio.faces.reference import ReferenceCandidate, export_chosen, rank_references
-from charstudio.faces.registry import BACKEND_NAMES, BackendSpec, backend_from_spec
+from charstudio.faces.registry import BACKEND_NAMES, BackendSpec, backend_from_spec, check_models
 from charstudio.faces.scoring import score_images
 from charstudio.faces.service_types import (
     ExtractReport,
@@ -89,6 +89,13 @@ class FaceService:
         if vector is None or vector.backend not in known:
             return self.spec
         return self.spec_for(known[vector.backend])
+
+    def extract_spec(self, name: str, backend: BackendName | None = None) -> BackendSpec:
+        """The backend an extract of the character uses (``backend``, else its own), its
+        model files checked by :func:`check_models` (which names the setting to set)."""
+        spec = self.spec_for(backend) if backend else self.character_spec(name)
+        check_models(spec)
+        return spec
 
     # -- identify ---------------------------------------------------------------------
     def identify(
@@ -157,7 +164,7 @@ class FaceService:
                 f"`charstudio character import {stored_name} PATH`"
             )
         paths = [self._ref_path(stored_name, r) for r in refs]
-        spec = self.spec_for(backend) if backend else self.character_spec(stored_name)
+        spec = self.extract_spec(stored_name, backend)
         # 2-3. Detect and embed; identity.
         analyses, identity = self.identify(paths, spec=spec, progress=progress)
         # 4. Reference choice.
@@ -171,7 +178,7 @@ class FaceService:
             with write_identity_files(
                 files, identity, sources=[r.sha256 for r in refs], paths=[str(p) for p in paths]
             ) as commit_files:
-                with self._transaction() as session:
+                with self.library.db.sessions.begin() as session:
                     record_extraction(
                         session,
                         name=stored_name,
@@ -230,7 +237,7 @@ class FaceService:
             InvalidParameter: the image has no usable face or is an identity outlier.
         """
         stored_name = self.library.get_name(name)
-        with self.store.character_lock(stored_name), self._transaction() as session:
+        with self.store.character_lock(stored_name), self.library.db.sessions.begin() as session:
             refs = reference_rows(session, stored_name)
             matches = [r for r in refs if r.original_name == image or r.sha256.startswith(image)]
             if len(matches) != 1:
@@ -357,11 +364,6 @@ class FaceService:
     @contextlib.contextmanager
     def _session(self) -> Iterator[Session]:
         with self.library.db.sessions() as session:
-            yield session
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        with self.library.db.sessions.begin() as session:
             yield session
 
 

@@ -48,8 +48,16 @@ def submit_faces_extract(
     services: Services, queue: JobQueue, name: str, *, backend: BackendName | None = None
 ) -> JobInfo:
     """Queue face identity extraction, with ``backend`` (e.g. ``ccip`` for a drawn
-    character) as the character's from now on. Raises NotFound: no such character."""
+    character) as the character's from now on.
+
+    Raises:
+        NotFound: no such character.
+        ModelFileMissing, BackendUnavailable, InvalidParameter: the backend's model files
+            are not set up (``FaceService.extract_spec``: the CLI's message, naming the
+            setting to set); refused now rather than failed in the worker.
+    """
     stored = services.library.get_name(name)
+    services.faces.extract_spec(stored, backend)
     params = FacesExtractParams(backend=backend)
     return queue.submit(FACES_EXTRACT, character=stored, params=params)
 

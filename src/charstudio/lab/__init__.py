@@ -18,6 +18,7 @@ from charstudio.lab.tune import (
     TunePlan,
     TuneResult,
     TuneSpec,
+    parse_strengths,
     read_provenance,
 )
 from charstudio.lab.types import Cell, CellResult, LabPrompt, Rates, ScoredImage
@@ -40,6 +41,7 @@ __all__ = [
     "TuneResult",
     "TuneSpec",
     "load_prompts",
+    "parse_strengths",
     "read_provenance",
     "write_html",
 ]

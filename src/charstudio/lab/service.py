@@ -38,10 +38,10 @@ from charstudio.lab.tune import (
 )
 from charstudio.lab.types import Cell, CellResult
 from charstudio.library import Library
+from charstudio.library.assets import ready_lora_files
 from charstudio.library.database import Database
-from charstudio.library.models import Character, Generation, Job, LoraVersion
-from charstudio.library.names import name_key
-from charstudio.library.profile import Method, feasible_methods
+from charstudio.library.models import Generation, Job
+from charstudio.library.profile import CharacterConsistencyProfile, Method
 from charstudio.library.store import AssetStore
 from charstudio.qc import QCService
 
@@ -206,7 +206,7 @@ class LabService:
         """
         self.qc.checker(name)
         profile = self.library.profile(name)
-        rows_wanted = self._rows(profile.name, profile.has_lora, profile.has_embedding)
+        rows_wanted = self._rows(profile)
         folder = run_folder(self.store, profile.name, "img2img", None, spec, kind="report")
         measured: list[ReportRow] = []
         versions: list[ReportRow] = []
@@ -292,10 +292,10 @@ class LabService:
         )
 
     def _rows(
-        self, name: str, has_lora: bool, has_embedding: bool
+        self, profile: CharacterConsistencyProfile
     ) -> list[tuple[str, Method, int | None, Cell, bool]]:
         """(label, method, LoRA version, strengths, is a version row) of every row."""
-        assets_methods = feasible_methods_for(has_lora, has_embedding)
+        name, assets_methods = profile.name, profile.available_methods
         rows: list[tuple[str, Method, int | None, Cell, bool]] = [
             (method, method, None, Cell(), False) for method in reversed(assets_methods)
         ]
@@ -311,19 +311,14 @@ class LabService:
                 rows.append(("tuned", method, None, cell, False))
         ready = self._ready_versions(name)
         if len(ready) > 1:
-            method = "lora_ipadapter" if has_embedding else "lora_only"
+            method = "lora_ipadapter" if profile.has_embedding else "lora_only"
             rows += [(f"{method} v{v}", method, v, Cell(), True) for v in ready]
         return rows
 
     def _ready_versions(self, name: str) -> list[int]:
+        """The LoRA versions a report can measure: ready, with their file."""
         with self.db.sessions() as session:
-            found = session.scalars(
-                select(LoraVersion.version)
-                .join(Character, Character.id == LoraVersion.character_id)
-                .where(Character.name_key == name_key(name), LoraVersion.status == "ready")
-                .order_by(LoraVersion.version)
-            ).all()
-        return [v for v in found if _lora_file_exists(self.library, name, v)]
+            return [version for version, _ in ready_lora_files(session, self.store, name)]
 
     def _speed(self, backend: str) -> tuple[float | None, str]:
         """Seconds per image of the backend's recent generations (the newest 20 jobs)."""
@@ -348,26 +343,6 @@ class LabService:
             return None, f"unknown: no finished generation on {backend} yet"
         speed = sum(s for s, _ in spans) / images
         return round(speed, 3), f"{speed:.2f} s per image over the last {images} on {backend}"
-
-
-def feasible_methods_for(has_lora: bool, has_embedding: bool) -> list[Method]:
-    from charstudio.library.profile import Assets
-
-    assets = Assets(
-        has_lora=has_lora,
-        has_embedding=has_embedding,
-        reference_images_count=1,
-        training_images_count=0,
-    )
-    return feasible_methods(assets)
-
-
-def _lora_file_exists(library: Library, name: str, version: int) -> bool:
-    try:
-        library.profile(name, lora_version=version)
-    except (NotFound, InvalidParameter):
-        return False
-    return True
 
 
 def _cell_file(folder: Path, cell: Cell) -> Path:

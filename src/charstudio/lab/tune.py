@@ -40,6 +40,7 @@ __all__ = [
     "TuneSpec",
     "apply_choice",
     "choose",
+    "parse_strengths",
     "read_provenance",
     "run_folder",
 ]
@@ -94,6 +95,32 @@ class TuneSpec(BaseModel):
         if not values:
             raise ValueError("give at least one prompt")
         return values
+
+
+def parse_strengths(text: str | None, label: str) -> tuple[float, ...] | None:
+    """A tune axis as the CLI and the studio take it: numbers separated by commas
+    (``None``: not given, the axis's default). The range is :class:`TuneSpec`'s to check.
+
+    Raises:
+        InvalidParameter: a value that is not a number, or no value at all (``label``, the
+            option or field, is named).
+    """
+    if text is None:
+        return None
+    values: list[float] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise InvalidParameter(
+                f"{label} takes numbers separated by commas, such as 0.5,0.6,0.7; "
+                f"{part!r} is not a number"
+            ) from None
+    if not values:
+        raise InvalidParameter(f"{label} is empty: give strengths such as 0.5,0.6,0.7")
+    return tuple(values)
 
 
 class TunePlan(BaseModel):

@@ -27,6 +27,7 @@ from charstudio.library.models import (
     ReferenceImage,
     TrainingSet,
 )
+from charstudio.library.names import name_key
 from charstudio.library.profile import (
     Assets,
     CharacterConsistencyProfile,
@@ -42,10 +43,12 @@ __all__ = [
     "ASSET_COLUMNS",
     "LoraCandidates",
     "assets_of_rows",
+    "existing_file",
     "lora_candidates",
     "pick_usable_loras",
     "profile_with",
     "read_assets",
+    "ready_lora_files",
     "resolve_stored_path",
     "usable_loras",
     "with_lora_version",
@@ -109,6 +112,12 @@ def resolve_stored_path(store: AssetStore, stored: str) -> Path:
     """Paths in the database are relative to the data root (absolute ones are kept)."""
     path = Path(stored)
     return path if path.is_absolute() else store.home / path
+
+
+def existing_file(store: AssetStore, stored: str) -> Path | None:
+    """The file a stored path names, if it is there (a LoRA whose file was deleted is not)."""
+    path = resolve_stored_path(store, stored)
+    return path if path.is_file() else None
 
 
 def read_assets(session: Session, store: AssetStore, character_id: int) -> Assets:
@@ -177,11 +186,24 @@ def pick_usable_loras(store: AssetStore, candidates: LoraCandidates) -> dict[int
     usable = {}
     for character_id, versions in candidates.items():
         for version, stored in versions:
-            path = resolve_stored_path(store, stored)
-            if path.is_file():
+            path = existing_file(store, stored)
+            if path is not None:
                 usable[character_id] = (version, path)
                 break
     return usable
+
+
+def ready_lora_files(session: Session, store: AssetStore, name: str) -> list[tuple[int, Path]]:
+    """Every ready LoRA version of the character whose file exists, as (version, file),
+    oldest first: one query, then the file check :func:`usable_loras` makes."""
+    found = session.execute(
+        select(LoraVersion.version, LoraVersion.path)
+        .join(Character, Character.id == LoraVersion.character_id)
+        .where(Character.name_key == name_key(name), LoraVersion.status == "ready")
+        .order_by(LoraVersion.version)
+    ).all()
+    files = [(version, existing_file(store, stored)) for version, stored in found]
+    return [(version, path) for version, path in files if path is not None]
 
 
 def with_lora_version(

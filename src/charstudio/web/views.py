@@ -12,8 +12,10 @@ from typing import Any
 
 from markupsafe import Markup
 
-from charstudio.errors import NotFound
+from charstudio.errors import CharstudioError, NotFound
+from charstudio.faces import BACKEND_NAMES, BackendName
 from charstudio.jobs import JobInfo, JobQueue
+from charstudio.library.profile import CharacterConsistencyProfile
 from charstudio.library.types import ReferenceInfo
 from charstudio.services import Services
 from charstudio.training import LoraVersionInfo
@@ -21,9 +23,13 @@ from charstudio.web.plots import loss_svg
 from charstudio.web.render import file_url
 
 __all__ = [
+    "BackendChoice",
+    "BackendPicker",
     "Card",
     "LoraView",
     "ReferenceView",
+    "backend_field",
+    "backend_picker",
     "dataset_view",
     "latest_score_job",
     "library_cards",
@@ -39,6 +45,11 @@ STATUS_WORDS = {
     "several_faces": "several faces, none clearly the main one",
     "face_too_small": "the face is too small",
     "unreadable": "the file could not be read",
+}
+BACKEND_LABELS: dict[BackendName, str] = {
+    "dlib": "dlib: photographs",
+    "insightface": "InsightFace: photographs (non-commercial weights)",
+    "ccip": "CCIP: drawn characters (anime, illustration)",
 }
 
 
@@ -174,3 +185,47 @@ def lora_views(services: Services, name: str) -> list[LoraView]:
         plot = loss_svg(info.loss_curve, label=f"{name} v{info.version}")
         views.append(LoraView(info=info, plot=plot, samples=samples))
     return views
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    name: BackendName
+    label: str
+    problem: str | None  # why it cannot be used now (models not set up), the fix named
+
+
+@dataclass(frozen=True)
+class BackendPicker:
+    choices: list[BackendChoice]
+    selected: str  # the character's identity backend, else the settings' default
+
+
+def backend_picker(services: Services, profile: CharacterConsistencyProfile) -> BackendPicker:
+    """The identity backends to choose from, each with what is missing to use it (the
+    check an extract makes before it is queued: ``FaceService.extract_spec``)."""
+    choices = [
+        BackendChoice(name, BACKEND_LABELS[name], _backend_problem(services, profile.name, name))
+        for name in BACKEND_NAMES
+    ]
+    made_by = (profile.identity_backend or "").split("/")[0]
+    selected = made_by if made_by in BACKEND_NAMES else services.faces.spec.name
+    return BackendPicker(choices=choices, selected=selected)
+
+
+def backend_field(services: Services, name: str, text: str) -> tuple[BackendName | None, str]:
+    """The form's identity backend (blank: the character's own) and its field error, ``""``
+    when it can be used."""
+    known: dict[str, BackendName] = {n: n for n in BACKEND_NAMES}
+    if not text:
+        return None, ""
+    if text not in known:
+        return None, f"{text!r} is not an identity backend; choose {', '.join(BACKEND_NAMES)}"
+    return known[text], _backend_problem(services, name, known[text]) or ""
+
+
+def _backend_problem(services: Services, name: str, backend: BackendName) -> str | None:
+    try:
+        services.faces.extract_spec(name, backend)
+    except CharstudioError as exc:
+        return str(exc)
+    return None

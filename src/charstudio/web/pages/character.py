@@ -25,7 +25,13 @@ from charstudio.services import Services
 from charstudio.web.auth import require_session
 from charstudio.web.errors import StudioRoute, field_errors
 from charstudio.web.render import render
-from charstudio.web.views import dataset_view, lora_views, reference_views
+from charstudio.web.views import (
+    backend_field,
+    backend_picker,
+    dataset_view,
+    lora_views,
+    reference_views,
+)
 
 router = APIRouter(
     prefix="/studio/characters/{name}",
@@ -62,6 +68,7 @@ def _page(
         character=detail,
         profile=detail.profile,
         references=reference_views(services, detail.references),
+        backends=backend_picker(services, detail.profile),
         dataset=dataset_view(services, detail.name),
         loras=lora_views(services, detail.name),
         job_id=request.query_params.get("job"),
@@ -95,8 +102,26 @@ async def add_references(request: Request, name: str, services: ServicesDep) -> 
 
 
 @router.post("/faces")
-def extract(name: str, services: ServicesDep, queue: QueueDep) -> Response:
-    job = submit_faces_extract(services, queue, name)
+def extract(
+    request: Request,
+    name: str,
+    services: ServicesDep,
+    queue: QueueDep,
+    backend: Annotated[str, Form()] = "",
+) -> Response:
+    """Queue face identity extraction with the chosen backend (blank: the character's own);
+    an unknown backend, or one whose models are not set up, is a field error."""
+    chosen, error = backend_field(services, name, backend.strip())
+    if error:
+        return _page(
+            request,
+            services,
+            name,
+            status=422,
+            errors={"backend": error},
+            values={"backend": backend},
+        )
+    job = submit_faces_extract(services, queue, name, backend=chosen)
     return _back(job.character or name, job=job.id, at="#references")
 
 

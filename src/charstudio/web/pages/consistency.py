@@ -16,7 +16,7 @@ from charstudio.errors import CharstudioError, InvalidParameter, NotFound
 from charstudio.http import QueueDep, ServicesDep
 from charstudio.jobs import submit_report, submit_tune
 from charstudio.jobs.kinds import ReportParams, TuneParams
-from charstudio.lab import TuneSpec, read_provenance
+from charstudio.lab import TuneSpec, parse_strengths, read_provenance
 from charstudio.lab.html import heatmap_png
 from charstudio.services import Services
 from charstudio.web.auth import require_session
@@ -30,7 +30,9 @@ router = APIRouter(
 )
 
 
-def _page(request: Request, services: Services, name: str, **extra: Any) -> Response:
+def _page(
+    request: Request, services: Services, name: str, *, status: int = 200, **extra: Any
+) -> Response:
     lab = services.lab
     profile = services.library.profile(name)
     tune = lab.latest_tune(profile.name)
@@ -49,6 +51,7 @@ def _page(request: Request, services: Services, name: str, **extra: Any) -> Resp
     return render(
         request,
         "consistency.html",
+        status=status,
         nav="library",
         profile=profile,
         tune=tune,
@@ -59,7 +62,7 @@ def _page(request: Request, services: Services, name: str, **extra: Any) -> Resp
         provenance=read_provenance(services.store, profile.name),
         job_id=request.query_params.get("job"),
         notice=request.query_params.get("notice"),
-        **extra,
+        **{"errors": {}, "values": {}, **extra},
     )
 
 
@@ -72,13 +75,8 @@ def _back(name: str, *, job: str | None = None, notice: str | None = None) -> Re
     return RedirectResponse(f"/studio/characters/{quote(name)}/consistency{query}", 303)
 
 
-def _strengths(text: str, label: str) -> tuple[float, ...] | None:
-    if not text.strip():
-        return None
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise InvalidParameter(f"{label}: numbers separated by commas ({exc})") from exc
+# The tune form's strength fields and their labels (named in a field error).
+_AXES = {"lora": "LoRA strengths", "ipadapter": "IP-Adapter strengths"}
 
 
 @router.get("")
@@ -93,10 +91,21 @@ async def start_tune(
     """Queue a tune with the form's axes (blank: the defaults) and seeds."""
     async with request.form(max_files=0, max_fields=8) as form:
         values = {k: str(form.get(k) or "") for k in ("lora", "ipadapter", "seeds", "yes")}
+    axes: dict[str, tuple[float, ...] | None] = {}
+    errors: dict[str, str] = {}
+    for field, label in _AXES.items():
+        try:  # blank: the axis's default
+            axes[field] = parse_strengths(values[field].strip() or None, label)
+        except InvalidParameter as exc:
+            errors[field] = str(exc)
+    if errors:
+        return await run_in_threadpool(
+            _page, request, services, name, status=422, errors=errors, values=values
+        )
     try:
         spec = TuneSpec(
-            lora_strengths=_strengths(values["lora"], "LoRA strengths"),
-            ipadapter_strengths=_strengths(values["ipadapter"], "IP-Adapter strengths"),
+            lora_strengths=axes["lora"],
+            ipadapter_strengths=axes["ipadapter"],
             seeds=int(values["seeds"] or 2),
             backend=_backend(services),
         )
