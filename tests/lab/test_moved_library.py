@@ -68,6 +68,7 @@ def moved(tmp_path: Path) -> tuple[Services, dict[str, list[str]]]:
     first, second = tmp_path / "first", tmp_path / "second"
     world = make_lab(first)
     try:
+        world.services.init()  # writes library.json, as `charstudio init` does
         world.lab.report("obama", SPEC)
         gated = gate_once(world.services, {500: "stranger", 501: "own"})
         assert len(gated.rejected) == 1  # QC moved one image to rejected/

@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from charstudio.library import from_stored, to_stored
+from charstudio.library.models import Character, LoraVersion
+from charstudio.services import Services
+from tests.faces.conftest import DATA
 
 
 @pytest.mark.parametrize(
@@ -39,3 +43,22 @@ def test_to_stored_and_back(tmp_path: Path, path: str, stored: str) -> None:
         assert found == home / expected
     else:
         assert found == Path(expected)
+
+
+def test_a_lora_row_outside_the_data_root_is_read_as_it_is(
+    services: Services, tmp_path: Path
+) -> None:
+    """No charstudio writer stores a file outside the data root, but a row that names one
+    (kept absolute by revision 0011, or written by hand) still works where the file is."""
+    services.library.create("obama", [DATA / "obama_2009.jpg"])
+    outside = tmp_path / "elsewhere" / "obama_v1.safetensors"
+    outside.parent.mkdir()
+    outside.write_bytes(b"weights")
+    with services.db.sessions.begin() as session:
+        character = session.scalars(select(Character)).one()
+        session.add(
+            LoraVersion(character_id=character.id, version=1, path=str(outside), promoted=True)
+        )
+    assert services.library.profile("obama").lora_path == str(outside)
+    [version] = services.training.list_versions("obama")
+    assert (version.path, version.file_exists) == (str(outside), True)
