@@ -87,7 +87,10 @@ class Services:
             # The default SQLite file lives in the data root, so the root must exist first.
             self.store.ensure_writable()
         return open_database(
-            self.settings.db_url, file_mode=self.store.file_mode, migrate=self.migrate
+            self.settings.db_url,
+            file_mode=self.store.file_mode,
+            migrate=self.migrate,
+            data_root=self.store.home,
         )
 
     @cached_property

@@ -302,6 +302,9 @@ def test_a_pose_path_as_the_api_gave_it_is_relative_to_the_data_root(
         json={"prompt": "x", "variation": "pose", "pose": stored, "pose_kind": "photo"},
     )
     assert answer.status_code == 202, answer.text
+    # The job names it relative to the data root too: a worker mounts the root anywhere.
+    assert answer.json()["params"]["pose"] == stored
+    assert _queue.store.get(answer.json()["id"]).params["pose"] == stored
     escaped = client.post(
         "/api/v1/characters/obama/generate",
         json={"prompt": "x", "variation": "pose", "pose": "../../../etc/hosts"},

@@ -95,7 +95,13 @@ def test_generates_stores_and_records(services: Services, yuki: str, fake: FakeC
     with services.db.sessions() as session:
         rows = session.scalars(select(Generation).order_by(Generation.id)).all()
         job = session.get(Job, result.job)
-    assert [r.seed for r in rows] == [7, 8] and rows[0].path == result.images[0].path
+    assert [r.seed for r in rows] == [7, 8]
+    # The row names the image relative to the data root; the result, by its absolute path.
+    assert (
+        rows[0].path
+        == f"outputs/{result.character}/{result.job}/{Path(result.images[0].path).name}"
+    )
+    assert services.store.home / rows[0].path == Path(result.images[0].path)
     assert job is not None and job.state == "succeeded" and job.kind == "generate"
 
 

@@ -29,6 +29,7 @@ from charstudio.backends.service_types import GenerationDefaults
 from charstudio.backends.types import BackendImage, CancelToken, GenerationRequest, ProgressSink
 from charstudio.config import load_settings
 from charstudio.lab import LabService
+from charstudio.library import to_stored
 from charstudio.library.models import Character, LoraVersion
 from charstudio.services import Services, build_services
 from tests.backends.photo_backend import PhotoBackend
@@ -90,7 +91,10 @@ def add_lora(services: Services, version: int, *, promoted: bool) -> Path:
         character = session.query(Character).filter_by(name_key="obama").one()
         session.add(
             LoraVersion(
-                character_id=character.id, version=version, path=str(path), promoted=promoted
+                character_id=character.id,
+                version=version,
+                path=to_stored(services.store.home, path),  # as training records it
+                promoted=promoted,
             )
         )
     return path

@@ -173,3 +173,143 @@ def test_who_may_migrate(empty_database_url: str) -> None:
         db = open_database(empty_database_url, migrate="always")
     assert db.revision == head_revision()
     db.engine.dispose()
+
+
+def _paths(database_url: str) -> dict[str, list[str]]:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return {
+                table: list(conn.scalars(text(f"SELECT path FROM {table} ORDER BY id")))
+                for table in ("generations", "training_sets", "lora_versions")
+            }
+    finally:
+        engine.dispose()
+
+
+def test_paths_under_the_data_root_become_relative_and_back(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Revision 0011 makes every path under the data root it is opened with relative (POSIX
+    form), written under the root or under its real folder (the root a link to a mount);
+    paths outside the root stay absolute. The downgrade makes them absolute again, and the
+    library goes up again the same way."""
+    database = empty_database_url
+    real = tmp_path / "mount"
+    real.mkdir()
+    home = tmp_path / "library"  # CHARSTUDIO_HOME, a link to the mount
+    home.symlink_to(real)
+    command.upgrade(alembic_config(database), "0010")
+    execute(
+        database,
+        "INSERT INTO characters (id, name, name_key, trigger_word, description, overrides,"
+        " created_at, updated_at) VALUES (1, 'yuki', 'yuki', 'yukicharacter', '', '{}',"
+        " '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+    )
+    generations = [
+        f"{home}/outputs/yuki/job-1/0001.png",
+        f"{real}/outputs/yuki/job-1/rejected/0002.png",
+        "/elsewhere/outputs/yuki/0003.png",
+        f"{home}-other/outputs/yuki/0004.png",  # a sibling folder whose name starts alike
+    ]
+    for row_id, path in enumerate(generations, start=1):
+        execute(
+            database,
+            "INSERT INTO generations (id, character_id, backend, method, prompt, seed,"
+            " params, path, sha256, accepted, created_at) VALUES (:id, 1, 'comfyui',"
+            " 'img2img', 'x', 0, '{}', :path, '', false, '2026-01-01 00:00:00')",
+            id=row_id,
+            path=path,
+        )
+    for row_id, path in enumerate(
+        [f"{home}/character_data/training_sets/yuki/v1", "character_data/training_sets/yuki/v2"],
+        start=1,
+    ):
+        execute(
+            database,
+            "INSERT INTO training_sets (id, character_id, version, content_hash, num_images,"
+            " resolution, settings, path, created_at) VALUES (:id, 1, :id, 'h', 1, 512, '{}',"
+            " :path, '2026-01-01 00:00:00')",
+            id=row_id,
+            path=path,
+        )
+    for row_id, path in enumerate(
+        [f"{home}/character_data/lora_models/yuki_v1.safetensors", "/loras/yuki.safetensors"],
+        start=1,
+    ):
+        execute(
+            database,
+            "INSERT INTO lora_versions (id, character_id, version, path, sha256, base_model,"
+            " status, promoted, metrics, created_at) VALUES (:id, 1, :id, :path, '', '',"
+            " 'ready', false, '{}', '2026-01-01 00:00:00')",
+            id=row_id,
+            path=path,
+        )
+    relative = {
+        "generations": [
+            "outputs/yuki/job-1/0001.png",
+            "outputs/yuki/job-1/rejected/0002.png",
+            "/elsewhere/outputs/yuki/0003.png",
+            f"{home}-other/outputs/yuki/0004.png",
+        ],
+        "training_sets": [
+            "character_data/training_sets/yuki/v1",
+            "character_data/training_sets/yuki/v2",
+        ],
+        "lora_versions": [
+            "character_data/lora_models/yuki_v1.safetensors",
+            "/loras/yuki.safetensors",
+        ],
+    }
+    db = open_database(database, migrate="always", data_root=home)
+    assert db.found == "0010"
+    db.engine.dispose()
+    assert _paths(database) == relative
+
+    config = alembic_config(database)
+    config.attributes["data_root"] = home
+    command.downgrade(config, "0010")
+    absolute = _paths(database)
+    assert absolute["generations"] == [
+        f"{home}/outputs/yuki/job-1/0001.png",
+        f"{home}/outputs/yuki/job-1/rejected/0002.png",
+        "/elsewhere/outputs/yuki/0003.png",
+        f"{home}-other/outputs/yuki/0004.png",
+    ]
+    assert absolute["training_sets"] == [
+        f"{home}/character_data/training_sets/yuki/v1",
+        f"{home}/character_data/training_sets/yuki/v2",
+    ]
+    assert absolute["lora_versions"] == [
+        f"{home}/character_data/lora_models/yuki_v1.safetensors",
+        "/loras/yuki.safetensors",
+    ]
+    command.upgrade(config, "0011")
+    assert _paths(database) == relative
+
+
+def test_without_a_data_root_revision_0011_changes_no_path(empty_database_url: str) -> None:
+    """Alembic run by hand (no data root given) leaves every path as it was, both ways."""
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "0010")
+    execute(
+        empty_database_url,
+        "INSERT INTO characters (id, name, name_key, trigger_word, description, overrides,"
+        " created_at, updated_at) VALUES (1, 'yuki', 'yuki', 'yukicharacter', '', '{}',"
+        " '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        "INSERT INTO generations (id, character_id, backend, method, prompt, seed, params,"
+        " path, sha256, accepted, created_at) VALUES (1, 1, 'comfyui', 'img2img', 'x', 0,"
+        " '{}', '/data/outputs/yuki/0001.png', '', false, '2026-01-01 00:00:00'),"
+        " (2, 1, 'comfyui', 'img2img', 'x', 0, '{}', 'outputs/yuki/0002.png', '', false,"
+        " '2026-01-01 00:00:00')",
+    )
+    command.upgrade(config, "0011")
+    assert _paths(empty_database_url)["generations"] == [
+        "/data/outputs/yuki/0001.png",
+        "outputs/yuki/0002.png",
+    ]
+    command.downgrade(config, "0010")
+    assert _paths(empty_database_url)["generations"] == [
+        "/data/outputs/yuki/0001.png",
+        "outputs/yuki/0002.png",
+    ]

@@ -80,6 +80,7 @@ def test_a_sqlite_library_moves_to_an_empty_database(
         with services.db.sessions() as session:
             generation = session.scalars(select(Generation)).one()
             assert generation.seed == 2**64 - 1
+            assert generation.path == "outputs/obama/x.png"  # relative to the data root
             assert generation.params == {"cfg": 7.0, "nested": {"a": [1, 2]}}
             assert session.scalars(select(Job.state)).all() == ["queued"]
         added = services.library.create("yuki", [PHOTOS[0]])

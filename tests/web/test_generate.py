@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from charstudio.jobs import JobQueue
+from charstudio.library.models import Job
 from charstudio.services import Services
 from tests.web.conftest import job_in
 
@@ -186,7 +187,9 @@ def test_pose_images_go_with_the_pose_variation_only(
     )
     assert queued.status_code == 303
     params = queue.store.get(job_in(queued.headers["location"])).params
-    assert params["variation"] == "pose" and params["pose"].startswith(str(kept))
+    # Named relative to the data root: a worker that mounts it elsewhere finds it.
+    assert params["variation"] == "pose" and params["pose"].startswith("uploads/poses/")
+    assert (web_services.settings.home / params["pose"]).is_file()
     assert params["pose"].endswith("/pose.jpg") and params["pose_kind"] == "auto"
 
 
@@ -342,3 +345,28 @@ def test_character_weight_field(analysed: TestClient, queue: JobQueue) -> None:
     done = queue.run(job)
     assert done.state == "succeeded", done.error
     assert done.result["params"]["character_weight"] == 0.0
+
+
+def test_results_a_worker_with_another_mount_wrote_are_found_here(
+    analysed: TestClient, queue: JobQueue, web_services: Services
+) -> None:
+    """A job's result names its images as the worker that made them saw them; on several
+    machines that worker may mount the data root elsewhere. The grid and the score request
+    find them through the library's rows (relative to the data root) instead."""
+    response = analysed.post(
+        "/studio/characters/obama/generate",
+        data={"prompt": "a red coat", "seed": "46", "count": "2", "backend": "comfyui"},
+    )
+    job_id = job_in(response.headers["location"])
+    assert queue.run(job_id).state == "succeeded"
+    home = str(web_services.settings.home)
+    with web_services.db.sessions.begin() as session:
+        row = session.get(Job, job_id)
+        assert row is not None
+        row.result = json.loads(json.dumps(row.result).replace(home, "/mnt/elsewhere"))
+    results = analysed.get(f"/studio/jobs/{job_id}/results").text
+    assert results.count(f'src="/studio/files/outputs/obama/{job_id}/') == 2
+    scored = analysed.post(f"/studio/jobs/{job_id}/score")
+    assert scored.status_code == 200, scored.text
+    paths = queue.store.get(scored.json()["job"]).params["paths"]
+    assert len(paths) == 2 and all(p.startswith(f"outputs/obama/{job_id}/") for p in paths)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from charstudio.backends.outputs import read_parameters
 from charstudio.errors import DatabaseError, NotFound
-from charstudio.library import AssetStore, Database
+from charstudio.library import AssetStore, Database, from_stored
 from charstudio.library.models import Character, Generation
 from charstudio.library.profile import GenerationParams
 from charstudio.workflows import AcceptedResult, WorkflowRequest, save_generated
@@ -54,7 +54,7 @@ def accept_generated(
                 raise NotFound(f"no generated image with id {generation_id}")
             character = session.get(Character, row.character_id)
             assert character is not None  # the foreign key cascades deletes
-            image = Path(row.path)
+            image = from_stored(store.home, row.path)
             if not image.is_file():
                 raise NotFound(f"the image {image} is gone: generate it again to accept it")
             stored = read_parameters(image)

@@ -1,11 +1,12 @@
 """The library's record of generations: a ``jobs`` row per generate call, a ``generations``
-row per stored image (seed as decimal text: seeds reach 2^64-1).
+row per stored image (its path relative to the data root, :mod:`charstudio.library.stored_paths`).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -17,6 +18,7 @@ from charstudio.library import Database
 from charstudio.library.jobs_table import insert_job, update_job
 from charstudio.library.models import Character, Generation, utcnow
 from charstudio.library.names import name_key
+from charstudio.library.stored_paths import to_stored
 
 __all__ = [
     "discard_generations",
@@ -66,12 +68,14 @@ def finish_job(
 def record_generations(
     db: Database,
     *,
+    home: Path,
     character: str,
     job_id: str,
     backend: str,
     images: Sequence[StoredImage],
 ) -> list[int]:
-    """Add one ``generations`` row per stored image; returns their ids."""
+    """Add one ``generations`` row per stored image (its path relative to the data root
+    ``home``); returns their ids."""
     with _transaction(db) as session:
         character_id = _character_id(session, character)
         rows = []
@@ -86,7 +90,7 @@ def record_generations(
                 prompt=str(params["prompt"]),
                 seed=int(params["seed"]),
                 params=params,
-                path=str(image.path),
+                path=to_stored(home, image.path),
                 sha256=image.sha256,
             )
             session.add(row)
@@ -96,16 +100,21 @@ def record_generations(
 
 
 def update_generation(
-    db: Database, generation_id: int, *, path: str | None = None, qc: dict[str, Any] | None = None
+    db: Database,
+    generation_id: int,
+    *,
+    moved_to: tuple[Path, Path] | None = None,
+    qc: dict[str, Any] | None = None,
 ) -> None:
-    """Point a ``generations`` row at a moved file and/or keep its QC result in its params
+    """Point a ``generations`` row at a moved file (``moved_to``: the data root and the
+    file's new path, stored relative to the root) and/or keep its QC result in its params
     (under ``"qc"``): what the gated generation does for every image it checks."""
     with _transaction(db) as session:
         row = session.get(Generation, generation_id)
         if row is None:
             raise NotFound(f"no generation {generation_id}")
-        if path is not None:
-            row.path = path
+        if moved_to is not None:
+            row.path = to_stored(*moved_to)
         if qc is not None:
             row.params = {**(row.params or {}), "qc": qc}
 

@@ -350,6 +350,7 @@ class GenerationService:
         ]
         ids = record_generations(
             self.db,
+            home=self.store.home,
             character=request.character,
             job_id=request.job,
             backend=backend,

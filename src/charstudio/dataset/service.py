@@ -49,6 +49,7 @@ from charstudio.faces.service import FaceService
 from charstudio.faces.types import NoUsableFace
 from charstudio.library.models import Character, ReferenceImage
 from charstudio.library.store import AssetStore
+from charstudio.library.stored_paths import to_stored
 from charstudio.library.types import ProgressCallback
 
 __all__ = ["DatasetService", "NotEnoughImages"]
@@ -340,7 +341,7 @@ class DatasetService:
             count=len(images),
             resolution=config.resolution,
             settings=settings,
-            path=str(final_dir.relative_to(self.store.home)),
+            path=to_stored(self.store.home, final_dir),
         )
         return _Version(number=number, digest=digest, unchanged=False)
 

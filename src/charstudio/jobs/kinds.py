@@ -27,6 +27,7 @@ from charstudio.errors import GenerationCancelled, InvalidParameter
 from charstudio.faces import BackendName, ExtractReport, ScoreReport
 from charstudio.jobs.types import JobCancelled, JobContext
 from charstudio.lab import ConsistencyReport, TuneResult, TuneSpec, write_html
+from charstudio.library import from_stored
 from charstudio.qc.gate import generate_gated
 from charstudio.services import Services
 from charstudio.training import TrainingResult
@@ -165,14 +166,20 @@ def _prepare_dataset(
 
 
 def _score_faces(services: Services, ctx: JobContext, params: FacesScoreParams) -> ScoreReport:
+    # Relative to the data root (an older record's absolute path is read as it is).
+    paths = [from_stored(services.store.home, str(path)) for path in params.paths]
     home = services.store.home.resolve()
-    for path in params.paths:
+    for path in paths:
         if not path.resolve().is_relative_to(home):
             raise InvalidParameter(f"{path} is outside the data root; score stored images only")
-    return services.faces.score(character_of(ctx), params.paths, progress=ctx.progress)
+    return services.faces.score(character_of(ctx), paths, progress=ctx.progress)
 
 
 def _generate(services: Services, ctx: JobContext, params: GenerateRequest) -> GenerationResult:
+    if params.pose is not None:  # relative to the data root, as the job names it
+        params = params.model_copy(
+            update={"pose": from_stored(services.store.home, str(params.pose))}
+        )
     if ctx.attempt > 1:
         _discard_earlier_attempt(services, ctx)
     token = CancelToken()

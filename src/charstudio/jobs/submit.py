@@ -30,6 +30,7 @@ from charstudio.jobs.kinds import (
 from charstudio.jobs.queue import JobQueue
 from charstudio.jobs.types import JobInfo
 from charstudio.lab import MAX_TUNE_IMAGES
+from charstudio.library import from_stored, to_stored
 from charstudio.services import Services
 from charstudio.training.config import load_config
 
@@ -82,10 +83,14 @@ def submit_faces_score(
     *,
     for_job: str | None = None,
 ) -> JobInfo:
-    """Queue identity scores of stored images. Raises NotFound: no such character."""
+    """Queue identity scores of stored images (a relative path is relative to the data
+    root); the job names them relative to the root, so a worker that mounts it elsewhere
+    finds them. Raises NotFound: no such character."""
     stored = services.library.get_name(name)
+    home = services.store.home
+    relative = [Path(to_stored(home, from_stored(home, str(path)))) for path in paths]
     return queue.submit(
-        FACES_SCORE, character=stored, params=FacesScoreParams(paths=paths, for_job=for_job)
+        FACES_SCORE, character=stored, params=FacesScoreParams(paths=relative, for_job=for_job)
     )
 
 
@@ -113,19 +118,25 @@ def submit_generate(
     The job's message carries the plan's warnings (e.g. a pose photo that needs the
     preprocessor's weights on the server).
 
+    A ``pose`` image must be under the data root (a relative path is relative to it); the
+    job names it relative to the root, so a worker that mounts it elsewhere finds it.
+
     Raises:
         InvalidParameter, NotFound, UnsupportedImage: see ``GenerationService.plan``;
             a pose image outside the data root.
     """
-    if request.pose is not None and not request.pose.resolve().is_relative_to(
-        services.store.home.resolve()
-    ):
+    home = services.store.home
+    if request.pose is not None:
+        request = request.model_copy(update={"pose": from_stored(home, str(request.pose))})
+    if request.pose is not None and not request.pose.resolve().is_relative_to(home.resolve()):
         raise InvalidParameter(
             f"pose image {request.pose.name}: a queued generation reads its pose image from "
             "the data root (where every worker finds it); upload it with the studio, or "
             "generate from the CLI with a local file"
         )
     plan = services.generation.plan(name, request)
+    if request.pose is not None:
+        request = request.model_copy(update={"pose": Path(to_stored(home, request.pose))})
     return queue.submit(
         GENERATE,
         character=plan.profile.name,

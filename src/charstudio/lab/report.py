@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 from itertools import pairwise
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -25,6 +26,7 @@ from charstudio.library.database import Database
 from charstudio.library.models import Character, Generation
 from charstudio.library.names import name_key
 from charstudio.library.profile import Method
+from charstudio.library.stored_paths import from_stored
 from charstudio.qc.types import QCResult
 
 __all__ = ["ConsistencyReport", "ReportRow", "history_rows", "suggest_version"]
@@ -109,9 +111,10 @@ def suggest_version(
     )
 
 
-def history_rows(db: Database, name: str) -> tuple[str, list[ReportRow]]:
+def history_rows(db: Database, home: Path, name: str) -> tuple[str, list[ReportRow]]:
     """Every QC-scored generation of ``name``, grouped by method, LoRA version and strengths
-    (the character's stored name, and its rows, best first)."""
+    (the character's stored name, and its rows, best first); images are files under the
+    data root ``home``."""
     groups: dict[tuple[Any, ...], list[ScoredImage]] = defaultdict(list)
     with db.sessions() as session:
         character = session.scalar(select(Character).where(Character.name_key == name_key(name)))
@@ -137,7 +140,7 @@ def history_rows(db: Database, name: str) -> tuple[str, list[ReportRow]]:
                 strengths.get("ipadapter_strength"),
                 strengths.get("character_weight"),
             )
-            groups[key].append(_from_history(row, params, qc))
+            groups[key].append(_from_history(row, from_stored(home, row.path), params, qc))
     found = []
     for (method, version, lora, ipa, weight), images in groups.items():
         cell = Cell(lora_strength=lora, ipadapter_strength=ipa, character_weight=weight)
@@ -159,8 +162,10 @@ def history_rows(db: Database, name: str) -> tuple[str, list[ReportRow]]:
     return stored, found
 
 
-def _from_history(row: Generation, params: dict[str, Any], qc: QCResult) -> ScoredImage:
-    return scored_image(row.path, row.seed, 0, params.get("variation"), row.id, qc)
+def _from_history(
+    row: Generation, image: Path, params: dict[str, Any], qc: QCResult
+) -> ScoredImage:
+    return scored_image(str(image), row.seed, 0, params.get("variation"), row.id, qc)
 
 
 def now() -> datetime:

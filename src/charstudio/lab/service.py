@@ -245,7 +245,7 @@ class LabService:
             NotFound: no such character, or no scored generation (says what to run).
         """
         stored = self.library.get_name(name)
-        _, rows = history_rows(self.db, stored)
+        _, rows = history_rows(self.db, self.store.home, stored)
         if not rows:
             raise NotFound(
                 f"no QC-scored generations of {stored} yet: generate with QC "

@@ -11,6 +11,7 @@ from charstudio.library.profile import (
 )
 from charstudio.library.qc_policy import QCPolicy
 from charstudio.library.store import AssetStore
+from charstudio.library.stored_paths import from_stored, to_stored
 from charstudio.library.types import (
     CharacterDetail,
     CharacterSummary,
@@ -36,6 +37,8 @@ __all__ = [
     "ProgressCallback",
     "QCPolicy",
     "RemoveResult",
+    "from_stored",
     "head_revision",
     "open_database",
+    "to_stored",
 ]

@@ -38,6 +38,7 @@ from charstudio.library.profile import (
     parse_overrides,
 )
 from charstudio.library.store import AssetStore
+from charstudio.library.stored_paths import from_stored
 
 __all__ = [
     "ASSET_COLUMNS",
@@ -110,8 +111,7 @@ _ONE = select(*ASSET_COLUMNS).where(Character.id == bindparam("id"))
 
 def resolve_stored_path(store: AssetStore, stored: str) -> Path:
     """Paths in the database are relative to the data root (absolute ones are kept)."""
-    path = Path(stored)
-    return path if path.is_absolute() else store.home / path
+    return from_stored(store.home, stored)
 
 
 def existing_file(store: AssetStore, stored: str) -> Path | None:

@@ -195,13 +195,22 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def open_database(url: str, *, file_mode: int | None = None, migrate: Migrate = "auto") -> Database:
+def open_database(
+    url: str,
+    *,
+    file_mode: int | None = None,
+    migrate: Migrate = "auto",
+    data_root: Path | None = None,
+) -> Database:
     """Open (creating or upgrading as ``migrate`` allows) the library database at ``url``.
 
     A SQLite file is created at ``file_mode`` when given (whatever the umask); SQLite gives
     its ``-wal`` and ``-shm`` files the database file's mode.
 
     Args:
+        data_root: The library's data root (``CHARSTUDIO_HOME``), which migrations that
+            rewrite file paths need (revision 0011 makes the paths under it relative);
+            given to Alembic as ``config.attributes["data_root"]``.
         migrate: ``"auto"``: create an empty database; upgrade an older SQLite one (after a
             backup copy), but not a PostgreSQL one. ``"always"``: create or upgrade any
             (``charstudio init``, ``charstudio db upgrade``). ``"never"``: neither (a
@@ -233,6 +242,7 @@ def open_database(url: str, *, file_mode: int | None = None, migrate: Migrate = 
             with engine.begin() as conn:
                 config = alembic_config(url)
                 config.attributes["connection"] = conn
+                config.attributes["data_root"] = data_root
                 command.upgrade(config, "head")
         with engine.connect() as conn:
             library_id = conn.scalar(select(LibraryInfo.id)) or ""

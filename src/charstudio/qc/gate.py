@@ -301,7 +301,9 @@ def _reject(generation: GenerationService, item: CheckedImage, reasons: list[str
         folder.mkdir(parents=True, exist_ok=True)
         source.replace(target)
         sidecar.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    update_generation(generation.db, item.image.generation_id, path=str(target))
+    update_generation(
+        generation.db, item.image.generation_id, moved_to=(generation.store.home, target)
+    )
     image = item.image.model_copy(update={"path": str(target)})
     return RejectedImage(image=image, reasons=reasons, qc=item.qc, qc_file=str(sidecar))
 

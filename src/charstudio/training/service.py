@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from charstudio.errors import InvalidParameter, storage_errors
-from charstudio.library import AssetStore, Library
+from charstudio.library import AssetStore, Library, from_stored, to_stored
 from charstudio.library.models import Character, LoraVersion, TrainingSet
 from charstudio.training import versions
 from charstudio.training.config import TrainingConfig, load_config
@@ -165,9 +165,8 @@ class TrainingService:
     ) -> TrainOutcome:
         with self.library.db.sessions() as session:
             character, training_set = self._character(session, name)
-            trigger, set_folder = character.trigger_word, Path(training_set.path)
-        if not set_folder.is_absolute():
-            set_folder = self.store.home / set_folder
+            trigger = character.trigger_word
+            set_folder = from_stored(self.store.home, training_set.path)
         from charstudio.training.checkpoints import latest_checkpoint
         from charstudio.training.trainer import Trainer, TrainRequest
 
@@ -273,10 +272,7 @@ class TrainingService:
 
     def _stored_path(self, path: Path) -> str:
         """Paths under the data root are stored relative to it."""
-        try:
-            return str(path.relative_to(self.store.home))
-        except ValueError:
-            return str(path)
+        return to_stored(self.store.home, path)
 
     # -- kohya export -----------------------------------------------------------------
     def export_kohya(self, name: str, *, config: TrainingConfig) -> KohyaExport:
@@ -301,14 +297,15 @@ class TrainingService:
                     LoraVersion.character_id == character.id
                 )
             )
-            trigger, folder = character.trigger_word, Path(training_set.path)
+            trigger = character.trigger_word
+            folder = from_stored(self.store.home, training_set.path)
         out = self.store.character_data / "training_runs" / stored / "kohya_export"
         with storage_errors(out):  # the export only writes under ``out``
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
             return export_kohya(
                 config,
-                set_folder=folder if folder.is_absolute() else self.store.home / folder,
+                set_folder=folder,
                 trigger_word=trigger,
                 out=out,
                 output_name=f"{stored}_v{(newest or 0) + 1}",
@@ -340,8 +337,7 @@ class TrainingService:
             return versions.info(session, row, self._file_of(row))
 
     def _file_of(self, row: LoraVersion) -> Path:
-        path = Path(row.path)
-        return path if path.is_absolute() else self.store.home / path
+        return from_stored(self.store.home, row.path)
 
 
 def _thin(curve: list[tuple[int, float]]) -> list[list[float]]:

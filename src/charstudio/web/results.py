@@ -13,12 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy import select
+
 from charstudio.jobs import JobInfo, JobQueue
+from charstudio.library import from_stored
+from charstudio.library.models import Generation
 from charstudio.services import Services
 from charstudio.web.render import file_url
 from charstudio.web.views import latest_score_job
 
-__all__ = ["SHOW", "QCSummary", "ResultImage", "Results", "generation_results"]
+__all__ = [
+    "SHOW",
+    "QCSummary",
+    "ResultImage",
+    "Results",
+    "generation_results",
+    "stored_files",
+]
 
 Show = Literal["kept", "rejected", "all"]
 SHOW: tuple[Show, ...] = ("kept", "rejected", "all")
@@ -63,6 +74,20 @@ class Results:
     show: Show = "kept"
 
 
+def stored_files(services: Services, images: list[dict[str, Any]]) -> dict[int, Path]:
+    """Where a job result's images are on this machine, by generation id: the library's rows
+    name them relative to the data root, where the result has the path the worker that
+    made them saw (another machine may mount the root elsewhere)."""
+    ids = [int(i["generation_id"]) for i in images if i.get("generation_id") is not None]
+    if not ids:
+        return {}
+    with services.db.sessions() as session:
+        rows = session.execute(
+            select(Generation.id, Generation.path).where(Generation.id.in_(ids))
+        ).all()
+    return {row_id: from_stored(services.store.home, path) for row_id, path in rows}
+
+
 def generation_results(
     services: Services, queue: JobQueue, job: JobInfo, *, show: Show = "kept"
 ) -> Results:
@@ -71,6 +96,7 @@ def generation_results(
     if job.has_result and job.result.get("qc") is True:
         return _gated(services, job, show)
     made = job.result.get("images", []) if job.has_result else []
+    files = stored_files(services, made)
     score_job = latest_score_job(queue, job.character, for_job=job.id) if job.character else None
     scores: dict[str, dict[str, Any]] = {}
     if score_job is not None and score_job.state == "succeeded":
@@ -82,6 +108,7 @@ def generation_results(
             _image(
                 services,
                 item,
+                files,
                 similarity=score.get("similarity"),
                 passed=score.get("passed"),
                 status=score.get("status"),
@@ -93,9 +120,12 @@ def generation_results(
 
 def _gated(services: Services, job: JobInfo, show: Show) -> Results:
     result = job.result
-    kept = [_checked(services, item["image"], item["qc"]) for item in result.get("kept", [])]
+    files = stored_files(
+        services, [item["image"] for key in ("kept", "rejected") for item in result.get(key, [])]
+    )
+    kept = [_checked(services, item["image"], item["qc"], files) for item in result.get("kept", [])]
     rejected = [
-        _checked(services, item["image"], item["qc"], reasons=tuple(item.get("reasons", ())))
+        _checked(services, item["image"], item["qc"], files, reasons=tuple(item.get("reasons", ())))
         for item in result.get("rejected", [])
     ]
     summary = QCSummary(
@@ -112,7 +142,11 @@ def _gated(services: Services, job: JobInfo, show: Show) -> Results:
 
 
 def _checked(
-    services: Services, image: dict[str, Any], qc: dict[str, Any], reasons: tuple[str, ...] = ()
+    services: Services,
+    image: dict[str, Any],
+    qc: dict[str, Any],
+    files: dict[int, Path],
+    reasons: tuple[str, ...] = (),
 ) -> ResultImage:
     """One image of a gated job, its scores read from its stored QC result."""
     checks = {c["check"]: c for c in qc.get("checks", [])}
@@ -129,6 +163,7 @@ def _checked(
     return _image(
         services,
         image,
+        files,
         similarity=identity.get("score"),
         passed=not failed,
         status=qc.get("face_status"),
@@ -139,12 +174,15 @@ def _checked(
     )
 
 
-def _image(services: Services, item: dict[str, Any], **scores: Any) -> ResultImage:
+def _image(
+    services: Services, item: dict[str, Any], files: dict[int, Path], **scores: Any
+) -> ResultImage:
+    path = files.get(item["generation_id"], Path(item["path"]))
     return ResultImage(
         index=item["index"],
         seed=str(item["seed"]),
-        url=file_url(services.settings.home, item["path"]),
-        path=item["path"],
+        url=file_url(services.settings.home, path),
+        path=str(path),
         generation_id=item["generation_id"],
         **scores,
     )

@@ -25,7 +25,7 @@ from charstudio.services import Services
 from charstudio.web.auth import require_session
 from charstudio.web.errors import StudioRoute, field_errors
 from charstudio.web.render import render
-from charstudio.web.results import SHOW, Show, generation_results
+from charstudio.web.results import SHOW, Show, generation_results, stored_files
 from charstudio.web.views import latest_score_job
 from charstudio.workflows import MODEL_FAMILIES
 
@@ -143,12 +143,12 @@ def score(job_id: str, services: ServicesDep, queue: QueueDep) -> Response:
     job = _generation(queue, job_id)
     found = latest_score_job(queue, job.character or "", for_job=job.id)
     if found is None:
-        paths = [image["path"] for image in job.result.get("images", [])]
-        if not job.has_result or not paths:
+        made = job.result.get("images", []) if job.has_result else []
+        if not made:
             raise InvalidParameter(f"job {job_id} is {job.state} and has no images to score")
-        found = submit_faces_score(
-            services, queue, job.character or "", [Path(p) for p in paths], for_job=job.id
-        )
+        files = stored_files(services, made)  # where they are on this machine
+        paths = [files.get(i["generation_id"], Path(i["path"])) for i in made]
+        found = submit_faces_score(services, queue, job.character or "", paths, for_job=job.id)
     return JSONResponse({"job": found.id, "state": found.state})
 
 
