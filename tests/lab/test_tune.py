@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from charstudio.backends.types import CancelToken
 from charstudio.errors import GenerationCancelled, InvalidParameter, NotFound
 from charstudio.lab import Cell, LabPrompt, TuneSpec, parse_strengths, read_provenance
+from charstudio.lab.service import busy_seconds
 from charstudio.lab.tune import MAX_TUNE_IMAGES
+from charstudio.library.models import Character, Generation, Job
 from tests.lab.conftest import Lab, make_lab
 
 GRID = TuneSpec(
@@ -96,6 +100,44 @@ def test_dry_run_plans_and_estimates_from_recent_speed(world: Lab) -> None:
     again = world.lab.plan_tune("obama", GRID)
     assert again.seconds_per_image is not None and again.estimate_s is not None
     assert "s per image over the last" in again.estimate_basis
+
+
+def test_busy_seconds_counts_overlaps_once() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def at(s: float) -> datetime:
+        return t0 + timedelta(seconds=s)
+
+    assert busy_seconds([]) == 0
+    assert busy_seconds([(at(0), at(10)), (at(5), at(15)), (at(6), at(7))]) == 15
+    assert busy_seconds([(at(20), at(30)), (at(0), at(10))]) == 20  # a gap is not counted
+
+
+def test_the_estimate_counts_jobs_run_side_by_side_once(world: Lab) -> None:
+    """Two jobs of two images, running 0-10 s and 5-15 s: 15 s for 4 images, not 20."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    with world.services.db.sessions.begin() as session:
+        character = session.scalar(select(Character.id).where(Character.name == "obama"))
+        for n, (start, end) in enumerate([(0, 10), (5, 15)]):
+            job = f"side-by-side-{n}"
+            session.add(
+                Job(
+                    id=job, kind="generate", character_id=character, state="succeeded",
+                    started_at=t0 + timedelta(seconds=start),
+                    finished_at=t0 + timedelta(seconds=end),
+                )
+            )  # fmt: skip
+            session.flush()  # the job row before the rows that name it
+            for seed in range(2):
+                session.add(
+                    Generation(
+                        character_id=character, job_id=job, backend="photos",
+                        method="lora_ipadapter", prompt="p", seed=seed, path=f"{job}-{seed}.png",
+                    )
+                )  # fmt: skip
+    plan = world.lab.plan_tune("obama", GRID)
+    assert plan.seconds_per_image == 3.75
+    assert plan.estimate_s is not None and "overlaps counted once" in plan.estimate_basis
 
 
 def test_bad_input_is_refused_before_anything_runs(world: Lab, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -45,7 +46,7 @@ from charstudio.library.profile import CharacterConsistencyProfile, Method
 from charstudio.library.store import AssetStore
 from charstudio.qc import QCService
 
-__all__ = ["LabService", "Progress"]
+__all__ = ["LabService", "Progress", "busy_seconds"]
 
 Progress = Callable[[int, int, str], None]
 # QC's cost per image on the 2-core CPU (bench/qc.py), added to the generation estimate.
@@ -321,7 +322,12 @@ class LabService:
             return [version for version, _ in ready_lora_files(session, self.store, name)]
 
     def _speed(self, backend: str) -> tuple[float | None, str]:
-        """Seconds per image of the backend's recent generations (the newest 20 jobs)."""
+        """Seconds per image of the backend's recent generations (the newest 20 jobs): the
+        time some of those jobs were running, overlaps counted once, over their images.
+
+        Summing each job's own span would count a wait behind another job (for a worker
+        thread or a ComfyUI server) as time spent on its images, so jobs run side by side
+        would look slower than they were."""
         with self.db.sessions() as session:
             rows = session.execute(
                 select(Job.started_at, Job.finished_at, func.count(Generation.id))
@@ -333,16 +339,28 @@ class LabService:
                 .order_by(Job.finished_at.desc())
                 .limit(20)
             ).all()
-        spans = [
-            ((end - start).total_seconds(), count)
-            for start, end, count in rows
-            if start is not None and end is not None and count
-        ]
-        images = sum(n for _, n in spans)
+        spans = [(start, end, count) for start, end, count in rows if start and end and count]
+        images = sum(count for _, _, count in spans)
         if not images:
             return None, f"unknown: no finished generation on {backend} yet"
-        speed = sum(s for s, _ in spans) / images
-        return round(speed, 3), f"{speed:.2f} s per image over the last {images} on {backend}"
+        speed = busy_seconds([(start, end) for start, end, _ in spans]) / images
+        return round(speed, 3), (
+            f"{speed:.2f} s per image over the last {images} on {backend} (the time their "
+            "jobs ran, overlaps counted once)"
+        )
+
+
+def busy_seconds(spans: list[tuple[datetime, datetime]]) -> float:
+    """How long at least one of ``spans`` was running: the length of their union."""
+    total, reach = 0.0, None
+    for start, end in sorted(spans):
+        if reach is None or start > reach:
+            total += (end - start).total_seconds()
+            reach = end
+        elif end > reach:
+            total += (end - reach).total_seconds()
+            reach = end
+    return total
 
 
 def _cell_file(folder: Path, cell: Cell) -> Path:
