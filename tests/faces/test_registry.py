@@ -56,6 +56,9 @@ def test_check_models_finds_each_backends_files_without_loading(
     with pytest.raises(BackendUnavailable) as missing:
         check_models(BackendSpec(name="dlib", model_root=tmp_path))
     assert f"not found in {tmp_path}; install them" in str(missing.value)
+    assert str(missing.value).endswith(
+        "set CHARSTUDIO_DLIB_MODEL_DIR to the folder that holds them"
+    )
     with pytest.raises(BackendUnavailable) as no_pack:
         check_models(BackendSpec(name="insightface", model_root=tmp_path))
     assert str(no_pack.value).startswith("no InsightFace model pack found")
