@@ -51,6 +51,12 @@ def test_photographs_default_to_dlib_and_an_unset_ccip_is_shown_not_set_up(
     assert shown.startswith("no InsightFace model pack found: looked for one of det_10g.onnx")
     assert f"{tmp_path}/.insightface/models/buffalo_l" in shown
     assert "set CHARSTUDIO_INSIGHTFACE_ROOT to the folder that holds your pack" in shown
+    api = obama.post(
+        "/api/v1/characters/obama/faces/extract",
+        params={"backend": "insightface"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert (api.status_code, api.json()["detail"]) == (503, shown)
 
 
 def test_the_identity_says_which_backend_made_it(analysed: TestClient) -> None:
@@ -113,6 +119,23 @@ class TestWithCcipModels:
         again = browser.post("/studio/characters/akane/faces", data={"backend": ""})
         redone = queue.run(job_in(again.headers["location"]))
         assert redone.result is not None and redone.result["backend"] == "ccip"
+
+
+class TestWithAnInsightFaceRoot:
+    """dlib stays the default; InsightFace's own folder setting makes it usable per
+    character (the shared face_model_root reached only the default backend)."""
+
+    @pytest.fixture
+    def settings(self, home: Path, insightface_root: Path) -> Settings:
+        return load_settings(home=home, insightface_root=insightface_root)
+
+    def test_insightface_is_set_up_beside_the_dlib_default(self, obama: TestClient) -> None:
+        page = obama.get("/studio/characters/obama").text
+        assert options(page)["insightface"] == (
+            "InsightFace: photographs (non-commercial weights)",
+            False,
+        )
+        assert options(page)["dlib"] == ("dlib: photographs", True)
 
 
 class TestWithAMissingCharacterDetector:
