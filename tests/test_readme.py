@@ -6,6 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from charstudio.config import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -38,3 +40,19 @@ def test_the_comfyui_requirements_filter_keeps_torchsde(tmp_path: Path) -> None:
     assert "torchsde" in kept
     assert not {"torch", "torchvision", "torchaudio"} & set(kept)
     assert len(kept) == len(COMFYUI_REQUIREMENTS.split()) - 3
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    """Each setting has a row naming it and its CHARSTUDIO_* variable (the per-backend
+    model folders were missing from it once)."""
+    section = README[README.index("## Configuration") : README.index("## Data layout")]
+    rows = {
+        row.split("|")[1].strip(): row.split("|")[2]
+        for row in section.splitlines()
+        if row.startswith("| `")
+    }
+    names = {name.strip("` "): env for key, env in rows.items() for name in key.split(",")}
+    assert set(Settings.model_fields) - set(names) == set()
+    for name, env in names.items():
+        # A row of several settings may shorten the later ones' variables (`..._FILES`).
+        assert f"CHARSTUDIO_{name.upper()}" in env or "..." in env, (name, env)

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -75,10 +75,21 @@ class Settings(BaseSettings):
         "insightface (stronger; its model packs are licensed for non-commercial use only) or "
         "ccip (drawn characters). `faces extract --backend` chooses per character.",
     )
+    dlib_model_dir: Path | None = Field(
+        default=None,
+        description="The dlib backend's folder of .dat files (default: the installed "
+        "face-recognition-models).",
+    )
+    insightface_root: Path | None = Field(
+        default=None,
+        description="The insightface backend's pack root, e.g. ComfyUI's models/insightface "
+        "(default ~/.insightface).",
+    )
     face_model_root: Path | None = Field(
         default=None,
-        description="dlib: folder of .dat files (default: face-recognition-models); "
-        "insightface: pack root, e.g. ComfyUI's models/insightface (default ~/.insightface).",
+        description="Older name for the default backend's folder, kept so existing "
+        "configurations work: with face_backend dlib it is dlib_model_dir, with insightface "
+        "insightface_root (the backend's own setting wins when both are set).",
     )
     face_pack: str | None = Field(
         default=None, description="insightface pack name (default buffalo_l, then antelopev2)."
@@ -239,6 +250,11 @@ class Settings(BaseSettings):
         return value.expanduser()
 
     @field_validator(
+        "dlib_model_dir",
+        "insightface_root",
+        "face_model_root",
+        "ccip_model_dir",
+        "ccip_detector",
         "comfyui_models_dir",
         "diffusers_base_model",
         "diffusers_config_dir",
@@ -248,6 +264,32 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_paths(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    @model_validator(mode="after")
+    def _face_model_root_has_a_backend(self) -> Settings:
+        if self.face_model_root is not None and self.face_backend == "ccip":
+            raise ValueError(
+                "face_model_root is the dlib or insightface default backend's folder; with "
+                "face_backend ccip set ccip_model_dir (and dlib_model_dir or insightface_root "
+                "for characters that use those)"
+            )
+        return self
+
+    @property
+    def dlib_folder(self) -> Path | None:
+        """dlib's model folder in force: ``dlib_model_dir``, else ``face_model_root`` when
+        dlib is the default backend; ``None``: the installed face-recognition-models."""
+        if self.dlib_model_dir is not None or self.face_backend != "dlib":
+            return self.dlib_model_dir
+        return self.face_model_root
+
+    @property
+    def insightface_folder(self) -> Path | None:
+        """InsightFace's pack root in force: ``insightface_root``, else ``face_model_root``
+        when insightface is the default backend; ``None``: ``~/.insightface``."""
+        if self.insightface_root is not None or self.face_backend != "insightface":
+            return self.insightface_root
+        return self.face_model_root
 
     @property
     def db_url(self) -> str:

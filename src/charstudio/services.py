@@ -23,8 +23,9 @@ from charstudio.backends import (
 from charstudio.backends.diffusers_options import DiffusersOptions
 from charstudio.config import Settings
 from charstudio.dataset import DatasetService
-from charstudio.faces.registry import BACKEND_NAMES, BackendSpec, backend_from_spec
+from charstudio.faces.registry import BackendSpec, backend_from_spec
 from charstudio.faces.service import FaceService
+from charstudio.faces.types import BackendName
 from charstudio.lab import LabService
 from charstudio.library import (
     AssetStore,
@@ -108,25 +109,25 @@ class Services:
     @cached_property
     def faces(self) -> FaceService:
         settings = self.settings
-        # Drawn characters (ccip) have their own folder settings; a character's identity
-        # says which backend it uses (FaceService.character_spec).
-        ccip = BackendSpec(
-            name="ccip",
-            model_root=settings.ccip_model_dir,
-            character_detector=settings.ccip_detector,
-        )
-        default = ccip
-        if settings.face_backend != "ccip":
-            default = BackendSpec(
-                name=settings.face_backend,
-                model_root=settings.face_model_root,
+        # Each backend has its own folder settings (Settings.dlib_folder and
+        # insightface_folder also honour the older face_model_root), so a character whose
+        # identity names a backend other than the default finds its models too.
+        specs: dict[BackendName, BackendSpec] = {
+            "dlib": BackendSpec(
+                name="dlib", model_root=settings.dlib_folder, detector=settings.face_detector
+            ),
+            "insightface": BackendSpec(
+                name="insightface",
+                model_root=settings.insightface_folder,
                 pack=settings.face_pack,
-                detector=settings.face_detector,
-            )
-        # Every backend a character's identity may name: the settings' folders where they
-        # are set, the backends' own defaults otherwise.
-        specs = {name: BackendSpec(name=name) for name in BACKEND_NAMES}
-        specs |= {"ccip": ccip, default.name: default}
+            ),
+            "ccip": BackendSpec(
+                name="ccip",
+                model_root=settings.ccip_model_dir,
+                character_detector=settings.ccip_detector,
+            ),
+        }
+        default = specs[settings.face_backend]
         return FaceService(
             library=self.library,
             store=self.store,

@@ -56,10 +56,13 @@ def test_check_models_finds_each_backends_files_without_loading(
     with pytest.raises(BackendUnavailable) as missing:
         check_models(BackendSpec(name="dlib", model_root=tmp_path))
     assert f"not found in {tmp_path}; install them" in str(missing.value)
+    assert str(missing.value).endswith(
+        "set CHARSTUDIO_DLIB_MODEL_DIR to the folder that holds them"
+    )
     with pytest.raises(BackendUnavailable) as no_pack:
         check_models(BackendSpec(name="insightface", model_root=tmp_path))
     assert str(no_pack.value).startswith("no InsightFace model pack found")
-    assert "pass its root: CHARSTUDIO_FACE_MODEL_ROOT when CHARSTUDIO_FACE_BACKEND" in str(
+    assert "or set CHARSTUDIO_INSIGHTFACE_ROOT to the folder that holds your pack" in str(
         no_pack.value
     )
     with pytest.raises(ModelFileMissing) as info:
@@ -72,3 +75,31 @@ def test_check_models_finds_each_backends_files_without_loading(
         check_models(BackendSpec(name="ccip", model_root=tmp_path))
     with pytest.raises(InvalidParameter, match="unknown face backend 'arcface'"):
         check_models(BackendSpec(name="arcface"))  # type: ignore[arg-type]
+
+
+def test_check_models_refuses_a_missing_or_unreadable_character_detector(
+    tmp_path: Path, ccip_folder: Path, ccip_detector: Path
+) -> None:
+    """The optional detector is part of the one check: refused before anything is queued,
+    not first when a worker loads the model."""
+    check_models(BackendSpec(name="ccip", model_root=ccip_folder, character_detector=ccip_detector))
+    fix = (
+        "set CHARSTUDIO_CCIP_DETECTOR to a YOLO .onnx file, or unset it to treat each image "
+        "as one character"
+    )
+    missing = tmp_path / "character_detect.onnx"
+    with pytest.raises(ModelFileMissing) as info:
+        check_models(BackendSpec(name="ccip", model_root=ccip_folder, character_detector=missing))
+    assert str(info.value) == f"the character detector {missing} does not exist; {fix}"
+    folder = tmp_path / "detector_folder"
+    folder.mkdir()
+    with pytest.raises(ModelFileMissing) as info:
+        check_models(BackendSpec(name="ccip", model_root=ccip_folder, character_detector=folder))
+    assert str(info.value) == (
+        f"the character detector {folder} cannot be read (Is a directory); {fix}"
+    )
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelFileMissing) as info:
+        check_models(BackendSpec(name="ccip", model_root=ccip_folder, character_detector=empty))
+    assert str(info.value) == f"the character detector {empty} is empty; {fix}"

@@ -15,10 +15,11 @@ from tests.api.conftest import PHOTOS, TOKEN, files
 from tests.backends.fake_comfyui import FakeComfyUI
 from tests.backends.photo_outputs import PhotoScenario
 from tests.conftest import write_image
-from tests.faces.conftest import ccip_folder
+from tests.faces.conftest import ccip_folder, insightface_root
 
-# ccip_folder: the stand-in CCIP model folder of tests/faces, shared (built once a session).
-__all__ = ["PHOTOS", "TOKEN", "ccip_folder", "files"]
+# ccip_folder, insightface_root: the stand-in CCIP model folder and InsightFace pack root of
+# tests/faces, shared (built once a session).
+__all__ = ["PHOTOS", "TOKEN", "ccip_folder", "files", "insightface_root"]
 
 
 @pytest.fixture(scope="session")

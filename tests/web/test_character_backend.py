@@ -15,7 +15,7 @@ from charstudio.config import Settings, load_settings
 from charstudio.jobs import JobQueue
 from tests.conftest import CliRunner
 from tests.faces.ccip_standins import drawing, save
-from tests.web.conftest import job_in
+from tests.web.conftest import TOKEN, job_in
 
 DLIB_IDENTITY = "dlib/dlib_face_recognition_resnet_model_v1"
 
@@ -50,7 +50,13 @@ def test_photographs_default_to_dlib_and_an_unset_ccip_is_shown_not_set_up(
     shown = field_error(refused.text)
     assert shown.startswith("no InsightFace model pack found: looked for one of det_10g.onnx")
     assert f"{tmp_path}/.insightface/models/buffalo_l" in shown
-    assert "CHARSTUDIO_FACE_MODEL_ROOT when CHARSTUDIO_FACE_BACKEND is insightface" in shown
+    assert "set CHARSTUDIO_INSIGHTFACE_ROOT to the folder that holds your pack" in shown
+    api = obama.post(
+        "/api/v1/characters/obama/faces/extract",
+        params={"backend": "insightface"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert (api.status_code, api.json()["detail"]) == (503, shown)
 
 
 def test_the_identity_says_which_backend_made_it(analysed: TestClient) -> None:
@@ -113,3 +119,65 @@ class TestWithCcipModels:
         again = browser.post("/studio/characters/akane/faces", data={"backend": ""})
         redone = queue.run(job_in(again.headers["location"]))
         assert redone.result is not None and redone.result["backend"] == "ccip"
+
+
+class TestWithAnInsightFaceRoot:
+    """dlib stays the default; InsightFace's own folder setting makes it usable per
+    character (the shared face_model_root reached only the default backend)."""
+
+    @pytest.fixture
+    def settings(self, home: Path, insightface_root: Path) -> Settings:
+        return load_settings(home=home, insightface_root=insightface_root)
+
+    def test_insightface_is_set_up_beside_the_dlib_default(self, obama: TestClient) -> None:
+        page = obama.get("/studio/characters/obama").text
+        assert options(page)["insightface"] == (
+            "InsightFace: photographs (non-commercial weights)",
+            False,
+        )
+        assert options(page)["dlib"] == ("dlib: photographs", True)
+
+
+class TestWithAMissingCharacterDetector:
+    """CCIP's folder is set but CHARSTUDIO_CCIP_DETECTOR names no file: ccip is refused
+    before anything is queued, with one message on all three surfaces."""
+
+    @pytest.fixture
+    def detector(self, tmp_path: Path) -> Path:
+        return tmp_path / "models" / "character_detect.onnx"
+
+    @pytest.fixture
+    def settings(self, home: Path, ccip_folder: Path, detector: Path) -> Settings:
+        return load_settings(home=home, ccip_model_dir=ccip_folder, ccip_detector=detector)
+
+    def test_ccip_is_refused_naming_the_file_and_the_setting(
+        self,
+        obama: TestClient,
+        queue: JobQueue,
+        cli: CliRunner,
+        detector: Path,
+        ccip_folder: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        message = (
+            f"the character detector {detector} does not exist; set CHARSTUDIO_CCIP_DETECTOR "
+            "to a YOLO .onnx file, or unset it to treat each image as one character"
+        )
+        page = obama.get("/studio/characters/obama").text
+        assert options(page)["ccip"][0].endswith("(not set up)")
+        studio = obama.post("/studio/characters/obama/faces", data={"backend": "ccip"})
+        assert studio.status_code == 422
+        assert field_error(studio.text) == message
+        api = obama.post(
+            "/api/v1/characters/obama/faces/extract",
+            params={"backend": "ccip"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert (api.status_code, api.json()["detail"]) == (502, message)
+        assert queue.store.page(character="obama", limit=10, offset=0).items == []
+        monkeypatch.setenv("CHARSTUDIO_CCIP_MODEL_DIR", str(ccip_folder))
+        monkeypatch.setenv("CHARSTUDIO_CCIP_DETECTOR", str(detector))
+        told = cli("faces", "extract", "obama", "--backend", "ccip")
+        assert told.code == 1
+        assert message in " ".join(told.err.split())
+        assert queue.store.page(character="obama", limit=10, offset=0).items == []

@@ -24,9 +24,9 @@ BackendOption = Annotated[
     BackendName | None,
     typer.Option(
         "--backend",
-        help="Identity backend for this character: dlib or insightface (photographs), ccip "
-        "(drawn characters; CHARSTUDIO_CCIP_MODEL_DIR). Default: the one its identity was "
-        "made with, else CHARSTUDIO_FACE_BACKEND.",
+        help="Identity backend for this character: dlib or insightface (photographs; "
+        "CHARSTUDIO_INSIGHTFACE_ROOT), ccip (drawn characters; CHARSTUDIO_CCIP_MODEL_DIR). "
+        "Default: the one its identity was made with, else CHARSTUDIO_FACE_BACKEND.",
     ),
 ]
 

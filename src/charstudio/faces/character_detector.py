@@ -34,7 +34,7 @@ from charstudio.faces.base import RGBImage, check_rgb_image
 from charstudio.faces.onnx_session import open_session
 from charstudio.faces.types import FaceBox
 
-__all__ = ["CharacterBox", "CharacterDetector", "read_labels"]
+__all__ = ["CharacterBox", "CharacterDetector", "check_detector_file", "read_labels"]
 
 DEFAULT_IMGSZ = 640
 
@@ -46,6 +46,33 @@ class CharacterBox:
     box: FaceBox
     score: float
     label: str
+
+
+def check_detector_file(path: Path) -> Path:
+    """Check, without loading it, that the detector file is there and can be read: part of
+    the check made before an extraction is queued (``registry.check_models``).
+
+    Raises:
+        ModelFileMissing: the file does not exist, cannot be read (a folder, no
+            permission) or is empty; the message names it and ``CHARSTUDIO_CCIP_DETECTOR``.
+    """
+    path = path.expanduser()
+    fix = (
+        "set CHARSTUDIO_CCIP_DETECTOR to a YOLO .onnx file, or unset it to treat each image "
+        "as one character"
+    )
+    if not path.exists():
+        raise ModelFileMissing(f"the character detector {path} does not exist; {fix}")
+    try:
+        with path.open("rb") as handle:
+            empty = not handle.read(1)
+    except OSError as exc:
+        raise ModelFileMissing(
+            f"the character detector {path} cannot be read ({exc.strerror or exc}); {fix}"
+        ) from exc
+    if empty:
+        raise ModelFileMissing(f"the character detector {path} is empty; {fix}")
+    return path
 
 
 def read_labels(metadata: dict[str, str], path: Path) -> list[str]:
@@ -97,7 +124,7 @@ class CharacterDetector:
         providers: ONNX Runtime execution providers, in order of preference.
 
     Raises:
-        ModelFileMissing: the file is not there.
+        ModelFileMissing: the file is not there or cannot be read.
         InvalidParameter: it has no labels, or not one image input.
         BackendError: ONNX Runtime cannot load it.
     """
@@ -110,11 +137,7 @@ class CharacterDetector:
         iou_threshold: float = 0.7,
         providers: Sequence[str] = ("CPUExecutionProvider",),
     ) -> None:
-        if not path.is_file():
-            raise ModelFileMissing(
-                f"the character detector {path} does not exist; set CHARSTUDIO_CCIP_DETECTOR "
-                "to a YOLO .onnx file, or unset it to treat each image as one character"
-            )
+        path = check_detector_file(path)
         self.path = path
         self.conf_threshold = conf_threshold
         self.iou_threshold = iou_threshold

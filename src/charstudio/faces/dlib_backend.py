@@ -91,7 +91,8 @@ def find_dlib_models(model_dir: Path | None, detector: DlibDetector = "hog") -> 
     if missing:
         raise BackendUnavailable(
             f"dlib model files {', '.join(missing)} not found in {folder}; "
-            f"install them with: {DLIB_INSTALL}, or pass the folder that holds them"
+            f"install them with: {DLIB_INSTALL}, or set CHARSTUDIO_DLIB_MODEL_DIR to the "
+            "folder that holds them"
         )
     return folder
 

@@ -88,9 +88,9 @@ def find_pack(root: Path, pack: str | None = None) -> tuple[Path, Path, Path]:
     raise BackendUnavailable(
         f"no InsightFace model pack found: looked for one of {', '.join(DETECTION_FILES)} "
         f"and one of {', '.join(RECOGNITION_FILES)} in {'; '.join(looked)}. Unzip buffalo_l "
-        "or antelopev2 there (e.g. ComfyUI's models/insightface/models/buffalo_l) and pass "
-        "its root: CHARSTUDIO_FACE_MODEL_ROOT when CHARSTUDIO_FACE_BACKEND is insightface, "
-        "else ~/.insightface is looked in; note these weights are for non-commercial use only"
+        "or antelopev2 there, or set CHARSTUDIO_INSIGHTFACE_ROOT to the folder that holds "
+        "your pack (e.g. ComfyUI's models/insightface; default ~/.insightface); note these "
+        "weights are for non-commercial use only"
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from charstudio.errors import InvalidParameter, ModelFileMissing
 from charstudio.faces.base import FaceBackend
 from charstudio.faces.ccip_backend import CCIP_FILES, CcipBackend, check_ccip_folder
+from charstudio.faces.character_detector import check_detector_file
 from charstudio.faces.dlib_backend import DlibBackend, DlibDetector, find_dlib_models
 from charstudio.faces.insightface_backend import InsightFaceBackend, find_pack
 from charstudio.faces.types import BackendName
@@ -37,14 +38,16 @@ class BackendSpec:
 
     Attributes:
         name: ``"dlib"``, ``"insightface"`` or ``"ccip"``.
-        model_root: dlib: folder of ``.dat`` files (default: the installed
-            face-recognition-models); insightface: pack root (default ``~/.insightface``);
-            ccip: the model folder (required: ``CHARSTUDIO_CCIP_MODEL_DIR``).
+        model_root: dlib: folder of ``.dat`` files (``CHARSTUDIO_DLIB_MODEL_DIR``; default:
+            the installed face-recognition-models); insightface: pack root
+            (``CHARSTUDIO_INSIGHTFACE_ROOT``; default ``~/.insightface``); ccip: the model
+            folder (required: ``CHARSTUDIO_CCIP_MODEL_DIR``).
         pack: insightface pack name (``None``: buffalo_l, then antelopev2).
         detector: dlib detector, ``"hog"`` or ``"cnn"``.
         detect_long_side: dlib: long side of the copy detection runs on.
         det_size: insightface: SCRFD input size.
-        character_detector: ccip: a YOLO-style ONNX character detector, or ``None``.
+        character_detector: ccip: a YOLO-style ONNX character detector
+            (``CHARSTUDIO_CCIP_DETECTOR``), or ``None``.
     """
 
     name: BackendName
@@ -105,9 +108,12 @@ def check_models(spec: BackendSpec) -> None:
         InvalidParameter: an unknown backend name; a CCIP ``metrics.json`` without a usable
             ``threshold``.
         ModelFileMissing: ccip: no model folder set (the message names
-            ``CHARSTUDIO_CCIP_MODEL_DIR``), or the folder or one of its files is missing.
+            ``CHARSTUDIO_CCIP_MODEL_DIR``), the folder or one of its files is missing, or
+            the optional character detector file is missing, unreadable or empty (named,
+            with ``CHARSTUDIO_CCIP_DETECTOR``).
         BackendUnavailable: dlib's weights or an InsightFace pack are not found (the message
-            says where it looked and how to install them).
+            says where it looked, how to install them and, for InsightFace, to set
+            ``CHARSTUDIO_INSIGHTFACE_ROOT``).
     """
     if spec.name == "dlib":
         find_dlib_models(spec.model_root, spec.detector)
@@ -120,6 +126,8 @@ def check_models(spec: BackendSpec) -> None:
                 f"the folder holding {', '.join(CCIP_FILES)} (charstudio downloads nothing)"
             )
         check_ccip_folder(spec.model_root)
+        if spec.character_detector is not None:
+            check_detector_file(spec.character_detector)
     else:
         raise InvalidParameter(
             f"unknown face backend {spec.name!r}; choose one of {', '.join(BACKEND_NAMES)}"
