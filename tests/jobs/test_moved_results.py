@@ -24,7 +24,14 @@ from sqlalchemy import select
 
 from charstudio.backends import GenerateRequest
 from charstudio.config import load_settings
-from charstudio.jobs import JobQueue, JobStore, submit_faces_extract, submit_faces_score
+from charstudio.dataset import DatasetConfig
+from charstudio.jobs import (
+    JobQueue,
+    JobStore,
+    submit_dataset_prepare,
+    submit_faces_extract,
+    submit_faces_score,
+)
 from charstudio.jobs.submit import submit_generate
 from charstudio.library.jobs_table import update_job
 from charstudio.library.models import Job
@@ -47,10 +54,11 @@ class Ran:
     extract: str
     generate: str
     score: str
+    prepare: str
 
     @property
-    def ids(self) -> tuple[str, str, str]:
-        return (self.extract, self.generate, self.score)
+    def ids(self) -> tuple[str, str, str, str]:
+        return (self.extract, self.generate, self.score, self.prepare)
 
 
 def absolute(value: Any) -> list[str]:
@@ -73,9 +81,10 @@ def raw_result(services: Services, job_id: str) -> dict[str, Any]:
 
 @pytest.fixture
 def ran(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ran]:
-    """faces_extract, a QC-gated generate (one image kept, one rejected) and faces_score,
-    run by a worker whose data root is ``tmp_path/worker``; that root then copied whole to
-    ``home`` (the reader's mount) and removed, so no path of the worker's opens here."""
+    """faces_extract, a QC-gated generate (one image kept, one rejected), faces_score and
+    dataset_prepare, run by a worker whose data root is ``tmp_path/worker``; that root then
+    copied whole to ``home`` (the reader's mount) and removed, so no path of the worker's
+    opens here."""
     # One database for both machines: PostgreSQL on the servers' run, else a SQLite file
     # outside either data root; the CLI reads it from the environment too.
     database = os.environ.get("CHARSTUDIO_DATABASE_URL") or f"sqlite:///{tmp_path / 'lib.db'}"
@@ -103,12 +112,15 @@ def ran(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         kept = Path(generate.result["images"][0]["path"])
         score = queue.run(submit_faces_score(worker, queue, "obama", [kept]).id)
         assert score.state == "succeeded", score.error
+        config = DatasetConfig.parse(resolution=256, min_images=3)
+        prepare = queue.run(submit_dataset_prepare(worker, queue, "obama", config).id)
+        assert prepare.state == "succeeded", prepare.error
     finally:
         worker.close()
         comfy.stop()
     shutil.copytree(worker_root, home, symlinks=True)
     shutil.rmtree(worker_root)
-    yield Ran(worker_root, home, extract.id, generate.id, score.id)
+    yield Ran(worker_root, home, extract.id, generate.id, score.id, prepare.id)
 
 
 @pytest.fixture
@@ -147,6 +159,9 @@ def test_results_are_stored_relative_and_read_under_this_machines_root(
     score = store.get(ran.score).result
     assert Path(score["contact_sheet"]).is_file()
     assert Path(score["images"][0]["source"]) == Path(generate["images"][0]["path"])
+    prepare = store.get(ran.prepare).result
+    assert Path(prepare["path"]) == ran.home / "character_data" / "training_sets" / "obama"
+    assert Path(prepare["path"]).is_dir() and Path(prepare["contact_sheet"]).is_file()
     listed = store.page(character="obama").items
     assert {job.id: job.result for job in listed} == {
         job_id: store.get(job_id).result for job_id in ran.ids
