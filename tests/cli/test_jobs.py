@@ -40,7 +40,7 @@ def test_failed_jobs_show_their_error_in_the_list(cli: CliRunner, home: Path) ->
     # The message column used to be empty for failed jobs.
     assert cli("character", "add", "obama", "--images", str(DATA / "obama_2009.jpg")).code == 0
     services = build_services(load_settings(home=home))
-    store = JobStore(services.db)
+    store = JobStore(services.db, services.store.home)
     job = store.create("faces_extract", character="obama", params={})
     assert store.claim(job.id, "test-worker")
     store.fail(job.id, "no reference of 'obama' has one usable face")

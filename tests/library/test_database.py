@@ -43,7 +43,9 @@ def test_a_locked_database_is_a_database_error_in_services_that_did_not_wrap(
     holder = lock_the_database(services)
     try:
         with pytest.raises(DatabaseError, match=r"^database error: .*database is locked"):
-            JobStore(services.db).create("faces_extract", character="yuki", params={})
+            JobStore(services.db, services.store.home).create(
+                "faces_extract", character="yuki", params={}
+            )
         with pytest.raises(DatabaseError, match=r"database is locked"):
             services.datasets.edit_caption("yuki", "obama_2009.jpg", "yukicharacter, man")
     finally:
@@ -62,7 +64,9 @@ def test_the_api_answers_503_for_a_locked_database(
     monkeypatch.setattr("charstudio.library.engines._SQLITE_BUSY_TIMEOUT_MS", 0)
     services.db.engine.dispose()
     services.library.create("yuki", [DATA / "obama_2009.jpg"])
-    job = JobStore(services.db).create("faces_extract", character="yuki", params={})
+    job = JobStore(services.db, services.store.home).create(
+        "faces_extract", character="yuki", params={}
+    )
     with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
         holder = lock_the_database(services)
         try:

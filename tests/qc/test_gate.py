@@ -140,7 +140,7 @@ def test_no_qc_keeps_everything(services: Services) -> None:
 def test_a_gated_job_whose_attempts_run_out_ends_partial(services: Services) -> None:
     result = run(services, {560: "stranger", 561: "stranger"}, 560, extra_attempts=1)
     assert result.partial and result.images == []
-    job = JobStore(services.db).get(result.job)
+    job = JobStore(services.db, services.store.home).get(result.job)
     assert job.state == "partial" and job.has_result and job.finished
     assert job.result["partial"] is True and len(job.result["rejected"]) == 2
 

@@ -34,7 +34,7 @@ def list_jobs(
 ) -> None:
     """The newest jobs with their state and progress."""
     console = Console(json_mode=json_output)
-    store = JobStore(services_of(ctx).db)
+    store = _store(ctx)
     if state is not None and state not in STATES:
         console.abort(f"unknown state {state!r}; use one of {', '.join(STATES)}", code=2)
     page = store.page(state=cast(JobState | None, state), limit=limit)
@@ -56,7 +56,7 @@ def show(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False) -> 
 
     console = Console(json_mode=json_output)
     services = services_of(ctx)
-    job = JobStore(services.db).get(job_id)
+    job = _store(ctx).get(job_id)
     note = waiting_note(WorkerRegistry(services.db), job, within_s=services.settings.job_stale_s)
     if json_output:
         console.json(job)
@@ -73,7 +73,7 @@ def show(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False) -> 
 def cancel(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False) -> None:
     """Cancel a queued job, or stop a running one at its next step."""
     console = Console(json_mode=json_output)
-    job = JobStore(services_of(ctx).db).cancel(job_id)
+    job = _store(ctx).cancel(job_id)
     if json_output:
         console.json(job)
         return
@@ -81,6 +81,12 @@ def cancel(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False) -
         console.success(f"job {job.id} cancelled")
     else:
         console.success(f"job {job.id} will stop at its next step")
+
+
+def _store(ctx: typer.Context) -> JobStore:
+    """The jobs of this library; a result's files as this machine finds them."""
+    services = services_of(ctx)
+    return JobStore(services.db, services.store.home)
 
 
 def _row(job: JobInfo) -> tuple[str, str, str, str, str, str]:

@@ -62,7 +62,7 @@ class JobQueue:
     ) -> None:
         self.services = services
         self.settings = services.settings
-        self.store = JobStore(services.db)
+        self.store = JobStore(services.db, services.store.home)
         self.kinds = dict(kinds or KINDS)
         self.mailboxes = Mailboxes(services.settings, self.kinds, self._run_message)
         self._last_recovery = float("-inf")

@@ -12,12 +12,19 @@ both win:
 * :meth:`JobStore.stale` finds running jobs whose worker stopped beating (killed, out of
   memory, machine gone); :meth:`JobStore.requeue_or_fail` puts each back in the queue once
   more, or fails it with the reason — never "running" forever.
+
+A finished job's result names its files relative to the data root, as the library's rows
+do (:func:`~charstudio.library.stored_paths.to_stored_json`): the worker that ran it may
+mount the shared root at another path than the API, the CLI or the studio reading it, so
+:meth:`JobStore.succeed` stores them relative and every read (:meth:`JobStore.get`,
+:meth:`JobStore.page`) gives them as files under this process's own ``home``.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,6 +34,7 @@ from charstudio.library.database import Database
 from charstudio.library.jobs_table import delete_job, insert_job, update_job
 from charstudio.library.models import Character, Job
 from charstudio.library.names import name_key
+from charstudio.library.stored_paths import from_stored_json, to_stored_json
 
 __all__ = ["JobStore"]
 
@@ -45,10 +53,12 @@ _ID_LENGTH = 36
 
 
 class JobStore:
-    """Create, claim, update and finish job records."""
+    """Create, claim, update and finish job records; ``home``: this machine's data root,
+    which stored results are relative to."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, home: Path) -> None:
         self.db = db
+        self.home = home
 
     # -- create and read --------------------------------------------------------------
     def create(
@@ -157,11 +167,13 @@ class JobStore:
 
     def succeed(self, job_id: str, result: dict[str, Any]) -> None:
         """Close a job that ran to its end: ``partial`` when its result says ``partial``
-        (made less than asked), else ``succeeded``."""
+        (made less than asked), else ``succeeded``. Its files are stored relative to the
+        data root (the module docstring)."""
+        stored = to_stored_json(self.home, result)
         if result.get("partial") is True:
-            self._finish(job_id, "partial", result=result, message="partial")
+            self._finish(job_id, "partial", result=stored, message="partial")
         else:
-            self._finish(job_id, "succeeded", result=result, message="done")
+            self._finish(job_id, "succeeded", result=stored, message="done")
 
     def fail(self, job_id: str, error: str) -> None:
         self._finish(job_id, "failed", error=error, message="failed")
@@ -247,8 +259,7 @@ class JobStore:
         with self.db.sessions.begin() as session:
             return update_job(session, job_id, *conditions, **values)
 
-    @staticmethod
-    def _info(job: Job, character: str | None) -> JobInfo:
+    def _info(self, job: Job, character: str | None) -> JobInfo:
         return JobInfo(
             id=job.id,
             kind=job.kind,
@@ -258,7 +269,7 @@ class JobStore:
             progress_total=job.progress_total or 0,
             message=job.message or "",
             params=job.params or {},
-            result=job.result or {},
+            result=from_stored_json(self.home, job.result or {}),
             error=job.error or "",
             attempts=job.attempts or 0,
             worker=job.worker,

@@ -75,9 +75,10 @@ class Results:
 
 
 def stored_files(services: Services, images: list[dict[str, Any]]) -> dict[int, Path]:
-    """Where a job result's images are on this machine, by generation id: the library's rows
-    name them relative to the data root, where the result has the path the worker that
-    made them saw (another machine may mount the root elsewhere)."""
+    """Where a job result's images are on this machine, by generation id, from the library's
+    rows (relative to the data root): a result names them so too, but one stored before
+    results were relative has the path the worker that made them saw (another machine may
+    mount the root elsewhere)."""
     ids = [int(i["generation_id"]) for i in images if i.get("generation_id") is not None]
     if not ids:
         return {}
