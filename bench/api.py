@@ -122,12 +122,12 @@ async def load(
                 else:
                     bodies.append(response.text)
 
-        for _ in range(min(50, requests)):  # warm-up: connections, imports, caches
-            await client.request(method, url) if method == "GET" else None
+        for _ in range(min(50, requests) if method == "GET" else 0):  # warm-up: caches
+            (await client.request(method, url)).raise_for_status()
         started = time.perf_counter()
         await asyncio.gather(*(one_client() for _ in range(concurrency)))
-        if errors:
-            print(f"{url}: {len(errors)} failed requests: {sorted(set(errors))}", file=sys.stderr)
+        if errors:  # a figure made of error answers would measure the wrong thing
+            raise SystemExit(f"{url}: {len(errors)} failed requests: {sorted(set(errors))}")
         return time.perf_counter() - started, latencies, bodies
 
 
@@ -273,6 +273,9 @@ def main() -> None:
                         f"{failed['total']} job(s) failed, the first: {failed['items'][0]['error']}"
                     )
                 time.sleep(0.5)
+            else:
+                done = len(ran_file.read_text().splitlines())
+                raise SystemExit(f"{done} of {len(submitted)} jobs ran in 600 s")
             drained = time.perf_counter() - started
             time.sleep(1.0)  # anything run twice would show up now
             ran = ran_file.read_text().splitlines()
@@ -303,6 +306,11 @@ def main() -> None:
         f"{twice} run twice; drained by one worker (4 threads) in {drained:.1f} s "
         f"({len(ran) / drained:.0f} jobs/s)"
     )
+    if len(submitted) != args.jobs or lost or twice:
+        raise SystemExit(
+            f"queue check failed: {args.jobs} jobs asked for, {len(submitted)} submitted, "
+            f"{len(lost)} lost, {twice} run twice"
+        )
 
 
 if __name__ == "__main__":

@@ -86,9 +86,29 @@ async def charstudio_jobs(url: str, jobs: int, reference: Path) -> list[float]:
         await run_request(pool, request(10**6, reference))  # warm: catalog, upload, socket
         for seed in range(jobs):
             start = time.perf_counter()
-            await run_request(pool, request(seed, reference))
+            images = await run_request(pool, request(seed, reference))
             times.append(time.perf_counter() - start)
+            if len(images) != 1:
+                raise SystemExit(f"charstudio: job {seed} returned {len(images)} images, not 1")
     return times
+
+
+async def post_prompt(http: httpx.AsyncClient, graph: dict[str, Any]) -> str:
+    """The bare client's POST /prompt: a refused graph stops the bench with the server's
+    answer (the bare side must run the same job as charstudio's, not time an error)."""
+    answer = await http.post("/prompt", json={"prompt": graph})
+    if answer.status_code != 200 or "prompt_id" not in answer.json():
+        raise SystemExit(f"bare client: POST /prompt refused: {answer.text[:500]}")
+    return str(answer.json()["prompt_id"])
+
+
+async def download(http: httpx.AsyncClient, prompt_id: str, entry: dict[str, Any]) -> None:
+    """The bare client's /view downloads; a job that ended without an image stops the bench."""
+    images = [i for output in entry[prompt_id]["outputs"].values() for i in output["images"]]
+    if not images:
+        raise SystemExit(f"bare client: prompt {prompt_id} ended without an image: {entry}")
+    for image in images:
+        (await http.get("/view", params=image)).raise_for_status()
 
 
 async def bare_jobs(url: str, jobs: int, reference: Path) -> list[float]:
@@ -96,20 +116,19 @@ async def bare_jobs(url: str, jobs: int, reference: Path) -> list[float]:
     async with httpx.AsyncClient(base_url=url) as http:
         name = reference.name
         files = {"image": (name, reference.read_bytes(), "image/png")}
-        await http.post("/upload/image", files=files, data={"overwrite": "true"})
+        (
+            await http.post("/upload/image", files=files, data={"overwrite": "true"})
+        ).raise_for_status()
         template = build_workflow(request(0, reference).workflow_request(0, ServerNames(name)))
         for seed in range(jobs):
             graph = {k: {**v, "inputs": dict(v["inputs"])} for k, v in template.items()}
             sampler = next(k for k, v in graph.items() if v["class_type"] == "KSampler")
             graph[sampler]["inputs"]["seed"] = seed
             start = time.perf_counter()
-            answer = (await http.post("/prompt", json={"prompt": graph})).json()
-            prompt_id = answer["prompt_id"]
+            prompt_id = await post_prompt(http, graph)
             while not (entry := (await http.get(f"/history/{prompt_id}")).json()):
                 await asyncio.sleep(0.001)
-            for output in entry[prompt_id]["outputs"].values():
-                for image in output["images"]:
-                    (await http.get("/view", params=image)).raise_for_status()
+            await download(http, prompt_id, entry)
             times.append(time.perf_counter() - start)
     return times
 
@@ -122,18 +141,18 @@ async def bare_throughput(urls: list[str], jobs: int, reference: Path) -> dict[s
     sampler = next(k for k, v in template.items() if v["class_type"] == "KSampler")
     for http in clients:
         files = {"image": (name, reference.read_bytes(), "image/png")}
-        await http.post("/upload/image", files=files, data={"overwrite": "true"})
+        (
+            await http.post("/upload/image", files=files, data={"overwrite": "true"})
+        ).raise_for_status()
 
     async def one(seed: int) -> tuple[int, str]:
         http = clients[seed % len(clients)]
         graph = {k: {**v, "inputs": dict(v["inputs"])} for k, v in template.items()}
         graph[sampler]["inputs"]["seed"] = seed
-        prompt_id = (await http.post("/prompt", json={"prompt": graph})).json()["prompt_id"]
+        prompt_id = await post_prompt(http, graph)
         while not (entry := (await http.get(f"/history/{prompt_id}")).json()):
             await asyncio.sleep(0.02)
-        for output in entry[prompt_id]["outputs"].values():
-            for image in output["images"]:
-                (await http.get("/view", params=image)).raise_for_status()
+        await download(http, prompt_id, entry)
         return seed, prompt_id
 
     start = time.perf_counter()
@@ -177,6 +196,8 @@ def main() -> None:
     parser.add_argument("--pool-jobs", type=int, default=1000)
     parser.add_argument("--servers", type=int, default=4)
     args = parser.parse_args()
+    if args.servers < 2 or args.jobs < 1 or args.pool_jobs < 1:
+        parser.error("needs --servers >= 2 (one each for the two one-at-a-time runs), jobs >= 1")
     from PIL import Image
 
     reference = Path(f"/tmp/charstudio-bench-{uuid.uuid4().hex}.png")
@@ -213,6 +234,12 @@ def main() -> None:
             f"duplicated {result['duplicated']}"
         )
     print("  charstudio per server: " + ", ".join(str(n) for n in pool["per_server"].values()))
+    for label, result in (("bare client", bare_pool), ("charstudio pool", pool)):
+        if result["images"] != args.pool_jobs or result["lost"] or result["duplicated"]:
+            raise SystemExit(
+                f"{label}: {result['images']} images for {args.pool_jobs} jobs, "
+                f"{result['lost']} lost, {result['duplicated']} duplicated"
+            )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,13 @@ def run_face_recognition(paths: list[Path]) -> tuple[float, list[list[FaceBox]]]
     _shim_pkg_resources()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pkg_resources deprecation inside the package
-        import face_recognition
+        try:
+            import face_recognition
+        except ImportError as exc:
+            raise SystemExit(
+                f"the baseline is missing ({exc}): "
+                ".venv/bin/pip install --no-deps face_recognition==1.3.0"
+            ) from exc
     start = time.perf_counter()
     boxes = []
     for path in paths:
@@ -100,10 +106,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     files = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files or args.repeat < 1:
+        parser.error(f"needs images in {args.folder} and --repeat >= 1")
     paths = files * args.repeat
     fr_time, fr_boxes = run_face_recognition(paths)
     cs_time, cs_boxes = run_charstudio(paths, args.workers)
     same, found, total, iou = agreement(cs_boxes[: len(files)], fr_boxes[: len(files)])
+    if not found:  # nothing in common: one side no longer detects, the figures mean nothing
+        raise SystemExit(
+            f"no face found by both: charstudio {sum(map(len, cs_boxes))}, "
+            f"face_recognition {sum(map(len, fr_boxes))} faces"
+        )
     n = len(paths)
     print(f"{n} images ({len(files)} files x {args.repeat}) from {args.folder}\n")
     print(f"{'pipeline':<34}{'seconds':>9}{'images/s':>10}{'faces':>7}")

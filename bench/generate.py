@@ -202,6 +202,14 @@ def _timed(call: Any) -> Timing:
     return Timing(time.perf_counter() - started, time.process_time() - cpu)
 
 
+def one_image(backend: DiffusersBackend, req: GenerationRequest) -> None:
+    """charstudio's side: one generation, which must return its one image (a call that
+    returned nothing would time nothing)."""
+    images = backend.generate(req)
+    if len(images) != 1 or not images[0].png:
+        raise SystemExit(f"charstudio returned {len(images)} images for {req.method}, not 1")
+
+
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     from PIL import Image
 
@@ -212,7 +220,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     options = DiffusersOptions(base_model=base, models_dir=models, device=device)
     ours = DiffusersBackend(options, cache=PipelineCache())
     first_ours = _timed(
-        lambda: ours.generate(request(args, lora, reference_path, 1, "lora_ipadapter"))
+        lambda: one_image(ours, request(args, lora, reference_path, 1, "lora_ipadapter"))
     )
     model, _ = ours.cache.get(base.resolve(), family="sd15", config_dir=None, device=device)
     plain_holder: list[Plain] = []
@@ -224,12 +232,12 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     times: dict[str, list[Timing]] = {"charstudio": [], "diffusers": [], "charstudio lora_only": []}
     for seed in range(2, 2 + args.images):  # the two sides interleaved
         req = request(args, lora, reference_path, seed, "lora_ipadapter")
-        times["charstudio"].append(_timed(lambda r=req: ours.generate(r)))
+        times["charstudio"].append(_timed(lambda r=req: one_image(ours, r)))
         times["diffusers"].append(_timed(lambda r=req: plain(r, reference)))
     # Apart: switching methods detaches the IP-Adapter, which interleaving would time too.
     for seed in range(2, 2 + args.images + 1):
         only = request(args, lora, reference_path, seed, "lora_only")
-        times["charstudio lora_only"].append(_timed(lambda r=only: ours.generate(r)))
+        times["charstudio lora_only"].append(_timed(lambda r=only: one_image(ours, r)))
     times["charstudio lora_only"].pop(0)  # the call that detached the adapter
     wall = {k: statistics.median(t.wall for t in v) for k, v in times.items()}
     cpu = {k: statistics.median(t.cpu for t in v) for k, v in times.items()}
@@ -265,6 +273,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.images < 1 or args.steps < 1:
+        parser.error("needs --images >= 1 and --steps >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="charstudio-bench-generate-") as tmp:

@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--size", type=int, default=1024, help="side of each JPEG, pixels")
     args = parser.parse_args()
+    if args.images < 1 or args.size < 64:
+        parser.error("needs --images >= 1 and --size >= 64")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         paths = make_images(root / "src", args.images, args.size)
@@ -67,8 +69,13 @@ def main() -> None:
 
         def charstudio_import() -> None:
             services = build_services(load_settings(home=root / "home"))
-            services.library.create("bench", [root / "src"])
+            result = services.library.create("bench", [root / "src"])
             services.close()
+            if len(result.added) != len(paths):  # a rate over fewer images would flatter it
+                raise SystemExit(
+                    f"charstudio imported {len(result.added)} of {len(paths)} images "
+                    f"({len(result.duplicates)} duplicates, {len(result.skipped)} skipped)"
+                )
 
         rows = [
             timed("shutil.copyfile (floor)", len(paths), plain_copy),

@@ -17,7 +17,8 @@ resized to 512 and 1024 px, in memory), one process:
 The issue's target is QC under about 0.15 s per image on this CPU for identity +
 soundness (under 10 % of a GPU's SD1.5 generation).
 
-Usage: ``python bench/qc.py [--repeat N] [--no-full-clip]``
+Usage: ``python bench/qc.py [--repeat N] [--no-full-clip] [--sizes 512,1024] [--photos 8]``
+(``--sizes 512 --photos 2 --repeat 1 --no-full-clip``: a quick check that it still runs)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from charstudio.faces.registry import load_backend
 from charstudio.qc.checker import QualityChecker
 from charstudio.qc.clip import ClipScorer
 from charstudio.qc.identity import CharacterIdentity, load_identity
-from charstudio.qc.types import QCRequest
+from charstudio.qc.types import CheckName, QCRequest
 from charstudio.services import build_services
 from charstudio.training.tokenizer_files import write_clip_tokenizer
 
@@ -103,11 +104,32 @@ def rate(run: Callable[[np.ndarray], object], images: list[np.ndarray], repeat: 
     return len(images) * repeat / (time.perf_counter() - start)
 
 
+def verify(checkers: dict[str, QualityChecker], request: QCRequest) -> None:
+    """Stop unless every checker measures what its row says on a photo of the character:
+    a check that comes back ``not_checked`` (a scorer that no longer loads, an identity
+    that no longer matches) would time a skipped check."""
+    image = square(DATA / CHARACTER[0], 512)
+    for label, checker in checkers.items():
+        result = checker.check(image, request)
+        wanted: list[CheckName] = (
+            ["identity", "adherence_clip"] if "CLIP" in label else ["identity"]
+        )
+        for name in wanted:
+            entry = result.get(name)
+            if entry is None or entry.status == "not_checked" or entry.score is None:
+                raise SystemExit(f"{label}: the {name} check measured nothing: {entry}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-full-clip", action="store_true", help="skip the ViT-L/14 row")
+    parser.add_argument("--sizes", default="512,1024", help="square sides, comma-separated")
+    parser.add_argument("--photos", type=int, default=8, help="how many test photographs")
     args = parser.parse_args()
+    sides = [int(side) for side in args.sizes.split(",")]
+    if args.repeat < 1 or args.photos < 1 or min(sides) < 64:
+        parser.error("needs --repeat >= 1, --photos >= 1 and sizes >= 64")
     backend = load_backend("dlib")
     scratch = tempfile.TemporaryDirectory()
     identity = make_identity(Path(scratch.name) / "home")
@@ -121,10 +143,11 @@ def main() -> None:
         folder = write_clip(Path(scratch.name) / label.replace(" ", "_"), full=full)
         scorer = ClipScorer(folder)
         checkers[label] = QualityChecker(backend=backend, identity=identity, adherence=[scorer])
-    photos = sorted(DATA.glob("*.jpg"))
+    verify(checkers, request)
+    photos = sorted(DATA.glob("*.jpg"))[: args.photos]
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"{'size':>6}  " + "  ".join(f"{c:>20}" for c in ["analyse (baseline)", *checkers]))
-    for side in (512, 1024):
+    for side in sides:
         images = [square(p, side) for p in photos]
         figures = [rate(lambda im: analyse_image(backend, im, embed="all"), images, args.repeat)]
         for checker in checkers.values():

@@ -67,6 +67,8 @@ def show(report: ScaleReport) -> None:
     )
     for problem in report.problems[:20]:
         print(f"    {problem}")
+    for error, count in list(report.errors.items())[:5]:
+        print(f"  failed {count}x: {error[:300]}")
 
 
 def main() -> int:
@@ -130,7 +132,16 @@ def main() -> int:
         f"(through a kill and a lost server) against {baseline.jobs_per_s:.1f} jobs/s for "
         "one worker on SQLite"
     )
-    return 1 if any(r.problems for r in reports) else 0
+    failed = [
+        f"{r.backend}: {r.jobs - r.states.get('succeeded', 0)} of {r.jobs} jobs did not succeed"
+        for r in reports
+        if r.states.get("succeeded", 0) != r.jobs
+    ]
+    broken = [f"{r.backend}: {len(r.problems)} problems" for r in reports if r.problems]
+    if failed or broken:  # a figure over failed jobs measures the failure, not the work
+        print("\nFAILED: " + "; ".join(failed + broken), file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

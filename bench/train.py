@@ -1,6 +1,6 @@
 """LoRA training speed: charstudio's trainer against a diffusers-example loop, same model.
 
-    .venv/bin/python bench/train.py [--size small|sd15] [--resolution 256] [--rank 32]
+    .venv/bin/python bench/train.py [--size tiny|small|sd15] [--resolution 256] [--rank 32]
                                     [--steps 12] [--warmup 3] [--images 8]
 
 Both runs train the same random-initialised model (built from configs and saved as a
@@ -21,7 +21,8 @@ Each run is a separate process, so its peak memory (GPU: ``max_memory_allocated`
 RSS) is its own. Seconds per step are the median after ``--warmup`` steps. On a CPU shared
 with other work, run it with ``OMP_NUM_THREADS=1``: with two threads, small ops wait on
 thread hand-offs and the figures swing with the other processes' load. ``--size small``
-is an SD1.5-shaped UNet at a quarter of the width (for CPUs); ``--size sd15`` is full size.
+is an SD1.5-shaped UNet at a quarter of the width (for CPUs); ``--size sd15`` is full size;
+``--size tiny`` is the test suite's model (a check that both loops still run, in seconds).
 """
 
 from __future__ import annotations
@@ -71,7 +72,13 @@ def build_model(size: str, folder: Path) -> Path:
 
     from charstudio.training.families import FAMILIES, write_config_folder
 
-    family = FAMILIES["sd15"] if size == "sd15" else _small_family()
+    if size == "tiny":
+        sys.path.insert(0, str(ROOT))
+        from tests.training.tiny_models import tiny_family
+
+        family = tiny_family("sd15")
+    else:
+        family = FAMILIES["sd15"] if size == "sd15" else _small_family()
     configs = write_config_folder(family, folder / "configs")
     torch.manual_seed(0)
     pipe = StableDiffusionPipeline(
@@ -212,7 +219,7 @@ def child(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", choices=["small", "sd15"], default="small")
+    parser.add_argument("--size", choices=["tiny", "small", "sd15"], default="small")
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--rank", type=int, default=32)
     parser.add_argument("--steps", type=int, default=12)
@@ -224,6 +231,8 @@ def main() -> None:
     if args.only:
         child(args)
         return
+    if not 1 <= args.warmup < args.steps or args.images < 1:
+        parser.error("needs 1 <= --warmup < --steps (a timed step at least) and --images >= 1")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with tempfile.TemporaryDirectory(prefix="charstudio-bench-") as tmp:
         work = Path(tmp)
@@ -240,10 +249,10 @@ def main() -> None:
                 "--work",
                 str(work),
             ]
-            out = subprocess.run(
-                command, check=True, capture_output=True, text=True, cwd=ROOT
-            ).stdout
-            rows[which] = json.loads(out.strip().splitlines()[-1])
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            if done.returncode != 0:  # the loop's own error, not a bare CalledProcessError
+                sys.exit(f"the {which} loop failed ({done.returncode}):\n{done.stderr[-4000:]}")
+            rows[which] = json.loads(done.stdout.strip().splitlines()[-1])
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU x{torch.get_num_threads()}"
     print(
         f"model {args.size}, {args.resolution}px, rank {args.rank}, batch 1, {args.steps} steps "

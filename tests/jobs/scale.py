@@ -63,6 +63,7 @@ class ScaleReport:
     killed_worker: str | None
     stopped_server: str | None
     problems: list[str] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)  # failed jobs' reasons, counted
 
     @property
     def jobs_per_s(self) -> float:
@@ -297,6 +298,7 @@ def _check(
         attempts = Counter(job.attempts for job in rows)
         per_worker = Counter((job.worker or "?").rsplit(":", 1)[0] for job in rows)
         by_job = Counter(g.job_id for g in generations)
+        errors = Counter(str(job.error) for job in rows if job.state == "failed")
         per_server = Counter(str(g.params.get("server", "?")) for g in generations)
         if len(rows) != len(ids):
             problems.append(f"{len(ids) - len(rows)} submitted jobs have no row")
@@ -345,6 +347,7 @@ def _check(
         killed_worker=killed,
         stopped_server=stopped,
         problems=problems,
+        errors=dict(errors.most_common()),
     )
 
 
