@@ -3,8 +3,8 @@ fails here rather than in front of a reader of the README (a new job parameter o
 every API bench job fail and the bench wait 600 s): each must exit 0 and print figures that
 count what was asked for, with rates above zero. Not here: ``faces.py`` (its baseline,
 face_recognition, is not a dependency), ``train.py`` (three processes that load torch: over
-a minute even with ``--size tiny``). ``scale.py`` needs PostgreSQL and Redis: it runs on the
-servers' run only."""
+a minute even with ``--size tiny``). ``scale.py`` needs PostgreSQL and Redis: it runs in
+tests/jobs/test_scale.py, which the servers' run covers."""
 
 from __future__ import annotations
 
@@ -15,10 +15,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
-
-from tests.servers import Servers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,20 +119,3 @@ def test_dataset_bench_keeps_every_photo(tmp_path: Path) -> None:
         rate(total), rate(per_image)
         assert all(int(s) > 0 for s in re.findall(r"(-?\d+)%", shares)[:3]), shares
     assert re.search(r"^12 MP: [\d.]+ s per image \((meets|misses) the < 1 s target\)$", out, re.M)
-
-
-@pytest.mark.servers_only
-def test_scale_bench_runs_every_job_once(tmp_path: Path, servers: Servers | None) -> None:
-    assert servers is not None
-    out = bench(
-        tmp_path, "scale.py", "--jobs", "12", "--workers", "2", "--servers", "2",
-        "--concurrency", "2", "--baseline-jobs", "4", "--database-url", servers.database_url,
-        "--queue-url", servers.queue_url,
-    )  # fmt: skip
-    runs = re.findall(r"^(.+): (\d+) jobs, (\d+) worker\(s\), 2 server\(s\)$", out, re.M)
-    assert runs == [("PostgreSQL + Redis", "12", "2"), ("SQLite + SQLite queue", "4", "1")], out
-    states = re.findall(r"^  states (\{.*?\}), attempts", out, re.M)
-    assert states == ["{'succeeded': 12}", "{'succeeded': 4}"], out
-    assert out.count("checks: every job ended once; outputs and rows agree one for one") == 2
-    figures = re.search(r"^([\d.]+) jobs/s with 2 workers .* against ([\d.]+) jobs/s", out, re.M)
-    assert figures is not None and all(rate(value) for value in figures.groups()), out
