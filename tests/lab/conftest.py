@@ -18,6 +18,7 @@ judges them with the real dlib models.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from charstudio.services import Services, build_services
 from tests.backends.photo_backend import PhotoBackend
 from tests.backends.photo_outputs import Kind, PhotoScenario
 from tests.qc.conftest import make_character
+from tests.servers import Servers
 
 
 def kind_for(request: GenerationRequest, seed: int) -> Kind:
@@ -106,6 +108,11 @@ def make_lab(home: Path, *, loras: bool = True) -> Lab:
     if loras:
         add_lora(services, 1, promoted=True)
         add_lora(services, 2, promoted=False)
+    return lab_over(services)
+
+
+def lab_over(services: Services) -> Lab:
+    """The lab over ``services``, generating with a new :class:`StrengthBackend`."""
     backend = StrengthBackend()
     generation = GenerationService(
         library=services.library,
@@ -124,8 +131,24 @@ def make_lab(home: Path, *, loras: bool = True) -> Lab:
     return Lab(services, lab, backend)
 
 
+@pytest.fixture(scope="session")
+def lab_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root as :func:`make_lab` leaves it (SQLite inside), made once a session."""
+    home = tmp_path_factory.mktemp("lab") / "home"
+    make_lab(home).services.close()
+    return home
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[Lab]:
-    built = make_lab(tmp_path / "home")
+def world(tmp_path: Path, servers: Servers | None, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """:func:`make_lab` in the test's data root. On SQLite, a copy of ``lab_root`` (the
+    real dlib analysis of obama's photographs takes seconds; copying the folder,
+    milliseconds); on PostgreSQL, where the database is not in the folder, built anew."""
+    home = tmp_path / "home"
+    if servers is None:
+        shutil.copytree(request.getfixturevalue("lab_root"), home)
+        built = lab_over(build_services(load_settings(home=home)))
+    else:
+        built = make_lab(home)
     yield built
     built.services.close()
