@@ -18,6 +18,7 @@ judges them with the real dlib models.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import pytest
 from charstudio.backends import GenerationService
 from charstudio.backends.service_types import GenerationDefaults
 from charstudio.backends.types import BackendImage, CancelToken, GenerationRequest, ProgressSink
-from charstudio.config import load_settings
+from charstudio.config import Settings, load_settings
 from charstudio.lab import LabService
 from charstudio.library import to_stored
 from charstudio.library.models import Character, LoraVersion
@@ -35,6 +36,7 @@ from charstudio.services import Services, build_services
 from tests.backends.photo_backend import PhotoBackend
 from tests.backends.photo_outputs import Kind, PhotoScenario
 from tests.qc.conftest import make_character
+from tests.servers import Servers
 
 
 def kind_for(request: GenerationRequest, seed: int) -> Kind:
@@ -100,12 +102,17 @@ def add_lora(services: Services, version: int, *, promoted: bool) -> Path:
     return path
 
 
-def make_lab(home: Path, *, loras: bool = True) -> Lab:
-    services = build_services(load_settings(home=home))
+def make_lab(home: Path, *, loras: bool = True, settings: Settings | None = None) -> Lab:
+    services = build_services(settings or load_settings(home=home))
     make_character(services)
     if loras:
         add_lora(services, 1, promoted=True)
         add_lora(services, 2, promoted=False)
+    return lab_over(services)
+
+
+def lab_over(services: Services) -> Lab:
+    """The lab over ``services``, generating with a new :class:`StrengthBackend`."""
     backend = StrengthBackend()
     generation = GenerationService(
         library=services.library,
@@ -124,8 +131,36 @@ def make_lab(home: Path, *, loras: bool = True) -> Lab:
     return Lab(services, lab, backend)
 
 
+def sqlite_inside(home: Path) -> Settings:
+    """Settings of ``home`` with the database the SQLite file inside it, whatever the run:
+    a data root that is copied whole, database included."""
+    return load_settings(home=home, database_url=f"sqlite:///{home.absolute() / 'charstudio.db'}")
+
+
+@pytest.fixture(scope="session")
+def lab_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root as :func:`make_lab` leaves it (SQLite inside), made once a session."""
+    home = tmp_path_factory.mktemp("lab") / "home"
+    home.mkdir()
+    make_lab(home, settings=sqlite_inside(home)).services.close()
+    return home
+
+
+def copy_of_lab_root(lab_root: Path, home: Path) -> Lab:
+    """The lab over a copy of ``lab_root`` at ``home`` (its SQLite database included)."""
+    shutil.copytree(lab_root, home)
+    return lab_over(build_services(sqlite_inside(home)))
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[Lab]:
-    built = make_lab(tmp_path / "home")
+def world(tmp_path: Path, servers: Servers | None, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """:func:`make_lab` in the test's data root. On SQLite, a copy of ``lab_root`` (the
+    real dlib analysis of obama's photographs takes seconds; copying the folder,
+    milliseconds); on PostgreSQL, where the database is not in the folder, built anew."""
+    home = tmp_path / "home"
+    if servers is None:
+        built = copy_of_lab_root(request.getfixturevalue("lab_root"), home)
+    else:
+        built = make_lab(home)
     yield built
     built.services.close()

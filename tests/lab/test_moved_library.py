@@ -29,6 +29,7 @@ from tests.backends.photo_backend import PhotoBackend
 from tests.backends.photo_outputs import Kind, PhotoScenario
 from tests.lab.conftest import make_lab
 from tests.lab.test_report import SPEC
+from tests.servers import Servers
 
 CONFIG = DatasetConfig.parse(resolution=256, min_images=3)
 
@@ -60,12 +61,9 @@ def gate_once(services: Services, script: dict[int, Kind]) -> CheckedResult:
     return generate_checked(generation, checker, "obama", request)
 
 
-@pytest.fixture
-def moved(tmp_path: Path) -> tuple[Services, dict[str, list[str]]]:
+def make_library(first: Path) -> dict[str, list[str]]:
     """A library made at ``first/`` (generations with QC, some rejected; a training set; two
-    LoRA versions), copied whole to ``second/``, ``first/`` deleted, opened at ``second/``.
-    Returns the moved library's services and the paths its database held before the move."""
-    first, second = tmp_path / "first", tmp_path / "second"
+    LoRA versions); returns the paths its database holds."""
     world = make_lab(first)
     try:
         world.services.init()  # writes library.json, as `charstudio init` does
@@ -73,9 +71,33 @@ def moved(tmp_path: Path) -> tuple[Services, dict[str, list[str]]]:
         gated = gate_once(world.services, {500: "stranger", 501: "own"})
         assert len(gated.rejected) == 1  # QC moved one image to rejected/
         world.services.datasets.prepare("obama", CONFIG)
-        before = stored_paths(world.services)
+        return stored_paths(world.services)
     finally:
         world.services.close()
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[str]]]:
+    """:func:`make_library` once for the module (SQLite: the database is in the folder)."""
+    first = tmp_path_factory.mktemp("made") / "first"
+    return first, make_library(first)
+
+
+@pytest.fixture
+def moved(
+    tmp_path: Path, servers: Servers | None, request: pytest.FixtureRequest
+) -> tuple[Services, dict[str, list[str]]]:
+    """A library made at ``first/`` (see :func:`make_library`), copied whole to
+    ``second/``, ``first/`` deleted, opened at ``second/``. Returns the moved library's
+    services and the paths its database held before the move. On SQLite ``first/`` is a
+    copy of the module's ``made`` library; on PostgreSQL (the database is not in the
+    folder) it is made anew."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    if servers is None:
+        source, before = request.getfixturevalue("made")
+        shutil.copytree(source, first, symlinks=True)
+    else:
+        before = make_library(first)
     shutil.copytree(first, second, symlinks=True)
     shutil.rmtree(first)
     services = build_services(load_settings(home=second))

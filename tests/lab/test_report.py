@@ -4,24 +4,38 @@ LoRA version with a suggestion, from history, and as a self-contained HTML page.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from charstudio.errors import NotFound
-from charstudio.lab import Cell, Rates, ReportRow, TuneSpec, write_html
+from charstudio.lab import Cell, ConsistencyReport, Rates, ReportRow, TuneSpec, write_html
 from charstudio.lab.report import suggest_version
 from charstudio.library.assets import ready_lora_files
 from charstudio.library.models import LoraVersion
-from tests.lab.conftest import Lab, add_lora
+from tests.lab.conftest import Lab, add_lora, copy_of_lab_root
 from tests.lab.test_tune import GRID
 
 SPEC = TuneSpec(seeds=2, backend="photos")
 
 
-def test_the_report_measures_every_method_with_the_same_prompts_and_seeds(world: Lab) -> None:
+@pytest.fixture(scope="module")
+def reported(
+    tmp_path_factory: pytest.TempPathFactory, lab_root: Path
+) -> Iterator[tuple[Lab, ConsistencyReport]]:
+    """A world tuned over GRID, then its report with SPEC: made once for the tests that
+    read that report (78 generated images, each scored by QC with the real dlib models)."""
+    world = copy_of_lab_root(lab_root, tmp_path_factory.mktemp("reported") / "home")
     world.lab.tune("obama", GRID)  # applies LoRA 0.7, IP-Adapter 0.6: the tuned row
-    report = world.lab.report("obama", SPEC)
+    yield world, world.lab.report("obama", SPEC)
+    world.services.close()
+
+
+def test_the_report_measures_every_method_with_the_same_prompts_and_seeds(
+    reported: tuple[Lab, ConsistencyReport],
+) -> None:
+    world, report = reported
     rates = {r.label: r.rates.face_consistency for r in report.rows}
     # Seeds 1000-1005: even ones (3/6) for IP-Adapter alone, multiples of 4 (2/6) for LoRA
     # alone, none for img2img, all with both strengths held.
@@ -77,9 +91,8 @@ def test_only_ready_lora_versions_with_their_file_get_a_row(world: Lab) -> None:
     ]
 
 
-def test_the_html_report_is_self_contained(world: Lab) -> None:
-    world.lab.tune("obama", GRID)
-    report = world.lab.report("obama", SPEC)
+def test_the_html_report_is_self_contained(reported: tuple[Lab, ConsistencyReport]) -> None:
+    world, report = reported
     path = write_html(world.services.store, report)
     assert path.parent == world.services.store.reports_dir("obama") and path.suffix == ".html"
     page = path.read_text()

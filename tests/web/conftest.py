@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from charstudio.config import load_settings
 from charstudio.jobs import JobQueue
 from charstudio.server import create_app
-from charstudio.services import Services
+from charstudio.services import Services, build_services
 from tests.api.conftest import PHOTOS, TOKEN, files
 from tests.backends.fake_comfyui import FakeComfyUI
 from tests.backends.photo_outputs import PhotoScenario
@@ -30,8 +33,7 @@ def comfy() -> Iterator[FakeComfyUI]:
     server.stop()
 
 
-@pytest.fixture
-def web_services(services: Services, comfy: FakeComfyUI) -> Services:
+def set_up_for_the_studio(services: Services, comfy: FakeComfyUI) -> Services:
     services.settings = services.settings.model_copy(
         update={
             "api_token": TOKEN,
@@ -42,6 +44,21 @@ def web_services(services: Services, comfy: FakeComfyUI) -> Services:
     )
     services.init()  # after the settings: init builds the generation service
     return services
+
+
+@pytest.fixture
+def home(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """The test's data root; for a test that uses ``analysed``, a copy of
+    ``analysed_root`` (copied before anything opens it)."""
+    home = tmp_path / "data"
+    if "analysed" in request.fixturenames:
+        shutil.copytree(request.getfixturevalue("analysed_root"), home)
+    return home
+
+
+@pytest.fixture
+def web_services(services: Services, comfy: FakeComfyUI) -> Services:
+    return set_up_for_the_studio(services, comfy)
 
 
 @pytest.fixture
@@ -62,10 +79,14 @@ def browser(anonymous: TestClient) -> TestClient:
     """Logged in through the form; every request then carries the session's CSRF token as
     the X-CSRF-Token header, read from the page's meta tag as studio.js does
     (tests/web/test_csrf.py posts the forms' hidden field and refuses forgeries)."""
-    response = anonymous.post("/studio/login", data={"password": TOKEN, "next": "/studio"})
+    return log_in(anonymous)
+
+
+def log_in(client: TestClient) -> TestClient:
+    response = client.post("/studio/login", data={"password": TOKEN, "next": "/studio"})
     assert response.status_code == 303, response.text
-    anonymous.headers["X-CSRF-Token"] = csrf_of(anonymous.get("/studio").text)
-    return anonymous
+    client.headers["X-CSRF-Token"] = csrf_of(client.get("/studio").text)
+    return client
 
 
 def csrf_of(page: str) -> str:
@@ -77,10 +98,14 @@ def csrf_of(page: str) -> str:
 
 @pytest.fixture
 def obama(browser: TestClient) -> TestClient:
-    response = browser.post("/studio/characters", data={"name": "obama"}, files=files(*PHOTOS))
+    return add_obama(browser)
+
+
+def add_obama(client: TestClient) -> TestClient:
+    response = client.post("/studio/characters", data={"name": "obama"}, files=files(*PHOTOS))
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/studio/characters/obama"
-    return browser
+    return client
 
 
 def job_in(location: str) -> str:
@@ -89,12 +114,34 @@ def job_in(location: str) -> str:
     return location.split("job=")[1].split("#")[0].split("&")[0]
 
 
-@pytest.fixture
-def analysed(obama: TestClient, queue: JobQueue) -> TestClient:
-    """obama with faces extracted (identity, boxes, the IP-Adapter reference)."""
-    response = obama.post("/studio/characters/obama/faces")
+def analyse_obama(client: TestClient, queue: JobQueue) -> TestClient:
+    response = client.post("/studio/characters/obama/faces")
     assert queue.run(job_in(response.headers["location"])).state == "succeeded"
-    return obama
+    return client
+
+
+@pytest.fixture(scope="session")
+def analysed_root(tmp_path_factory: pytest.TempPathFactory, comfy: FakeComfyUI) -> Path:
+    """A data root where obama was added and his faces extracted through the studio, made
+    once a session: ``home`` copies it for each test that uses ``analysed`` (the real dlib
+    analysis of three photographs takes seconds; copying the folder, milliseconds)."""
+    home = tmp_path_factory.mktemp("analysed") / "data"
+    services = set_up_for_the_studio(build_services(load_settings(home=home)), comfy)
+    queue = JobQueue(services)
+    app = create_app(services, queue=queue)
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
+        analyse_obama(add_obama(log_in(client)), queue)
+    services.close()
+    return home
+
+
+@pytest.fixture
+def analysed(browser: TestClient, queue: JobQueue) -> TestClient:
+    """obama with faces extracted (identity, boxes, the IP-Adapter reference): this test's
+    data root is a copy of ``analysed_root``, where the studio did both."""
+    faces = queue.store.page(state=None, character="obama", limit=5, offset=0).items
+    assert [(job.kind, job.state) for job in faces] == [("faces_extract", "succeeded")], faces
+    return browser
 
 
 def recorded_lora(services: Services, version: int, *, promoted: bool) -> None:
