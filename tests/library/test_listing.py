@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -161,3 +162,29 @@ def test_an_unchanged_library_is_listed_without_a_query(services: Services, refs
     assert seen == []
     assert (without.items[1].has_lora, without.items[1].method) == (False, "img2img")
     assert services.library.profile("beta").method == "img2img"  # the profile agrees
+
+
+@pytest.mark.sqlite_only  # PostgreSQL keeps nothing
+def test_threads_share_the_kept_pages(services: Services, refs: Path) -> None:
+    """The API's and studio's threads list pages at once, more than are kept."""
+    for i in range(20):
+        services.library.create(f"c{i:02d}", [refs / "yuki_0.png"])
+    expected = {offset: [f"c{offset:02d}"] for offset in range(20)}
+    problems: list[BaseException] = []
+
+    def list_pages() -> None:
+        try:
+            for _ in range(10):
+                for offset in range(20):  # 20 pages: more than the 16 kept, so some drop
+                    names = [s.name for s in services.library.page(limit=1, offset=offset).items]
+                    assert names == expected[offset]
+        except BaseException as exc:  # reported below, with the thread's error
+            problems.append(exc)
+
+    threads = [threading.Thread(target=list_pages) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in threads)
+    assert problems == []

@@ -28,11 +28,15 @@ class ChangeCounter:
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         self._path = None if database in (None, "", ":memory:") else Path(str(database))
         self._connection: sqlite3.Connection | None = None
+        self._opened = 0  # connections opened so far
         self._lock = threading.Lock()  # one check at a time on the shared connection
 
-    def value(self) -> int | None:
-        """A number that differs from the last one if anything was committed since, or
-        ``None`` when this cannot be known (not a SQLite file, or the check failed)."""
+    def value(self) -> tuple[int, int] | None:
+        """A value that differs from the last one if anything was committed since, or
+        ``None`` when this cannot be known (not a SQLite file, or the check failed). It
+        holds which connection read it: counters of two connections are not comparable.
+        (A database file must not be replaced while charstudio has it open, which SQLite
+        itself does not support: restore a backup with the server stopped.)"""
         if self._path is None:
             return None
         with self._lock:
@@ -43,11 +47,12 @@ class ChangeCounter:
                         uri=True,
                         check_same_thread=False,  # guarded by the lock
                     )
+                    self._opened += 1
                 row = self._connection.execute("PRAGMA data_version").fetchone()
             except sqlite3.Error:
                 self._close()
                 return None  # the read behind the cache reports the problem itself
-        return int(row[0])
+            return self._opened, int(row[0])
 
     def close(self) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ no such counter and runs the query every time.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ class _Held(NamedTuple):
 class _Answer:
     """One page as read: its rows and LoRA candidates, and the summaries made of them."""
 
-    version: int | None
+    version: tuple[int, int] | None
     rows: Sequence[Row[Any]]
     candidates: LoraCandidates
     usable: frozenset[int]  # characters whose LoRA file existed
@@ -84,13 +85,15 @@ class Listing:
         self.store = store
         self.changes = ChangeCounter(db.engine)
         self._answers: OrderedDict[tuple[int | None, int], _Answer] = OrderedDict()
+        self._lock = threading.Lock()  # the API's and studio's threads share the pages kept
 
     def page(self, *, limit: int | None = None, offset: int = 0) -> CharacterPage:
         """Characters by name: ``limit`` of them (all: ``None``) after the first
         ``offset``, and how many there are."""
         key = (limit, offset)
         version = self.changes.value()  # before the read: a commit during it is seen next time
-        kept = self._answers.get(key)
+        with self._lock:
+            kept = self._answers.get(key)
         if version is not None and kept is not None and kept.version == version:
             usable = pick_usable_loras(self.store, kept.candidates)
             if frozenset(usable) == kept.usable:
@@ -99,16 +102,17 @@ class Listing:
         else:
             answer = self._read(version, limit, offset)
         if version is not None:
-            self._answers[key] = answer
-            self._answers.move_to_end(key)
-            while len(self._answers) > self._KEPT:
-                self._answers.popitem(last=False)
+            with self._lock:
+                self._answers[key] = answer
+                self._answers.move_to_end(key)
+                while len(self._answers) > self._KEPT:
+                    self._answers.popitem(last=False)
         return answer.page.model_copy(update={"items": list(answer.page.items)})
 
     def close(self) -> None:
         self.changes.close()
 
-    def _read(self, version: int | None, limit: int | None, offset: int) -> _Answer:
+    def _read(self, version: tuple[int, int] | None, limit: int | None, offset: int) -> _Answer:
         window = {"limit": _ALL if limit is None else limit, "offset": offset}
         with self.db.sessions.reading() as connection:
             rows = connection.execute(_SUMMARY_ROWS, window).all()
@@ -118,7 +122,7 @@ class Listing:
 
 
 def _summarise(
-    version: int | None,
+    version: tuple[int, int] | None,
     rows: Sequence[Row[Any]],
     candidates: LoraCandidates,
     store: AssetStore,
