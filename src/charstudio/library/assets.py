@@ -50,7 +50,6 @@ __all__ = [
     "profile_with",
     "read_assets",
     "ready_lora_files",
-    "resolve_stored_path",
     "usable_loras",
     "with_lora_version",
 ]
@@ -109,14 +108,9 @@ _LORAS = (
 _ONE = select(*ASSET_COLUMNS).where(Character.id == bindparam("id"))
 
 
-def resolve_stored_path(store: AssetStore, stored: str) -> Path:
-    """Paths in the database are relative to the data root (absolute ones are kept)."""
-    return from_stored(store.home, stored)
-
-
 def existing_file(store: AssetStore, stored: str) -> Path | None:
     """The file a stored path names, if it is there (a LoRA whose file was deleted is not)."""
-    path = resolve_stored_path(store, stored)
+    path = from_stored(store.home, stored)
     return path if path.is_file() else None
 
 
@@ -227,7 +221,7 @@ def with_lora_version(
         )
     if row.status != "ready":
         raise InvalidParameter(f"LoRA version {version} of {character.name} is {row.status}")
-    path = resolve_stored_path(store, row.path)
+    path = from_stored(store.home, row.path)
     if not path.is_file():
         raise NotFound(f"LoRA version {version} of {character.name}: {path} is gone")
     return assets.model_copy(

@@ -21,6 +21,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import Row, bindparam, func, select
@@ -98,7 +99,7 @@ class Listing:
             usable = pick_usable_loras(self.store, kept.candidates)
             if frozenset(usable) == kept.usable:
                 return kept.page.model_copy(update={"items": list(kept.page.items)})
-            answer = _summarise(version, kept.rows, kept.candidates, self.store, kept.page.total)
+            answer = _summarise(version, kept.rows, kept.candidates, usable, kept.page.total)
         else:
             answer = self._read(version, limit, offset)
         if version is not None:
@@ -118,17 +119,17 @@ class Listing:
             rows = connection.execute(_SUMMARY_ROWS, window).all()
             candidates = lora_candidates(connection, rows)
             total = rows[0].total if rows else connection.execute(_COUNT).scalar_one()
-        return _summarise(version, rows, candidates, self.store, total)
+        usable = pick_usable_loras(self.store, candidates)
+        return _summarise(version, rows, candidates, usable, total)
 
 
 def _summarise(
     version: tuple[int, int] | None,
     rows: Sequence[Row[Any]],
     candidates: LoraCandidates,
-    store: AssetStore,
+    usable: dict[int, tuple[int, Path]],
     total: int,
 ) -> _Answer:
-    usable = pick_usable_loras(store, candidates)
     items = []
     for row in rows:
         held = _Held(has_lora=row.id in usable, has_embedding=bool(row.identities))
